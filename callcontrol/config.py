@@ -1,0 +1,228 @@
+"""Settings: defaults, then a TOML file, then environment variables.
+
+Every setting has a documented default (see README.md, "Configuration"). A TOML file given with
+``--config`` (or ``CALLCONTROL_CONFIG``) overrides the defaults; an environment variable
+``CALLCONTROL_<SECTION>_<KEY>`` overrides both, for example ``CALLCONTROL_DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(Exception):
+    """A setting is missing, malformed or contradictory."""
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    # The embedded default: SQLite in the working folder. Production uses PostgreSQL
+    # (postgresql+asyncpg://...).
+    url: str = "sqlite+aiosqlite:///var/callcontrol.sqlite3"
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    # The PIN hash key lives outside the database: in this file (created on first use, mode 0600)
+    # unless pin_secret is given directly (environment: CALLCONTROL_SECURITY_PIN_SECRET).
+    pin_secret_file: str = "var/pin-secret"
+    pin_secret: str = ""
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    region: str = "GB"
+    # Emergency short codes (999, 112): cells have call bells, so refused unless "allow".
+    emergency_calls: str = "refuse"
+    max_social_contacts: int = 20
+    max_legal_contacts: int = 15
+    pin_tries_per_call: int = 3
+    pin_lockout_failures: int = 5
+    pin_lockout_window_s: int = 900
+    pin_lockout_s: int = 900
+    pin_digits: int = 4
+
+
+@dataclass(frozen=True)
+class AgiSettings:
+    host: str = "127.0.0.1"
+    port: int = 4573
+    # A whole AGI conversation (PIN prompts included) must finish within this many seconds.
+    session_timeout_s: float = 60.0
+    # Reading the AGI environment, or one reply, must finish within this many seconds.
+    read_timeout_s: float = 20.0
+
+
+@dataclass(frozen=True)
+class AmiSettings:
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "callcontrol"
+    secret: str = "callcontrol-ami-secret"
+    reconnect_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class AsteriskSettings:
+    pjsip_port: int = 5060
+    # The called parties: the PSTN trunk (in the lab, the simulated called party's SIPp).
+    pstn_host: str = "127.0.0.1"
+    pstn_port: int = 5070
+    # Where `callcontrol asterisk sync` writes the rendered cell endpoints. Empty: the lab's
+    # configuration folder.
+    cells_conf: str = ""
+    # Seconds that Dial lets the called party ring.
+    ring_timeout_s: int = 45
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    # The Debian sid root holding Asterisk 22 and SIPp, built once and shared between checkouts.
+    root: str = "~/.cache/callcontrol/asterisk-root"
+    # Several labs may share one root (for instance `make run` and the tests); each has a name.
+    name: str = "default"
+    # Use an asterisk already on the PATH (20 or newer) instead of the root: auto, yes or no.
+    use_system_asterisk: str = "auto"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    site: SiteSettings = field(default_factory=SiteSettings)
+    agi: AgiSettings = field(default_factory=AgiSettings)
+    ami: AmiSettings = field(default_factory=AmiSettings)
+    asterisk: AsteriskSettings = field(default_factory=AsteriskSettings)
+    lab: LabSettings = field(default_factory=LabSettings)
+    # Relative paths in the settings are taken from this folder (the working folder by default).
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def path(self, value: str) -> Path:
+        """A path setting made absolute: ``~`` expanded, relative to ``base_dir``."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def pin_secret(self, create: bool = False) -> bytes:
+        """The key for PIN hashes. With ``create``, a missing key file is made."""
+        if self.security.pin_secret:
+            return self.security.pin_secret.encode()
+        path = self.path(self.security.pin_secret_file)
+        if not path.exists():
+            if not create:
+                raise ConfigError(
+                    f"PIN secret file {path} is missing: PINs cannot be checked without it"
+                )
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32) + "\n")
+        value = path.read_text().strip()
+        if len(value) < 16:
+            raise ConfigError(f"PIN secret in {path} is too short (at least 16 characters)")
+        return value.encode()
+
+
+_SECTIONS = ("database", "security", "site", "agi", "ami", "asterisk", "lab")
+
+
+def _coerce(value: Any, kind: type, where: str) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false",
+                                                        "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if kind is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
+    if kind is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected text, got {value!r}")
+    return value
+
+
+def _section(cls: type, given: dict[str, Any], env: dict[str, str], name: str) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = set(given) - known
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in [{name}]: {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        kind = hints[f.name]
+        if f.name in given:
+            values[f.name] = _coerce(given[f.name], kind, f"[{name}] {f.name}")
+        env_name = f"CALLCONTROL_{name.upper()}_{f.name.upper()}"
+        if env_name in env:
+            values[f.name] = _coerce(env[env_name], kind, env_name)
+    return cls(**values)
+
+
+def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Read the settings. ``path`` (or ``CALLCONTROL_CONFIG``) names an optional TOML file."""
+    env = dict(os.environ) if env is None else env
+    path = path or env.get("CALLCONTROL_CONFIG") or None
+    data: dict[str, Any] = {}
+    base_dir = Path.cwd()
+    if path:
+        p = Path(path).expanduser()
+        try:
+            data = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"configuration file {p} is not valid TOML: {e}") from None
+    unknown = set(data) - set(_SECTIONS) - {"base_dir"}
+    if unknown:
+        raise ConfigError(f"unknown section(s): {', '.join(sorted(unknown))}")
+    if "base_dir" in data:
+        base_dir = Path(str(data["base_dir"])).expanduser()
+    if "CALLCONTROL_BASE_DIR" in env:
+        base_dir = Path(env["CALLCONTROL_BASE_DIR"]).expanduser()
+    hints = get_type_hints(Settings)
+    sections = {}
+    for name in _SECTIONS:
+        given = data.get(name, {})
+        if not isinstance(given, dict):
+            raise ConfigError(f"[{name}] must be a table")
+        sections[name] = _section(hints[name], given, env, name)
+    settings = Settings(base_dir=base_dir.resolve(), **sections)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    if s.site.emergency_calls not in ("refuse", "allow"):
+        raise ConfigError("[site] emergency_calls must be 'refuse' or 'allow'")
+    if s.lab.use_system_asterisk not in ("auto", "yes", "no"):
+        raise ConfigError("[lab] use_system_asterisk must be 'auto', 'yes' or 'no'")
+    for name, port in (("agi", s.agi.port), ("ami", s.ami.port),
+                       ("asterisk pjsip_port", s.asterisk.pjsip_port),
+                       ("asterisk pstn_port", s.asterisk.pstn_port)):
+        if not 0 < port < 65536:
+            raise ConfigError(f"{name} port {port} is out of range")
+    if not 1 <= s.site.pin_tries_per_call <= 10:
+        raise ConfigError("[site] pin_tries_per_call must be between 1 and 10")
+
+
+def with_overrides(settings: Settings, **sections: dict[str, Any]) -> Settings:
+    """A copy with some settings replaced, for tests and the lab: with_overrides(s, agi={...})."""
+    changes = {name: replace(getattr(settings, name), **values)
+               for name, values in sections.items()}
+    return replace(settings, **changes)

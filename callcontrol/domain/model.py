@@ -1,0 +1,101 @@
+"""Plain values of the domain: what a cell, a prisoner, a contact and a decision are.
+
+No I/O here: these are built by the adapters from rows and handed to the rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ContactKind(StrEnum):
+    SOCIAL = "social"
+    LEGAL = "legal"
+
+
+class ContactStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    BLOCKED = "blocked"
+
+
+class GlobalPolicy(StrEnum):
+    BLOCKED = "blocked"  # blocked for every prisoner
+    ALLOWED = "allowed"  # allowed for every prisoner (free-phone help lines, the Samaritans)
+
+
+class Outcome(StrEnum):
+    ALLOW = "allow"
+    REFUSE = "refuse"
+
+
+class Reason(StrEnum):
+    """Why a call was allowed or refused. These strings are stored, logged and shown."""
+
+    APPROVED_CONTACT = "approved_contact"
+    GLOBAL_ALLOWED = "global_allowed"
+    UNKNOWN_HANDSET = "unknown_handset"
+    HANDSET_DISABLED = "handset_disabled"
+    NO_PIN = "no_pin"
+    WRONG_PIN = "wrong_pin"
+    PIN_LOCKED = "pin_locked"
+    PRISONER_SUSPENDED = "prisoner_suspended"
+    INVALID_NUMBER = "invalid_number"
+    EMERGENCY_NUMBER = "emergency_number"
+    BLOCKED_NUMBER = "blocked_number"
+    CONTACT_PENDING = "contact_pending"
+    NOT_APPROVED = "not_approved"
+    CALL_IN_PROGRESS = "call_in_progress"
+    CALLER_HUNG_UP = "caller_hung_up"
+    INTERNAL_ERROR = "internal_error"
+
+
+@dataclass(frozen=True)
+class Handset:
+    cell: str
+    sip_username: str
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class Prisoner:
+    id: int
+    prison_number: str
+    name: str
+    pin_hash: str
+    cell: str | None
+    active: bool
+
+
+@dataclass(frozen=True)
+class Contact:
+    number: str  # E.164
+    kind: ContactKind
+    status: ContactStatus
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class GlobalNumber:
+    number: str  # E.164, or a short code such as 116123
+    policy: GlobalPolicy
+    privileged: bool = False
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    reason: Reason
+    number: str | None = None  # normalised (E.164 or short code), when the number was understood
+    privileged: bool = False  # never recorded, never monitored
+    detail: str = ""  # for the log: what exactly was wrong
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome is Outcome.ALLOW
+
+    @classmethod
+    def refuse(cls, reason: Reason, number: str | None = None, detail: str = "") -> Decision:
+        return cls(Outcome.REFUSE, reason, number=number, detail=detail)

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Build a Debian sid root holding Asterisk 22 and SIPp, once, outside the repository.
+# Usage: build-root.sh ROOT
+# Debian 12 has no asterisk package and sid's needs a newer libc, so it lives in its own root
+# (see shared LAB-NOTES). The host's apt mirror is reused. Safe to rerun: an existing, complete
+# root (marker file .callcontrol-ready) is left alone.
+set -euo pipefail
+root=${1:?usage: build-root.sh ROOT}
+if [ -f "$root/.callcontrol-ready" ]; then
+  echo "asterisk root ready at $root"
+  exit 0
+fi
+if ! command -v debootstrap >/dev/null; then
+  echo "installing debootstrap" >&2
+  apt-get update -q >/dev/null && apt-get install -y -q debootstrap >/dev/null
+fi
+mirror=$(grep -rhE '^[^#]*https?://' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
+  | grep -oE 'https?://[^ ]+/debian/?( |$)' | grep -v security | head -n1 | tr -d ' ' || true)
+mirror=${mirror:-http://deb.debian.org/debian}
+tmp="$root.partial"
+rm -rf "$tmp"
+mkdir -p "$(dirname "$root")"
+echo "debootstrap sid into $tmp from $mirror" >&2
+debootstrap --variant=minbase sid "$tmp" "$mirror" >&2
+cat > "$tmp/etc/apt/apt.conf.d/99callcontrol" <<'CONF'
+Acquire::Check-Valid-Until "false";
+APT::Install-Recommends "false";
+CONF
+# DNS in the root makes Asterisk crawl: the host's hosts file, and no unreachable nameserver.
+cp /etc/hosts "$tmp/etc/hosts"
+chroot "$tmp" apt-get update -q >&2
+DEBIAN_FRONTEND=noninteractive chroot "$tmp" apt-get install -y -q --no-install-recommends \
+  asterisk asterisk-core-sounds-en-gsm sip-tester >&2
+: > "$tmp/etc/resolv.conf"
+chroot "$tmp" asterisk -V >&2
+touch "$tmp/.callcontrol-ready"
+mv "$tmp" "$root"
+echo "asterisk root ready at $root"
