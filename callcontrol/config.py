@@ -80,6 +80,8 @@ class AsteriskSettings:
     cells_conf: str = ""
     # Seconds that Dial lets the called party ring.
     ring_timeout_s: int = 45
+    rtp_start: int = 20000
+    rtp_end: int = 24999
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,16 @@ def _coerce(value: Any, kind: type, where: str) -> Any:
     if kind is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false",
-                                                        "no", "off"):
+        if isinstance(value, str) and value.lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        ):
             return value.lower() in ("1", "true", "yes", "on")
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
     if kind is int:
@@ -212,9 +222,12 @@ def _validate(s: Settings) -> None:
         raise ConfigError("[site] emergency_calls must be 'refuse' or 'allow'")
     if s.lab.use_system_asterisk not in ("auto", "yes", "no"):
         raise ConfigError("[lab] use_system_asterisk must be 'auto', 'yes' or 'no'")
-    for name, port in (("agi", s.agi.port), ("ami", s.ami.port),
-                       ("asterisk pjsip_port", s.asterisk.pjsip_port),
-                       ("asterisk pstn_port", s.asterisk.pstn_port)):
+    for name, port in (
+        ("agi", s.agi.port),
+        ("ami", s.ami.port),
+        ("asterisk pjsip_port", s.asterisk.pjsip_port),
+        ("asterisk pstn_port", s.asterisk.pstn_port),
+    ):
         if not 0 < port < 65536:
             raise ConfigError(f"{name} port {port} is out of range")
     if not 1 <= s.site.pin_tries_per_call <= 10:
@@ -223,6 +236,7 @@ def _validate(s: Settings) -> None:
 
 def with_overrides(settings: Settings, **sections: dict[str, Any]) -> Settings:
     """A copy with some settings replaced, for tests and the lab: with_overrides(s, agi={...})."""
-    changes = {name: replace(getattr(settings, name), **values)
-               for name, values in sections.items()}
+    changes = {
+        name: replace(getattr(settings, name), **values) for name, values in sections.items()
+    }
     return replace(settings, **changes)

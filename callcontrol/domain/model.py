@@ -35,6 +35,7 @@ class Reason(StrEnum):
 
     APPROVED_CONTACT = "approved_contact"
     GLOBAL_ALLOWED = "global_allowed"
+    EMERGENCY_ALLOWED = "emergency_allowed"
     UNKNOWN_HANDSET = "unknown_handset"
     HANDSET_DISABLED = "handset_disabled"
     NO_PIN = "no_pin"

@@ -6,7 +6,19 @@
 # root (marker file .callcontrol-ready) is left alone.
 set -euo pipefail
 root=${1:?usage: build-root.sh ROOT}
+fixups() {
+  # Run on every call, so an older root gets them too.
+  local r=$1
+  # The sounds package installs its voice under a name of its own; Asterisk looks under "en".
+  if [ ! -e "$r/usr/share/asterisk/sounds/en" ] && [ ! -L "$r/usr/share/asterisk/sounds/en" ] && [ -d "$r/usr/share/asterisk/sounds/en_US_f_Allison" ]; then
+    ln -s en_US_f_Allison "$r/usr/share/asterisk/sounds/en"
+  fi
+  # DNS in the root makes Asterisk crawl: the host's hosts file, and no unreachable nameserver.
+  cp /etc/hosts "$r/etc/hosts"
+  : > "$r/etc/resolv.conf"
+}
 if [ -f "$root/.callcontrol-ready" ]; then
+  fixups "$root"
   echo "asterisk root ready at $root"
   exit 0
 fi
@@ -31,7 +43,7 @@ cp /etc/hosts "$tmp/etc/hosts"
 chroot "$tmp" apt-get update -q >&2
 DEBIAN_FRONTEND=noninteractive chroot "$tmp" apt-get install -y -q --no-install-recommends \
   asterisk asterisk-core-sounds-en-gsm sip-tester >&2
-: > "$tmp/etc/resolv.conf"
+fixups "$tmp"
 chroot "$tmp" asterisk -V >&2
 touch "$tmp/.callcontrol-ready"
 mv "$tmp" "$root"

@@ -1,0 +1,45 @@
+# callcontrol: two commands. `make run` starts the lab, the daemon and a demo prison;
+# `make test` sets up and runs the whole suite. Everything else here serves those two.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test setup system-deps lint format check-format clean help
+
+help:
+	@echo "make run    - set up, start the Asterisk lab, the daemon and a demo prison (Ctrl-C stops)"
+	@echo "make test   - set up and run the whole test suite (unit, protocol, database, end to end)"
+	@echo "make lint   - ruff check and format check"
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: system-deps $(BIN)/.installed
+
+# What the lab and the tests need from Debian: debootstrap (the Asterisk root), PostgreSQL's
+# server binaries (the tests start a PostgreSQL of their own), python3-venv.
+system-deps:
+	@bash scripts/system-deps.sh
+
+run: setup
+	$(BIN)/python -m callcontrol.demo
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -ra
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format:
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,173 @@
+"""The records a call decision reads and writes, on SQLAlchemy (implements services' CallStore)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcontrol.adapters.db import models as m
+from callcontrol.domain.model import (
+    Contact,
+    ContactKind,
+    ContactStatus,
+    GlobalNumber,
+    GlobalPolicy,
+    Handset,
+    Outcome,
+    Prisoner,
+)
+from callcontrol.services.authorise import DecisionRecord
+
+MAX_DIALLED = 64
+
+
+class SqlCallStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def handset(self, sip_username: str) -> Handset | None:
+        async with self.sessions() as s:
+            cell = await s.scalar(select(m.Cell).where(m.Cell.sip_username == sip_username))
+            if cell is None:
+                return None
+            return Handset(cell=cell.name, sip_username=cell.sip_username, enabled=cell.enabled)
+
+    async def prisoners_in_cell(self, cell: str) -> Sequence[Prisoner]:
+        async with self.sessions() as s:
+            rows = await s.execute(
+                select(m.Prisoner)
+                .join(m.Cell, m.Prisoner.cell_id == m.Cell.id)
+                .where(m.Cell.name == cell)
+                .order_by(m.Prisoner.id)
+            )
+            return [
+                Prisoner(
+                    id=p.id,
+                    prison_number=p.prison_number,
+                    name=p.name,
+                    pin_hash=p.pin_hash,
+                    cell=cell,
+                    active=p.active,
+                )
+                for p in rows.scalars()
+            ]
+
+    async def pin_failures_since(self, prisoner_id: int, since: datetime) -> Sequence[datetime]:
+        async with self.sessions() as s:
+            rows = await s.scalars(
+                select(m.PinFailure.at).where(
+                    m.PinFailure.prisoner_id == prisoner_id, m.PinFailure.at >= since
+                )
+            )
+            return list(rows)
+
+    async def record_pin_failure(
+        self, cell: str, prisoner_ids: Sequence[int], at: datetime
+    ) -> None:
+        async with self.sessions.begin() as s:
+            cell_id = await s.scalar(select(m.Cell.id).where(m.Cell.name == cell))
+            if cell_id is None:
+                return
+            for pid in prisoner_ids or [None]:
+                s.add(m.PinFailure(prisoner_id=pid, cell_id=cell_id, at=at))
+
+    async def contacts(self, prisoner_id: int) -> Sequence[Contact]:
+        async with self.sessions() as s:
+            rows = await s.scalars(select(m.Contact).where(m.Contact.prisoner_id == prisoner_id))
+            return [
+                Contact(
+                    number=c.number,
+                    kind=ContactKind(c.kind),
+                    status=ContactStatus(c.status),
+                    label=c.label,
+                )
+                for c in rows
+            ]
+
+    async def global_numbers(self) -> Mapping[str, GlobalNumber]:
+        async with self.sessions() as s:
+            rows = await s.scalars(select(m.GlobalNumber))
+            return {
+                g.number: GlobalNumber(
+                    number=g.number,
+                    policy=GlobalPolicy(g.policy),
+                    privileged=g.privileged,
+                    label=g.label,
+                )
+                for g in rows
+            }
+
+    async def has_active_call(self, prisoner_id: int) -> bool:
+        async with self.sessions() as s:
+            found = await s.scalar(
+                select(m.Call.id)
+                .where(m.Call.prisoner_id == prisoner_id, m.Call.ended_at.is_(None))
+                .limit(1)
+            )
+            return found is not None
+
+    async def record(self, record: DecisionRecord) -> bool:
+        d, a = record.decision, record.attempt
+        try:
+            async with self.sessions.begin() as s:
+                cell_id = None
+                if record.handset is not None:
+                    cell_id = await s.scalar(
+                        select(m.Cell.id).where(m.Cell.name == record.handset.cell)
+                    )
+                row = m.CallDecision(
+                    at=record.at,
+                    handset=a.endpoint[:64],
+                    cell_id=cell_id,
+                    prisoner_id=record.prisoner.id if record.prisoner else None,
+                    dialled=a.dialled[:MAX_DIALLED],
+                    number=d.number,
+                    outcome=d.outcome.value,
+                    reason=d.reason.value,
+                    detail=d.detail,
+                    privileged=d.privileged,
+                    channel=a.channel[:128],
+                    uniqueid=a.uniqueid[:64],
+                    sip_call_id=a.sip_call_id[:255],
+                    decision_ms=record.decision_ms,
+                )
+                s.add(row)
+                await s.flush()
+                if d.outcome is Outcome.ALLOW:
+                    assert record.prisoner is not None and cell_id is not None and d.number
+                    s.add(
+                        m.Call(
+                            decision_id=row.id,
+                            prisoner_id=record.prisoner.id,
+                            cell_id=cell_id,
+                            number=d.number,
+                            privileged=d.privileged,
+                            channel=a.channel[:128],
+                            uniqueid=a.uniqueid[:64],
+                            started_at=record.at,
+                        )
+                    )
+                    await s.flush()
+        except IntegrityError:
+            if d.outcome is Outcome.ALLOW:
+                return False  # the one-active-call-per-prisoner index said no
+            raise
+        return True
+
+    async def end_call(self, uniqueid: str, cause: str, at: datetime) -> bool:
+        async with self.sessions.begin() as s:
+            result = await s.execute(
+                update(m.Call)
+                .where(m.Call.uniqueid == uniqueid, m.Call.ended_at.is_(None))
+                .values(ended_at=at, hangup_cause=cause[:64])
+            )
+            return bool(result.rowcount)
+
+    async def open_calls(self) -> Sequence[str]:
+        async with self.sessions() as s:
+            rows = await s.scalars(select(m.Call.uniqueid).where(m.Call.ended_at.is_(None)))
+            return list(rows)

@@ -1,0 +1,22 @@
+"""Every name shared between the dialplan (dialplan/*.conf) and the daemon, in one place."""
+
+from __future__ import annotations
+
+# The FastAGI script the cell dialplan calls: AGI(${CC_AGI_URL}/cell-call,ENDPOINT,EXTEN,CALL_ID)
+CELL_CALL_SCRIPT = "cell-call"
+
+# Set by the daemon; the dialplan bridges only when DECISION is exactly ALLOW.
+DECISION = "CC_DECISION"
+ALLOW = "allow"
+REFUSE = "refuse"
+# The normalised number to dial (E.164 or a listed short code): digits with an optional "+".
+NUMBER = "CC_NUMBER"
+# Why: the Reason value, for the dialplan's log line.
+REASON = "CC_REASON"
+# Set by the dialplan (inherited by the outbound channel): the handset's SIP Call-ID.
+CALL_ID = "CC_CALL_ID"
+
+# Prompts (Asterisk core sounds, English).
+PROMPT_PIN = "agent-pass"  # "please enter your password ..."
+PROMPT_PIN_WRONG = "auth-incorrect"  # "password incorrect, please enter your password ..."
+PROMPT_CONNECTING = "pls-hold-while-try"

@@ -1,0 +1,188 @@
+"""`make run`: the lab, the daemon and a demo prison on SQLite, with a burst of simulated calls.
+
+Sets up everything (database, demo prison, the cells' endpoints in Asterisk), starts Asterisk
+and the daemon, places a few simulated calls so that a newcomer sees connected and refused calls
+and why, then keeps running until Ctrl-C, which stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+
+from callcontrol.app import LOG_FORMAT, Daemon
+from callcontrol.cli import main as cli
+from callcontrol.config import Settings, load_settings
+
+log = logging.getLogger("callcontrol.demo")
+
+# The demo prison: (cell, prisoner, name, PIN) and each prisoner's contacts.
+PRISONERS = [
+    ("A1-01", "A1234BC", "John Smith", "1234"),
+    ("A1-02", "A2345CD", "David Jones", "2345"),
+    ("A1-03", "A3456DE", "Peter Brown", "3456"),
+    ("A1-04", "A4567EF", "Mark Taylor", "4567"),
+]
+CONTACTS = [
+    # prisoner, number, kind, label, approve?
+    ("A1234BC", "020 7946 0000", "social", "mother (landline)", True),
+    ("A1234BC", "07911 123456", "social", "sister (mobile)", True),
+    ("A1234BC", "020 7946 0999", "legal", "solicitor", True),
+    ("A1234BC", "01632 960123", "social", "friend (awaiting approval)", False),
+    ("A2345CD", "020 7946 0123", "social", "partner", True),
+]
+GLOBAL_ALLOWED = [("116 123", "Samaritans", True)]
+GLOBAL_BLOCKED = [("020 7946 0666", "victim: no contact")]
+
+
+@dataclass(frozen=True)
+class DemoCall:
+    what: str
+    cell: str
+    pin: str
+    dial: str
+    hold: float = 4.0
+
+
+BURST = [
+    DemoCall("approved contact", "A1-01", "1234", "02079460000"),
+    DemoCall("same number, international format", "A1-01", "1234", "00442079460000"),
+    DemoCall("Samaritans (allowed for all, privileged)", "A1-02", "2345", "116123"),
+    DemoCall("number not on the list", "A1-02", "2345", "02079460555"),
+    DemoCall("contact still pending approval", "A1-01", "1234", "01632960123"),
+    DemoCall("globally blocked number", "A1-03", "3456", "02079460666"),
+    DemoCall("wrong PIN", "A1-03", "9999", "02079460000"),
+    DemoCall("emergency code (cells have call bells)", "A1-04", "4567", "999"),
+]
+
+
+def _cli(*args: str, config: str | None) -> int:
+    argv = list(args) + (["--config", config] if config else [])
+    return cli(argv)
+
+
+def seed(config: str | None, settings: Settings) -> None:
+    """Create the demo prison unless it is there already."""
+    if _cli("db", "upgrade", config=config) != 0:
+        raise SystemExit("database upgrade failed")
+    from callcontrol.adapters.db.engine import make_engine
+
+    async def has_cells() -> bool:
+        from sqlalchemy import text
+
+        engine = make_engine(settings.database.url)
+        try:
+            async with engine.connect() as conn:
+                return bool(await conn.scalar(text("SELECT count(*) FROM cells")))
+        finally:
+            await engine.dispose()
+
+    if asyncio.run(has_cells()):
+        log.info("demo prison already in the database")
+        return
+    log.info("creating the demo prison")
+    for cell, number, name, pin in PRISONERS:
+        _cli("cell", "add", cell, "--wing", "A", config=config)
+        _cli("prisoner", "add", number, "--name", name, "--pin", pin, "--cell", cell, config=config)
+    for prisoner, number, kind, label, approve in CONTACTS:
+        _cli("contact", "add", prisoner, number, "--kind", kind, "--label", label, config=config)
+        if approve:
+            _cli("contact", "approve", prisoner, number, config=config)
+    for number, label, privileged in GLOBAL_ALLOWED:
+        _cli(
+            "number",
+            "allow",
+            number,
+            "--label",
+            label,
+            *(["--privileged"] if privileged else []),
+            config=config,
+        )
+    for number, label in GLOBAL_BLOCKED:
+        _cli("number", "block", number, "--label", label, config=config)
+
+
+async def burst(settings: Settings, config: str | None) -> None:
+    from callcontrol.simulator.calls import place_call  # noqa: PLC0415
+
+    print("\n--- a burst of simulated calls -------------------------------------------------")
+    for call in BURST:
+        result = await place_call(
+            settings=settings, cell=call.cell, pin=call.pin, dial=call.dial, hold=call.hold
+        )
+        outcome = result.outcome.upper()
+        why = f"reason={result.reason}" if result.reason else ""
+        extra = (
+            f"setup {result.setup_ms:.0f} ms, talked {result.talk_s:.1f} s"
+            if result.outcome == "connected" and result.setup_ms is not None
+            else why
+        )
+        print(f"{call.what:45s} {call.cell} dials {call.dial:15s} -> {outcome:9s} {extra}")
+    print("--------------------------------------------------------------------------------\n")
+
+
+async def serve(settings: Settings, config: str | None, calls: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    daemon = Daemon(settings)
+    task = asyncio.create_task(daemon.run(stop))
+    started = asyncio.create_task(daemon.started.wait())
+    await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        await task  # raises why it could not start
+    assert daemon.ami is not None
+    try:
+        await daemon.ami.wait_connected(timeout=15)
+    except TimeoutError:
+        log.warning("the daemon is not connected to AMI yet; calls are decided all the same")
+    if calls:
+        await burst(settings, config)
+    print("The daemon is running; every decision is logged below. Ctrl-C stops everything.")
+    print(
+        "Place a call yourself:  .venv/bin/callcontrol-sim call --cell A1-01 --pin 1234 "
+        "--dial 02079460000 --hold 5"
+    )
+    await task
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m callcontrol.demo",
+        description="Start the Asterisk lab, the daemon and a demo prison (SQLite), place a "
+        "burst of simulated calls, and run until Ctrl-C.",
+    )
+    parser.add_argument("--config", help="a TOML settings file (default: built-in defaults)")
+    parser.add_argument("--no-calls", action="store_true", help="skip the burst of calls")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    settings = load_settings(args.config)
+    settings.pin_secret(create=True)
+    from callcontrol.lab.lab import Lab, LabError
+
+    lab = Lab(settings)
+    try:
+        status = lab.up()
+    except LabError as e:
+        print(f"callcontrol: error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps({"lab": status.name, "sip": status.pjsip, "ami": status.ami}))
+    try:
+        seed(args.config, settings)
+        if _cli("asterisk", "sync", config=args.config) != 0:
+            return 1
+        asyncio.run(serve(settings, args.config, not args.no_calls))
+    finally:
+        lab.down()
+        print("lab stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,301 @@
+"""The Asterisk lab: Asterisk 22 running this repository's asterisk-conf/ and dialplan/.
+
+Asterisk comes from the PATH when a recent one is there (20 or newer), otherwise from a Debian
+sid root built once by build-root.sh into a cache folder outside the repository (Debian 12 has
+no asterisk package). Everything binds to 127.0.0.1. Several labs can share one root: each has a
+name, and its own configuration, run, spool and log folders.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from callcontrol.config import REPO_ROOT, Settings
+
+log = logging.getLogger("callcontrol.lab")
+
+BUILD_SCRIPT = Path(__file__).with_name("build-root.sh")
+CONF_SOURCE = REPO_ROOT / "asterisk-conf"
+DIALPLAN_SOURCE = REPO_ROOT / "dialplan"
+CELLS_CONF = "pjsip_cells.conf"
+MIN_ASTERISK = 20
+
+
+class LabError(Exception):
+    """The lab could not be set up, started or stopped; the message says why."""
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    name: str
+    running: bool
+    pid: int | None
+    version: str
+    root: str
+    conf_dir: str
+    log_file: str
+    ami: str
+    pjsip: str
+    agi: str
+    pstn: str
+
+    def as_dict(self) -> dict[str, object]:
+        return self.__dict__.copy()
+
+
+def _asterisk_version(cmd: list[str]) -> tuple[int, str] | None:
+    try:
+        out = subprocess.run(cmd + ["-V"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"Asterisk (\d+)\.", out)
+    return (int(m.group(1)), out.strip()) if m else None
+
+
+class Lab:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.name = settings.lab.name
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", self.name):
+            raise LabError(f"lab name {self.name!r}: use letters, digits, '-' or '_'")
+        self.tag = f"callcontrol-lab-{self.name}"
+        self.root = self._choose_root()
+
+    # --- where things are -------------------------------------------------------------------
+    def _choose_root(self) -> Path:
+        choice = self.settings.lab.use_system_asterisk
+        if choice != "no" and shutil.which("asterisk"):
+            found = _asterisk_version(["asterisk"])
+            if found and found[0] >= MIN_ASTERISK:
+                return Path("/")
+            if choice == "yes":
+                raise LabError(f"asterisk on the PATH is too old or broken (need {MIN_ASTERISK}+)")
+        elif choice == "yes":
+            raise LabError("use_system_asterisk=yes but there is no asterisk on the PATH")
+        return self.settings.path(self.settings.lab.root)
+
+    @property
+    def chrooted(self) -> bool:
+        return self.root != Path("/")
+
+    def inside(self, path: str) -> Path:
+        """A path as Asterisk sees it, made into a path on the host."""
+        return self.root / path.lstrip("/")
+
+    @property
+    def conf_dir(self) -> str:
+        return f"/etc/{self.tag}"
+
+    @property
+    def log_dir(self) -> str:
+        return f"/var/log/{self.tag}"
+
+    @property
+    def run_dir(self) -> str:
+        return f"/run/{self.tag}"
+
+    @property
+    def spool_dir(self) -> str:
+        return f"/var/spool/{self.tag}"
+
+    @property
+    def lib_dir(self) -> str:
+        return f"/var/lib/{self.tag}"
+
+    @property
+    def cells_conf_path(self) -> Path:
+        """Where `asterisk sync` writes the cells' endpoints for this lab (a host path)."""
+        return self.inside(self.conf_dir) / CELLS_CONF
+
+    def command(self, *args: str) -> list[str]:
+        """A command line run against this lab's Asterisk (inside the root when there is one)."""
+        prefix = ["chroot", str(self.root)] if self.chrooted else []
+        return prefix + ["asterisk", "-C", f"{self.conf_dir}/asterisk.conf", *args]
+
+    # --- set-up -----------------------------------------------------------------------------
+    def ensure_root(self) -> None:
+        if not self.chrooted:
+            return
+        if os.geteuid() != 0:
+            raise LabError("the lab runs Asterisk in a chroot, which needs root")
+        ready = (self.root / ".callcontrol-ready").exists()
+        if not ready:
+            log.warning("building the Asterisk root in %s (once; about a minute)", self.root)
+        proc = subprocess.run(
+            ["bash", str(BUILD_SCRIPT), str(self.root)], capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+            raise LabError(f"building the Asterisk root in {self.root} failed:\n{tail}")
+
+    def placeholders(self) -> dict[str, str]:
+        s = self.settings
+        mod_dirs = sorted(self.root.glob("usr/lib/*/asterisk/modules")) + sorted(
+            self.root.glob("usr/lib/asterisk/modules")
+        )
+        if not mod_dirs:
+            raise LabError(f"no Asterisk modules folder under {self.root}/usr/lib")
+        return {
+            "CONF_DIR": self.conf_dir,
+            "MOD_DIR": "/" + str(mod_dirs[0].relative_to(self.root)),
+            "RUN_DIR": self.run_dir,
+            "SPOOL_DIR": self.spool_dir,
+            "LOG_DIR": self.log_dir,
+            "LIB_DIR": self.lib_dir,
+            "AMI_PORT": str(s.ami.port),
+            "AMI_USERNAME": s.ami.username,
+            "AMI_SECRET": s.ami.secret,
+            "PJSIP_PORT": str(s.asterisk.pjsip_port),
+            "PSTN_HOST": s.asterisk.pstn_host,
+            "PSTN_PORT": str(s.asterisk.pstn_port),
+            "AGI_URL": f"agi://{s.agi.host}:{s.agi.port}",
+            "DECIDE_TIMEOUT": str(int(s.agi.session_timeout_s) + 5),
+            "RING_TIMEOUT": str(s.asterisk.ring_timeout_s),
+            "RTP_START": str(s.asterisk.rtp_start),
+            "RTP_END": str(s.asterisk.rtp_end),
+        }
+
+    def render(self) -> None:
+        """Write asterisk-conf/ and dialplan/ with the placeholders filled in."""
+        values = self.placeholders()
+        conf = self.inside(self.conf_dir)
+        (conf / "dialplan").mkdir(parents=True, exist_ok=True)
+        for d in (self.log_dir, self.run_dir, self.spool_dir, self.lib_dir):
+            self.inside(d).mkdir(parents=True, exist_ok=True)
+        sources = [(p, conf / p.name) for p in CONF_SOURCE.glob("*.conf")]
+        sources += [(p, conf / "dialplan" / p.name) for p in DIALPLAN_SOURCE.glob("*.conf")]
+        for src, dst in sources:
+            text = src.read_text()
+            for key, value in values.items():
+                text = text.replace(f"@@{key}@@", value)
+            left = re.findall(r"@@[A-Z_]+@@", text)
+            if left:
+                raise LabError(f"{src}: unknown placeholder(s) {', '.join(sorted(set(left)))}")
+            dst.write_text(text)
+        cells = conf / CELLS_CONF
+        if not cells.exists():
+            cells.write_text("; no cells yet: run `callcontrol asterisk sync`\n")
+
+    # --- running ----------------------------------------------------------------------------
+    def pid(self) -> int | None:
+        pidfile = self.inside(self.run_dir) / "asterisk.pid"
+        try:
+            pid = int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        return pid if b"asterisk" in cmdline and self.conf_dir.encode() in cmdline else None
+
+    def up(self, timeout: float = 60.0) -> LabStatus:
+        self.ensure_root()
+        self.render()
+        if self.pid() is not None:
+            self._rx("core reload")
+            log.info("lab %s already running; configuration reloaded", self.name)
+            return self.status()
+        self._check_ports_free()
+        logfile = self.inside(self.log_dir) / "console.log"
+        with open(logfile, "ab") as out:
+            proc = subprocess.Popen(
+                self.command("-f", "-n"),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise LabError(
+                    f"Asterisk exited at start (status {proc.returncode}); see {logfile}"
+                )
+            if self._rx("core waitfullybooted", timeout=5) is not None and self._ami_open():
+                return self.status()
+            time.sleep(0.2)
+        self.down()
+        raise LabError(f"Asterisk did not finish starting within {timeout:.0f} s; see {logfile}")
+
+    def down(self, timeout: float = 20.0) -> bool:
+        """Stop this lab's Asterisk. True when one was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        self._rx("core stop now", timeout=10)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.pid() is not None:
+            time.sleep(0.1)
+        if self.pid() is not None:
+            log.warning("Asterisk (pid %s) did not stop; killing it", pid)
+            os.kill(pid, signal.SIGKILL)
+            time.sleep(0.2)
+        return True
+
+    def reload(self) -> None:
+        self._rx("core reload")
+
+    def status(self) -> LabStatus:
+        s = self.settings
+        pid = self.pid()
+        version = ""
+        if pid is not None:
+            version = (self._rx("core show version") or "").strip()
+        return LabStatus(
+            name=self.name,
+            running=pid is not None,
+            pid=pid,
+            version=version,
+            root=str(self.root),
+            conf_dir=str(self.inside(self.conf_dir)),
+            log_file=str(self.inside(self.log_dir) / "messages.log"),
+            ami=f"127.0.0.1:{s.ami.port}",
+            pjsip=f"udp 127.0.0.1:{s.asterisk.pjsip_port}",
+            agi=f"agi://{s.agi.host}:{s.agi.port}",
+            pstn=f"{s.asterisk.pstn_host}:{s.asterisk.pstn_port}",
+        )
+
+    def _rx(self, cli: str, timeout: float = 20.0) -> str | None:
+        try:
+            proc = subprocess.run(
+                self.command("-rx", cli), capture_output=True, text=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            return None
+        return proc.stdout if proc.returncode == 0 else None
+
+    def _ami_open(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.settings.ami.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def _check_ports_free(self) -> None:
+        s = self.settings
+        for kind, port in (("AMI", s.ami.port), ("PJSIP", s.asterisk.pjsip_port)):
+            sock_type = socket.SOCK_STREAM if kind == "AMI" else socket.SOCK_DGRAM
+            with socket.socket(socket.AF_INET, sock_type) as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    raise LabError(
+                        f"{kind} port 127.0.0.1:{port} is already in use by another "
+                        "program: stop it or choose another port"
+                    ) from None

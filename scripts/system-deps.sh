@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install what callcontrol needs from Debian, once: debootstrap (to build the Asterisk root),
+# PostgreSQL's server binaries (the tests start their own PostgreSQL), python3-venv.
+set -euo pipefail
+need=()
+command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "callcontrol needs these Debian packages: ${need[*]}" >&2
+  echo "install them as root: apt-get install ${need[*]}" >&2
+  exit 1
+fi
+echo "installing Debian packages: ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null

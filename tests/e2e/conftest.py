@@ -1,0 +1,194 @@
+"""End to end: the real Asterisk lab, the daemon as a process, SIPp handsets, PostgreSQL.
+
+The lab here is named "test" and uses its own ports, so it can run beside `make run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from callcontrol.config import load_settings
+from callcontrol.lab.lab import Lab
+
+BIN = Path(sys.executable).parent
+PORTS = {"pjsip": 5160, "ami": 5138, "agi": 4673, "pstn": 5170}
+
+
+class Daemon:
+    """`callcontrol run` as a process of its own, as an operator runs it."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config = config
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            return
+        out = open(self.log, "ab")  # noqa: SIM115 - the process owns it
+        self.proc = subprocess.Popen(
+            [str(BIN / "callcontrol"), "run", "--config", str(self.config)], stdout=out, stderr=out
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"daemon exited at start; see {self.log}:\n" + self.log.read_text()[-2000:]
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", PORTS["agi"]), timeout=0.5):
+                    pass
+            except OSError:
+                time.sleep(0.1)
+                continue
+            if "AMI: connected" in self.log.read_text() or time.monotonic() > deadline - 15:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"daemon did not start; see {self.log}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+class E2E:
+    def __init__(self, config: Path, db_url: str, daemon: Daemon, lab: Lab) -> None:
+        self.config = config
+        self.db_url = db_url
+        self.daemon = daemon
+        self.lab = lab
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(BIN / "callcontrol"), *args, "--config", str(self.config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"callcontrol {' '.join(args)} failed: {proc.stderr}")
+        return proc
+
+    def call(
+        self, cell: str, pin: str, dial: str, hold: float = 2.0, *extra: str
+    ) -> dict[str, object]:
+        args = [
+            str(BIN / "callcontrol-sim"),
+            "call",
+            "--cell",
+            cell,
+            "--pin",
+            pin,
+            "--dial",
+            dial,
+            "--hold",
+            str(hold),
+            "--config",
+            str(self.config),
+            "--port",
+            str(PORTS["pjsip"]),
+            "--called-party-port",
+            str(PORTS["pstn"]),
+            *extra,
+        ]
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, f"callcontrol-sim failed: {proc.stderr}\n{proc.stdout}"
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    def sql(self, query: str, *params: object) -> list[asyncpg.Record]:
+        """Read the daemon's records straight from PostgreSQL ($1-style parameters)."""
+
+        async def fetch() -> list[asyncpg.Record]:
+            conn = await asyncpg.connect(_plain(self.db_url))
+            try:
+                return await conn.fetch(query, *params)
+            finally:
+                await conn.close()
+
+        return asyncio.run(fetch())
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+@pytest.fixture(scope="session")
+def e2e_database(pg_url: str) -> Iterator[str]:
+    """A database of its own for the end-to-end session, at the latest schema."""
+    from callcontrol.adapters.db.engine import upgrade
+
+    name = f"cc_e2e_{uuid.uuid4().hex[:8]}"
+    admin = pg_url.rsplit("/", 1)[0] + "/postgres"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(_plain(admin))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    url = pg_url.rsplit("/", 1)[0] + "/" + name
+    asyncio.run(upgrade(url))
+    yield url
+    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def e2e(tmp_path_factory: pytest.TempPathFactory, e2e_database: str) -> Iterator[E2E]:
+    base = tmp_path_factory.mktemp("e2e")
+    config = base / "callcontrol.toml"
+    config.write_text(f"""
+base_dir = "{base}"
+[database]
+url = "{e2e_database}"
+[security]
+pin_secret = "e2e-secret-{uuid.uuid4().hex}"
+[lab]
+name = "test"
+[agi]
+port = {PORTS["agi"]}
+session_timeout_s = 20
+[ami]
+port = {PORTS["ami"]}
+reconnect_s = 0.5
+[asterisk]
+pjsip_port = {PORTS["pjsip"]}
+pstn_port = {PORTS["pstn"]}
+ring_timeout_s = 10
+rtp_start = 25000
+rtp_end = 29999
+""")
+    os.environ.pop("CALLCONTROL_CONFIG", None)
+    lab = Lab(load_settings(config))
+    lab.down()
+    lab.up()
+    daemon = Daemon(config, base / "daemon.log")
+    daemon.start()
+    try:
+        yield E2E(config, e2e_database, daemon, lab)
+    finally:
+        daemon.stop()
+        lab.down()
+        log = base / "daemon.log"
+        if log.exists():
+            print(f"\n--- daemon log ({log}) ---\n" + log.read_text()[-4000:])

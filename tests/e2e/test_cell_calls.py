@@ -1,0 +1,145 @@
+"""Calls from simulated cell handsets through the real Asterisk lab, decided by the daemon."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+
+from tests.e2e.conftest import E2E
+
+pytestmark = pytest.mark.e2e
+
+LONDON = "+442079460000"
+_serial = itertools.count(1)
+
+
+def provision(e2e: E2E, *contacts: tuple[str, str]) -> tuple[str, str, str]:
+    """A fresh cell with one prisoner (PIN 1357) and the given (number, status) contacts."""
+    n = next(_serial)
+    cell, prisoner, pin = f"T{n:02d}", f"P{n:04d}", "1357"
+    e2e.cli("cell", "add", cell)
+    e2e.cli(
+        "prisoner", "add", prisoner, "--name", f"Test Prisoner {n}", "--pin", pin, "--cell", cell
+    )
+    for number, status in contacts:
+        e2e.cli("contact", "add", prisoner, number, "--kind", "social")
+        if status == "approved":
+            e2e.cli("contact", "approve", prisoner, number)
+    e2e.cli("asterisk", "sync")
+    return cell, prisoner, pin
+
+
+def decision(e2e: E2E, call: dict[str, object]) -> dict[str, object]:
+    rows = e2e.sql(
+        "SELECT outcome, reason, number, dialled, handset, prisoner_id, privileged "
+        "FROM call_decisions WHERE sip_call_id = $1 ORDER BY id",
+        call["sip_call_id"],
+    )
+    assert len(rows) == 1, f"expected one decision for {call['sip_call_id']}, got {rows}"
+    return dict(rows[0])
+
+
+def test_approved_number_connects_and_the_called_party_gets_the_call(e2e: E2E) -> None:
+    cell, prisoner, pin = provision(e2e, (LONDON, "approved"))
+    call = e2e.call(cell, pin, "02079460000", 2)
+    assert call["outcome"] == "connected", call
+    assert call["called_party_saw_invite"] is True
+    assert call["talk_s"] is not None and 1.0 <= float(call["talk_s"]) <= 4.0
+    d = decision(e2e, call)
+    assert (d["outcome"], d["reason"], d["number"]) == ("allow", "approved_contact", LONDON)
+    assert d["dialled"] == "02079460000" and d["handset"] == cell
+    # The daemon follows the call over AMI and closes it when Asterisk hangs up.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        rows = e2e.sql(
+            "SELECT c.ended_at, c.hangup_cause FROM calls c JOIN call_decisions d "
+            "ON d.id = c.decision_id WHERE d.sip_call_id = $1",
+            call["sip_call_id"],
+        )
+        if rows and rows[0]["ended_at"] is not None:
+            break
+        time.sleep(0.2)
+    assert rows and rows[0]["ended_at"] is not None, "call never closed from AMI events"
+
+
+def test_unapproved_number_is_refused_and_never_rings(e2e: E2E) -> None:
+    cell, _, pin = provision(e2e, (LONDON, "approved"))
+    call = e2e.call(cell, pin, "02079460555")
+    assert call["outcome"] == "refused", call
+    assert call["reason"] == "not_approved"
+    assert call["called_party_saw_invite"] is False
+
+
+def test_pending_contact_is_refused(e2e: E2E) -> None:
+    cell, _, pin = provision(e2e, ("+447911123456", "pending"))
+    call = e2e.call(cell, pin, "07911123456")
+    assert (call["outcome"], call["reason"]) == ("refused", "contact_pending")
+    assert call["called_party_saw_invite"] is False
+
+
+def test_wrong_pin_three_times_is_refused(e2e: E2E) -> None:
+    cell, prisoner, _ = provision(e2e, (LONDON, "approved"))
+    call = e2e.call(cell, "2468", "02079460000", 2, "--pin-tries", "3")
+    assert (call["outcome"], call["reason"]) == ("refused", "wrong_pin"), call
+    assert call["called_party_saw_invite"] is False
+    failures = e2e.sql(
+        "SELECT count(*) AS n FROM pin_failures f JOIN prisoners p ON p.id = f.prisoner_id "
+        "WHERE p.prison_number = $1",
+        prisoner,
+    )
+    assert failures[0]["n"] == 3
+
+
+def test_disabled_handset_is_refused_then_unknown_to_asterisk_after_sync(e2e: E2E) -> None:
+    cell, _, pin = provision(e2e, (LONDON, "approved"))
+    e2e.cli("cell", "disable", cell, "--reason", "phone misused")
+    # Before the next sync Asterisk still knows the endpoint: the daemon refuses it.
+    call = e2e.call(cell, pin, "02079460000")
+    assert (call["outcome"], call["reason"]) == ("refused", "handset_disabled"), call
+    assert call["called_party_saw_invite"] is False
+    # After the sync the handset cannot even place a call.
+    e2e.cli("asterisk", "sync")
+    call = e2e.call(cell, pin, "02079460000")
+    assert call["outcome"] == "failed", call
+    assert call["sip_status"] in (401, 403, 404), call
+    assert call["called_party_saw_invite"] is False
+    # Enabled again, it works again.
+    e2e.cli("cell", "enable", cell)
+    e2e.cli("asterisk", "sync")
+    assert e2e.call(cell, pin, "02079460000")["outcome"] == "connected"
+
+
+def test_suspended_prisoner_is_refused(e2e: E2E) -> None:
+    cell, prisoner, pin = provision(e2e, (LONDON, "approved"))
+    e2e.cli("prisoner", "suspend", prisoner, "--reason", "adjudication")
+    call = e2e.call(cell, pin, "02079460000")
+    assert (call["outcome"], call["reason"]) == ("refused", "prisoner_suspended"), call
+    assert call["called_party_saw_invite"] is False
+
+
+@pytest.mark.parametrize(
+    "dialled", ["02079460000", "+442079460000", "00442079460000", "020-7946-0000"]
+)
+def test_one_approved_number_in_four_formats_connects(e2e: E2E, dialled: str) -> None:
+    cell, _, pin = provision(e2e, (LONDON, "approved"))
+    call = e2e.call(cell, pin, dialled, 1)
+    assert call["outcome"] == "connected", call
+    assert decision(e2e, call)["number"] == LONDON
+
+
+def test_globally_allowed_privileged_number_connects(e2e: E2E) -> None:
+    cell, _, pin = provision(e2e)
+    e2e.cli("number", "allow", "116123", "--privileged", "--label", "Samaritans")
+    call = e2e.call(cell, pin, "116123", 1)
+    assert call["outcome"] == "connected", call
+    d = decision(e2e, call)
+    assert (d["reason"], d["number"], d["privileged"]) == ("global_allowed", "116123", True)
+
+
+def test_emergency_code_is_refused_with_its_own_reason(e2e: E2E) -> None:
+    cell, _, pin = provision(e2e)
+    call = e2e.call(cell, pin, "999")
+    assert (call["outcome"], call["reason"]) == ("refused", "emergency_number")
+    assert call["called_party_saw_invite"] is False

@@ -1,0 +1,110 @@
+"""Fail closed: whatever goes wrong with the daemon, no call is bridged."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.e2e.conftest import E2E, PORTS
+from tests.e2e.test_cell_calls import LONDON, provision
+
+pytestmark = pytest.mark.e2e
+
+
+@contextlib.contextmanager
+def fake_daemon(behave: Callable[[socket.socket], None]) -> Iterator[None]:
+    """Something else on the daemon's FastAGI port, behaving badly."""
+    server = socket.create_server(("127.0.0.1", PORTS["agi"]), reuse_port=False)
+    server.settimeout(0.2)
+    stop = threading.Event()
+    conns: list[socket.socket] = []
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            conns.append(conn)
+            threading.Thread(target=behave, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        for c in conns:
+            c.close()
+        server.close()
+
+
+def read_environment(conn: socket.socket) -> None:
+    data = b""
+    while b"\n\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return
+        data += chunk
+
+
+def test_with_the_daemon_stopped_no_call_is_bridged(e2e: E2E) -> None:
+    cell, _, pin = provision(e2e, (LONDON, "approved"))
+    e2e.daemon.stop()
+    try:
+        call = e2e.call(cell, pin, "02079460000")
+        assert call["outcome"] == "refused", call
+        assert call["called_party_saw_invite"] is False
+        assert call["reason"] is None  # nobody decided: the dialplan refused on its own
+    finally:
+        e2e.daemon.start()
+    assert e2e.call(cell, pin, "02079460000", 1)["outcome"] == "connected"
+
+
+def test_a_daemon_that_never_answers_cannot_bridge(e2e: E2E) -> None:
+    cell, _, pin = provision(e2e, (LONDON, "approved"))
+
+    def silent(conn: socket.socket) -> None:
+        read_environment(conn)
+        stop = threading.Event()
+        stop.wait(60)  # says nothing; Asterisk's absolute timeout must end the call
+
+    e2e.daemon.stop()
+    try:
+        with fake_daemon(silent):
+            call = e2e.call(cell, pin, "02079460000", 1, "--timeout", "60")
+        assert call["outcome"] == "refused", call
+        assert call["called_party_saw_invite"] is False
+    finally:
+        e2e.daemon.start()
+
+
+def test_a_confused_daemon_cannot_bridge(e2e: E2E) -> None:
+    """Garbage, then a decision that is not exactly "allow": refused."""
+    cell, _, pin = provision(e2e, (LONDON, "approved"))
+
+    def confused(conn: socket.socket) -> None:
+        read_environment(conn)
+        f = conn.makefile("rwb", buffering=0)
+        for line in (
+            b"NONSENSE COMMAND\n",
+            b'SET VARIABLE CC_NUMBER "+442079460000"\n',
+            b'SET VARIABLE CC_DECISION "allow please"\n',
+        ):
+            f.write(line)
+            f.readline()
+        conn.close()
+
+    e2e.daemon.stop()
+    try:
+        with fake_daemon(confused):
+            call = e2e.call(cell, pin, "02079460000", 1)
+        assert call["outcome"] == "refused", call
+        assert call["called_party_saw_invite"] is False
+    finally:
+        e2e.daemon.start()

@@ -1,0 +1,76 @@
+"""A scripted Asterisk side of FastAGI: connects, sends an environment, answers commands."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+CHANNEL = "PJSIP/cell-0101-00000001"
+UNIQUEID = "1700000000.1"
+
+
+def env_bytes(
+    script: str = "cell-call",
+    args: Sequence[str] = ("cell-0101", "07700900123", "abc@10.0.0.1"),
+    *,
+    eol: str = "\n",
+) -> bytes:
+    lines = [
+        f"agi_network: yes",
+        f"agi_network_script: {script}",
+        f"agi_request: agi://127.0.0.1/{script}",
+        f"agi_channel: {CHANNEL}",
+        "agi_language: en",
+        "agi_type: PJSIP",
+        f"agi_uniqueid: {UNIQUEID}",
+        "agi_callerid: cell-0101",
+        "agi_calleridname: unknown",
+        "agi_context: cells",
+        "agi_extension: 07700900123",
+        "agi_priority: 2",
+        "agi_enhanced: 0.0",
+        "agi_accountcode: ",
+    ]
+    lines += [f"agi_arg_{i}: {value}" for i, value in enumerate(args, start=1)]
+    return (eol.join(lines) + eol + eol).encode()
+
+
+class ScriptedAsterisk:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.commands: list[str] = []
+
+    @classmethod
+    async def connect(cls, port: int) -> ScriptedAsterisk:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def send_env(self, script: str = "cell-call", **kwargs: object) -> None:
+        await self.send(env_bytes(script, **kwargs))  # type: ignore[arg-type]
+
+    async def command(self, timeout: float = 2.0) -> str:
+        """The next command the server sent (EOFError if it closed instead)."""
+        line = await asyncio.wait_for(self.reader.readline(), timeout)
+        if not line:
+            raise EOFError("server closed the connection")
+        text = line.decode().rstrip("\n")
+        self.commands.append(text)
+        return text
+
+    async def reply(self, *lines: str) -> None:
+        await self.send(("\n".join(lines) + "\n").encode())
+
+    async def expect_eof(self, timeout: float = 2.0) -> bytes:
+        """Everything the server still sends before closing; fails if it does not close."""
+        try:
+            return await asyncio.wait_for(self.reader.read(), timeout)
+        except ConnectionResetError:
+            return b""
+
+    def close(self) -> None:
+        self.writer.close()

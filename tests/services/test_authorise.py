@@ -1,0 +1,255 @@
+"""The authorise use case and the cell-call conversation, with a hand-written fake store."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from callcontrol import channel_vars as cv
+from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
+from callcontrol.adapters.agi.protocol import AgiHangup
+from callcontrol.domain.model import (
+    Contact,
+    ContactKind,
+    ContactStatus,
+    Decision,
+    GlobalNumber,
+    Handset,
+    Outcome,
+    Prisoner,
+    Reason,
+)
+from callcontrol.domain.pins import LockoutPolicy, hash_pin
+from callcontrol.domain.rules import SitePolicy
+from callcontrol.services.authorise import Authoriser, DecisionRecord
+
+SECRET = b"service-test-secret-0123456789"
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.handsets: dict[str, Handset] = {}
+        self.prisoners: list[Prisoner] = []
+        self.failures: list[tuple[int, datetime]] = []
+        self.contact_lists: dict[int, list[Contact]] = {}
+        self.globals: dict[str, GlobalNumber] = {}
+        self.records: list[DecisionRecord] = []
+        self.active: dict[str, int] = {}  # uniqueid -> prisoner id
+
+    async def handset(self, sip_username: str) -> Handset | None:
+        return self.handsets.get(sip_username)
+
+    async def prisoners_in_cell(self, cell: str) -> Sequence[Prisoner]:
+        return [p for p in self.prisoners if p.cell == cell]
+
+    async def pin_failures_since(self, prisoner_id: int, since: datetime) -> Sequence[datetime]:
+        return [at for pid, at in self.failures if pid == prisoner_id and at >= since]
+
+    async def record_pin_failure(
+        self, cell: str, prisoner_ids: Sequence[int], at: datetime
+    ) -> None:
+        self.failures += [(pid, at) for pid in prisoner_ids]
+
+    async def contacts(self, prisoner_id: int) -> Sequence[Contact]:
+        return self.contact_lists.get(prisoner_id, [])
+
+    async def global_numbers(self) -> Mapping[str, GlobalNumber]:
+        return self.globals
+
+    async def has_active_call(self, prisoner_id: int) -> bool:
+        return prisoner_id in self.active.values()
+
+    async def record(self, record: DecisionRecord) -> bool:
+        if record.decision.outcome is Outcome.ALLOW:
+            assert record.prisoner is not None
+            if record.prisoner.id in self.active.values():
+                return False  # as the database's unique index would say
+            self.active[record.attempt.uniqueid] = record.prisoner.id
+        self.records.append(record)
+        return True
+
+    async def end_call(self, uniqueid: str, cause: str, at: datetime) -> bool:
+        return self.active.pop(uniqueid, None) is not None
+
+    async def open_calls(self) -> Sequence[str]:
+        return list(self.active)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class FakeChannel:
+    """What the handler sees of Asterisk: digits typed in answer to each prompt."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        dialled: str,
+        pins: list[str],
+        uniqueid: str = "1.1",
+        hang_up_after_prompts: int | None = None,
+    ) -> None:
+        self.args = [endpoint, dialled, "call-id-1"]
+        self.channel = f"PJSIP/{endpoint}-00000001"
+        self.uniqueid = uniqueid
+        self.pins = list(pins)
+        self.prompts: list[str] = []
+        self.variables: dict[str, str] = {}
+        self.hang_up_after = hang_up_after_prompts
+
+    async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> tuple[str, bool]:
+        if self.hang_up_after is not None and len(self.prompts) >= self.hang_up_after:
+            raise AgiHangup("caller hung up")
+        self.prompts.append(prompt)
+        pin = self.pins.pop(0) if self.pins else ""
+        return pin, pin == ""
+
+    async def set_variable(self, name: str, value: str) -> None:
+        self.variables[name] = value
+
+
+@pytest.fixture
+def world() -> tuple[FakeStore, Clock, CellCallHandler]:
+    store = FakeStore()
+    store.handsets["A1-01"] = Handset("A1-01", "A1-01", True)
+    store.handsets["A1-02"] = Handset("A1-02", "A1-02", False)
+    store.prisoners.append(
+        Prisoner(1, "A1234BC", "John Smith", hash_pin(SECRET, "A1234BC", "1234"), "A1-01", True)
+    )
+    store.contact_lists[1] = [Contact("+442079460000", ContactKind.SOCIAL, ContactStatus.APPROVED)]
+    clock = Clock()
+    auth = Authoriser(
+        store, policy=SitePolicy(), lockout=LockoutPolicy(), pin_secret=lambda: SECRET, clock=clock
+    )
+    return store, clock, CellCallHandler(auth, PinPrompting(tries=3))
+
+
+async def test_allowed_call_sets_number_then_allow(world) -> None:
+    store, _, handler = world
+    ch = FakeChannel("A1-01", "02079460000", ["1234"])
+    await handler(ch)
+    assert ch.variables == {
+        cv.REASON: "approved_contact",
+        cv.NUMBER: "+442079460000",
+        cv.DECISION: cv.ALLOW,
+    }
+    assert [r.decision.reason for r in store.records] == [Reason.APPROVED_CONTACT]
+    assert store.records[0].attempt.sip_call_id == "call-id-1"
+
+
+async def test_unknown_and_disabled_handsets_are_refused_before_any_prompt(world) -> None:
+    store, _, handler = world
+    for endpoint, reason in (("Z9-99", Reason.UNKNOWN_HANDSET), ("A1-02", Reason.HANDSET_DISABLED)):
+        ch = FakeChannel(endpoint, "02079460000", ["1234"])
+        await handler(ch)
+        assert ch.prompts == []
+        assert ch.variables[cv.DECISION] == cv.REFUSE
+        assert store.records[-1].decision.reason is reason
+
+
+async def test_second_try_succeeds_after_a_wrong_pin(world) -> None:
+    store, _, handler = world
+    ch = FakeChannel("A1-01", "02079460000", ["0000", "1234"])
+    await handler(ch)
+    assert ch.prompts == [cv.PROMPT_PIN, cv.PROMPT_PIN_WRONG]
+    assert ch.variables[cv.DECISION] == cv.ALLOW
+    assert len(store.failures) == 1
+
+
+async def test_three_wrong_pins_refuse_and_five_lock_the_pin(world) -> None:
+    store, clock, handler = world
+    ch = FakeChannel("A1-01", "02079460000", ["0000", "1111", "2222"])
+    await handler(ch)
+    assert ch.variables[cv.DECISION] == cv.REFUSE
+    assert store.records[-1].decision.reason is Reason.WRONG_PIN
+    clock.now += timedelta(minutes=1)
+    await handler(FakeChannel("A1-01", "02079460000", ["3333", "4444", "1234"]))
+    # The fifth failure came before the right PIN: locked for 15 minutes.
+    assert store.records[-1].decision.reason is Reason.PIN_LOCKED
+    clock.now += timedelta(minutes=14)
+    await handler(FakeChannel("A1-01", "02079460000", ["1234"], uniqueid="1.3"))
+    assert store.records[-1].decision.reason is Reason.PIN_LOCKED
+    clock.now += timedelta(minutes=2)
+    ch = FakeChannel("A1-01", "02079460000", ["1234"], uniqueid="1.4")
+    await handler(ch)
+    assert ch.variables[cv.DECISION] == cv.ALLOW
+
+
+async def test_silence_is_no_pin_and_not_a_failure(world) -> None:
+    store, _, handler = world
+    ch = FakeChannel("A1-01", "02079460000", [])
+    await handler(ch)
+    assert store.records[-1].decision.reason is Reason.NO_PIN
+    assert store.failures == []
+
+
+async def test_one_active_call_per_prisoner(world) -> None:
+    store, _, handler = world
+    first = FakeChannel("A1-01", "02079460000", ["1234"], uniqueid="1.1")
+    await handler(first)
+    second = FakeChannel("A1-01", "02079460000", ["1234"], uniqueid="1.2")
+    await handler(second)
+    assert second.variables[cv.DECISION] == cv.REFUSE
+    assert store.records[-1].decision.reason is Reason.CALL_IN_PROGRESS
+    await handler.auth.call_ended("1.1", "16 Normal Clearing")
+    third = FakeChannel("A1-01", "02079460000", ["1234"], uniqueid="1.3")
+    await handler(third)
+    assert third.variables[cv.DECISION] == cv.ALLOW
+
+
+async def test_race_lost_at_the_database_is_refused(world) -> None:
+    """Two decisions pass the in-progress check together; the store's index refuses one."""
+    store, _, handler = world
+    store.active["other"] = 1
+
+    async def no_active(prisoner_id: int) -> bool:
+        return False
+
+    store.has_active_call = no_active  # type: ignore[method-assign]
+    ch = FakeChannel("A1-01", "02079460000", ["1234"], uniqueid="1.9")
+    await handler(ch)
+    assert ch.variables[cv.DECISION] == cv.REFUSE
+    assert store.records[-1].decision.reason is Reason.CALL_IN_PROGRESS
+
+
+async def test_caller_hanging_up_during_the_pin_is_recorded(world) -> None:
+    store, _, handler = world
+    ch = FakeChannel("A1-01", "02079460000", [], hang_up_after_prompts=0)
+    await handler(ch)
+    assert store.records[-1].decision.reason is Reason.CALLER_HUNG_UP
+    assert cv.DECISION not in ch.variables
+
+
+async def test_a_failing_store_fails_closed(world) -> None:
+    store, _, handler = world
+
+    async def broken(prisoner_id: int) -> Sequence[Contact]:
+        raise RuntimeError("database went away")
+
+    store.contacts = broken  # type: ignore[method-assign]
+    ch = FakeChannel("A1-01", "02079460000", ["1234"])
+    await handler(ch)
+    assert ch.variables[cv.DECISION] == cv.REFUSE
+    assert cv.NUMBER not in ch.variables
+    assert store.records[-1].decision.reason is Reason.INTERNAL_ERROR
+
+
+async def test_reconcile_closes_calls_that_asterisk_no_longer_has(world) -> None:
+    store, _, handler = world
+    await handler(FakeChannel("A1-01", "02079460000", ["1234"], uniqueid="1.1"))
+    assert await handler.auth.reconcile({"1.1"}) == 0
+    assert await handler.auth.reconcile(set()) == 1
+    assert store.active == {}
+
+
+def test_decision_refuse_carries_the_reason() -> None:
+    d = Decision.refuse(Reason.NOT_APPROVED, number="+442079460000")
+    assert not d.allowed and d.outcome is Outcome.REFUSE
