@@ -11,7 +11,7 @@ from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
 from callcontrol.adapters.agi.server import FastAgiServer
 from callcontrol.adapters.ami.channels import ChannelTracker
-from callcontrol.adapters.ami.session import AmiError, AmiSession
+from callcontrol.adapters.ami.session import AmiActionLost, AmiError, AmiSession
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.engine import check_schema_current, make_engine, session_factory
 from callcontrol.config import Settings
@@ -85,9 +85,10 @@ class Daemon:
 
             async def reconcile() -> None:
                 assert self.ami is not None
+                log.info("AMI: connected to %s:%s; reconciling calls", s.ami.host, s.ami.port)
                 try:
                     live = await self.ami.core_show_channels()
-                except AmiError as e:
+                except (AmiError, AmiActionLost) as e:
                     log.warning("could not list Asterisk's channels to reconcile calls: %s", e)
                     return
                 await auth.reconcile({c.get("Uniqueid", "") for c in live})

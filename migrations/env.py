@@ -17,7 +17,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
-from callcontrol.adapters.db.engine import database_url, make_engine, normalise_url
+from callcontrol.adapters.db.engine import database_url, make_engine, normalise_url, run_migrations
 from callcontrol.adapters.db.models import Base
 from callcontrol.config import load_settings
 
@@ -67,8 +67,7 @@ async def run_async_migrations() -> None:
     engine = make_engine(_url(), poolclass=NullPool)
     try:
         async with engine.connect() as connection:
-            await connection.run_sync(do_run_migrations)
-            await connection.commit()
+            await run_migrations(connection, do_run_migrations)
     finally:
         await engine.dispose()
 

@@ -4,17 +4,34 @@ Every command reads the settings (defaults, then ``--config FILE``, then ``CALLC
 environment variables). Errors are one line on stderr, ``callcontrol: error: ...``, with exit
 status 2 for bad arguments or refused input (nothing was written) and 1 when the command could
 not be carried out (database unreachable, schema not current, ...).
+
+A command is a parser whose default ``handler`` is a Handler (see common.py); ``command()`` and
+``group()`` here build them with the shared ``--config`` and ``--json`` options.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from typing import NoReturn
+import getpass
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, NoReturn
 
-from callcontrol.cli import admin, ops
-from callcontrol.cli.common import EXIT_USAGE, CliError, call_handler, fail
-from callcontrol.config import ConfigError, load_settings
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callcontrol.adapters.db.admin import AdminError
+from callcontrol.adapters.db.engine import (
+    DatabaseError,
+    check_schema_current,
+    database_url,
+    make_engine,
+    session_factory,
+)
+from callcontrol.cli.common import EXIT_FAILED, EXIT_USAGE, CliError, Handler, call_handler, fail
+from callcontrol.config import ConfigError, Settings, load_settings
 
 DESCRIPTION = """\
 Call control for in-cell prison telephones, beside Asterisk.
@@ -32,6 +49,9 @@ CALLCONTROL_DATABASE_URL=postgresql+asyncpg://callcontrol@db/callcontrol.
 Run `callcontrol COMMAND --help` for the details of a command. Exit status: 0 done; 1 could
 not be done (database unreachable, ...); 2 bad arguments or refused input, nothing written.
 """
+
+Parents = list[argparse.ArgumentParser]
+_FORMAT = argparse.RawDescriptionHelpFormatter
 
 
 class Parser(argparse.ArgumentParser):
@@ -60,14 +80,36 @@ def common_options() -> argparse.ArgumentParser:
     return common
 
 
+def group(sub: argparse._SubParsersAction, name: str, help: str, description: str) -> Any:
+    """A command with subcommands (``callcontrol NAME ACTION``); returns their subparsers."""
+    parser = sub.add_parser(name, help=help, description=description)
+    return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
+
+
+def command(
+    sub: argparse._SubParsersAction,
+    name: str,
+    parents: Parents,
+    handler: Handler,
+    help: str,
+    description: str,
+) -> argparse.ArgumentParser:
+    """A command run by ``handler``, with the shared options."""
+    parser = sub.add_parser(name, parents=parents, help=help, description=description)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from callcontrol.cli import admin, ops  # they use the helpers above
+
     parents = [common_options()]
     parser = Parser(
         prog="callcontrol",
         description=DESCRIPTION,
         epilog=EPILOG,
         parents=parents,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_FORMAT,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     admin.register(sub, parents)
@@ -75,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(message: str) -> str:
+def one_line(message: str) -> str:
     return " ".join(message.split()) or "failed"
 
 
@@ -90,8 +132,76 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(getattr(args, "config", None))
         return call_handler(args.handler, args, settings)
     except CliError as e:
-        return fail(_one_line(str(e)), e.status)
+        return fail(one_line(str(e)), e.status)
     except ConfigError as e:
-        return fail(_one_line(str(e)), EXIT_USAGE)
+        return fail(one_line(str(e)), EXIT_USAGE)
     except KeyboardInterrupt:
         return fail("interrupted", 130)
+
+
+# --- for the commands that use the database ----------------------------------------------------
+
+
+def db_reason(e: BaseException) -> str:
+    """What went wrong in a database error, in one line (without the SQL)."""
+    text = str(getattr(e, "orig", None) or e)
+    return one_line(text) if text.strip() else type(e).__name__
+
+
+@asynccontextmanager
+async def admin_session(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """A session on the settings' database, whose schema must be current.
+
+    Commits when the block ends normally, rolls back otherwise. AdminError becomes a CliError
+    with exit status 2 (refused, nothing written); an unreachable database, a schema that is
+    not current or a failing database, exit status 1. The engine is disposed of at the end.
+    """
+    engine = make_engine(database_url(settings))
+    try:
+        await check_schema_current(engine)
+        async with session_factory(engine)() as session:
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            await session.commit()
+    except AdminError as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+    except DatabaseError as e:
+        raise CliError(str(e), EXIT_FAILED) from None
+    except (OSError, TimeoutError, DBAPIError) as e:
+        raise CliError(f"database error: {db_reason(e)}", EXIT_FAILED) from None
+    finally:
+        await engine.dispose()
+
+
+def who(args: argparse.Namespace) -> str:
+    """Who makes a change: --by, else the login name."""
+    if getattr(args, "by", None):
+        return str(args.by)
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return f"uid {os.getuid()}"
+
+
+def row(obj: object, fields: Sequence[str], **extra: Any) -> dict[str, Any]:
+    """Some attributes of a row as plain values (times in ISO 8601), plus ``extra``."""
+    values = {f: getattr(obj, f) for f in fields} | extra
+    return {
+        k: v.isoformat(timespec="seconds") if isinstance(v, datetime) else v
+        for k, v in values.items()
+    }
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], empty: str) -> str:
+    """Rows as aligned text columns (or ``empty`` when there are none)."""
+    if not rows:
+        return empty
+    lines = [[c.upper() for c in columns]]
+    lines += [["-" if r[c] in (None, "") else str(r[c]) for c in columns] for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )

@@ -146,7 +146,7 @@ def cells_conf_path(settings: Settings) -> Path:
 
 
 async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
-    from callcontrol.adapters.ami.session import AmiError, AmiSession
+    from callcontrol.adapters.ami.session import AmiActionLost, AmiError, AmiSession
     from callcontrol.adapters.asterisk.pjsip_cells import CellEndpoint, render, write_atomically
     from callcontrol.adapters.db import models as m
     from callcontrol.adapters.db.engine import check_schema_current, make_engine
@@ -179,7 +179,7 @@ async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
             await ami.wait_connected(timeout=10)
             await ami.reload_module("res_pjsip.so")
             result["reloaded"] = True
-        except (TimeoutError, AmiError) as e:
+        except (TimeoutError, AmiError, AmiActionLost) as e:
             emit(
                 args,
                 result,

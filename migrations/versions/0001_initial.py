@@ -1,5 +1,7 @@
-"""The initial schema: cells, prisoners, contacts and their history, global numbers, PIN
-failures, call decisions and calls.
+"""Initial schema.
+
+Cells, prisoners, contacts and their history, global numbers, PIN failures, call decisions and
+calls.
 
 Revision ID: 0001
 Revises:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 
 CHANNEL = "PJSIP/cell-0101-00000001"
@@ -16,7 +17,7 @@ def env_bytes(
     eol: str = "\n",
 ) -> bytes:
     lines = [
-        f"agi_network: yes",
+        "agi_network: yes",
         f"agi_network_script: {script}",
         f"agi_request: agi://127.0.0.1/{script}",
         f"agi_channel: {CHANNEL}",
@@ -36,10 +37,21 @@ def env_bytes(
 
 
 class ScriptedAsterisk:
+    opened: list[ScriptedAsterisk] = []  # closed by the tests' fixtures (close_all)
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
         self.commands: list[str] = []
+        self.opened.append(self)
+
+    @classmethod
+    async def close_all(cls) -> None:
+        while cls.opened:
+            peer = cls.opened.pop()
+            peer.writer.close()
+            with contextlib.suppress(Exception):
+                await peer.writer.wait_closed()
 
     @classmethod
     async def connect(cls, port: int) -> ScriptedAsterisk:
@@ -53,9 +65,9 @@ class ScriptedAsterisk:
     async def send_env(self, script: str = "cell-call", **kwargs: object) -> None:
         await self.send(env_bytes(script, **kwargs))  # type: ignore[arg-type]
 
-    async def command(self, timeout: float = 2.0) -> str:
+    async def command(self, within: float = 2.0) -> str:
         """The next command the server sent (EOFError if it closed instead)."""
-        line = await asyncio.wait_for(self.reader.readline(), timeout)
+        line = await asyncio.wait_for(self.reader.readline(), within)
         if not line:
             raise EOFError("server closed the connection")
         text = line.decode().rstrip("\n")
@@ -65,10 +77,10 @@ class ScriptedAsterisk:
     async def reply(self, *lines: str) -> None:
         await self.send(("\n".join(lines) + "\n").encode())
 
-    async def expect_eof(self, timeout: float = 2.0) -> bytes:
+    async def expect_eof(self, within: float = 2.0) -> bytes:
         """Everything the server still sends before closing; fails if it does not close."""
         try:
-            return await asyncio.wait_for(self.reader.read(), timeout)
+            return await asyncio.wait_for(self.reader.read(), within)
         except ConnectionResetError:
             return b""
 

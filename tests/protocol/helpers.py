@@ -8,13 +8,13 @@ import signal
 from collections.abc import Callable, Iterator
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Poll ``predicate`` until true; fail the test after ``timeout`` seconds."""
+async def eventually(predicate: Callable[[], bool], within: float = 2.0) -> None:
+    """Poll ``predicate`` until true; fail the test after ``within`` seconds."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not predicate():
         if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(0.01)
 
 

@@ -142,6 +142,7 @@ class AgiChannel:
         self._env = dict(env)
         self._read_timeout = read_timeout
         self._hung_up = False
+        self._broken = ""  # after a protocol error the reply stream cannot be trusted
 
     @property
     def env(self) -> dict[str, str]:
@@ -204,7 +205,16 @@ class AgiChannel:
             raise AgiError("AGI command text cannot contain newlines")
         if self._hung_up:
             raise AgiHangup(f"channel {self.channel} already hung up")
+        if self._broken:
+            raise AgiProtocolError(f"AGI channel unusable after an earlier error: {self._broken}")
         wait = self._read_timeout if reply_timeout is None else reply_timeout
+        try:
+            return await self._exchange(text, wait)
+        except AgiProtocolError as exc:
+            self._broken = str(exc)  # a late reply would be taken for the next command's
+            raise
+
+    async def _exchange(self, text: str, wait: float) -> AgiReply:
         try:
             self._writer.write(text.encode("utf-8") + b"\n")
             await self._writer.drain()

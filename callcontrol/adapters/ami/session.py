@@ -1,11 +1,10 @@
-"""An AMI session over panoramisk's framing, with its dangerous parts replaced.
+"""An AMI session: panoramisk's Manager for framing and events, its dangerous parts replaced.
 
-panoramisk's Manager is kept for message framing (Action, Message, the ActionID bookkeeping of
-AMIProtocol) and event pattern matching. Replaced: connecting and reconnecting (a task with
-float delays, retrying after a refused login), the resending of unanswered actions after a
-reconnect (here they fail with AmiActionLost: resending a Hangup or Originate is never safe),
-fire-and-forget callback tasks (kept in a set until done), and byte decoding (whole messages are
-decoded, so a UTF-8 character split across two TCP reads survives; garbage is logged, not fatal).
+Replaced: (re)connecting (a task with float delays that also retries after a refused login),
+resending unanswered actions after a reconnect (they fail with AmiActionLost instead: resending a
+Hangup or Originate is never safe), fire-and-forget callback tasks (held in a set until done) and
+per-read decoding (whole messages are decoded, so a UTF-8 character split across two reads
+survives; garbage is logged and skipped, never fatal).
 
 Action timeouts: ``action()`` waits ``action_timeout`` seconds (or its ``timeout``) and then
 raises AmiActionTimeout, a subclass of AmiActionLost: the action may or may not have run, it is
@@ -137,8 +136,7 @@ class AmiSession(Manager):
         self._runner: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._stopping = False
-
-    # -- lifecycle -------------------------------------------------------------------------------
+        self._quiet = False  # connect failures: one warning, then debug until connected again
 
     @property
     def connected(self) -> bool:
@@ -198,12 +196,16 @@ class AmiSession(Manager):
                         max(self._action_timeout, 1.0),
                     )
                 except (OSError, TimeoutError) as exc:
-                    log.warning("AMI connect to %s:%s failed: %s", host, port, exc or "timeout")
+                    level = logging.DEBUG if self._quiet else logging.WARNING
+                    log.log(level, "AMI connect to %s:%s failed: %s; retrying", host, port, exc)
+                    self._quiet = True
                 if proto is not None:
                     try:
                         await self._serve(proto)
                     finally:
-                        self._disconnected(proto)
+                        self.authenticated = False
+                        self._ready.clear()
+                        proto.drop()
                     if not self._stopping:
                         log.warning("AMI connection to %s:%s lost; reconnecting", host, port)
                 await asyncio.sleep(self._reconnect_s)
@@ -228,7 +230,7 @@ class AmiSession(Manager):
             log.error("AMI login refused for user %s: %s", user, why)
             proto.drop()
             return
-        self.authenticated = True
+        self.authenticated, self._quiet = True, False
         self._ready.set()
         log.info("AMI logged in as %s", user)
         for callback in list(self._connected_cbs):
@@ -239,11 +241,6 @@ class AmiSession(Manager):
         finally:
             pinger.cancel()
 
-    def _disconnected(self, proto: _GuardedProtocol) -> None:
-        self.authenticated = False
-        self._ready.clear()
-        proto.drop()
-
     async def _pinger(self, proto: _GuardedProtocol) -> None:
         while not proto.closed:
             await asyncio.sleep(self._ping_interval)
@@ -253,8 +250,6 @@ class AmiSession(Manager):
                 log.warning("AMI ping unanswered (%s); dropping the connection", exc)
                 proto.drop()
                 return
-
-    # -- events and callbacks --------------------------------------------------------------------
 
     def on(self, pattern: str, callback: EventCallback) -> EventCallback:
         """Call ``callback(message)`` (plain or async) for events matching an fnmatch pattern."""
@@ -291,8 +286,6 @@ class AmiSession(Manager):
         if not task.cancelled() and task.exception() is not None:
             log.error("AMI callback task failed", exc_info=task.exception())
 
-    # -- actions ---------------------------------------------------------------------------------
-
     async def _exchange(
         self, proto: _GuardedProtocol, action: Mapping[str, Any], wait_s: float
     ) -> Message | list[Message]:
@@ -321,15 +314,14 @@ class AmiSession(Manager):
             raise AmiUnavailable(f"AMI not connected; {action.get('Action')} not sent")
         wait = self._action_timeout if timeout is None else timeout
         reply = await self._exchange(proto, action, wait)
-        first = reply[0] if isinstance(reply, list) else reply
+        first = _first(reply)
         if not first.success:
             raise AmiError(f"{action.get('Action')} failed: {first.message or first.response}")
         return reply
 
     async def command(self, cli_text: str) -> str:
         """Run a CLI command (Action: Command) and return its output."""
-        reply = await self.action({"Action": "Command", "Command": cli_text})
-        first = reply[0] if isinstance(reply, list) else reply
+        first = _first(await self.action({"Action": "Command", "Command": cli_text}))
         output = first.get("Output", [])
         lines = [output] if isinstance(output, str) else list(output)
         if not lines and first.content:  # pre-Asterisk-14 "Response: Follows" body
@@ -337,12 +329,10 @@ class AmiSession(Manager):
         return "\n".join(lines)
 
     async def reload_module(self, module: str) -> Message:
-        reply = await self.action({"Action": "Reload", "Module": module})
-        return reply[0] if isinstance(reply, list) else reply
+        return _first(await self.action({"Action": "Reload", "Module": module}))
 
     async def hangup(self, channel: str, cause: int = 16) -> Message:
-        reply = await self.action({"Action": "Hangup", "Channel": channel, "Cause": str(cause)})
-        return reply[0] if isinstance(reply, list) else reply
+        return _first(await self.action({"Action": "Hangup", "Channel": channel, "Cause": cause}))
 
     async def core_show_channels(self) -> list[dict[str, str]]:
         reply = await self.action({"Action": "CoreShowChannels"})
@@ -376,3 +366,7 @@ class AmiSession(Manager):
         if str(last.get("Response", "")) != "Success":
             raise AmiError(f"Originate {channel} failed: reason {last.get('Reason', '?')}")
         return last
+
+
+def _first(reply: Message | list[Message]) -> Message:
+    return reply[0] if isinstance(reply, list) else reply

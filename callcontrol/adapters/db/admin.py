@@ -256,7 +256,7 @@ async def list_prisoners(session: AsyncSession) -> list[tuple[Prisoner, str | No
         .outerjoin(Cell, Prisoner.cell_id == Cell.id)
         .order_by(Prisoner.prison_number)
     )
-    return [(p, cell) for p, cell in rows.tuples()]
+    return [(p, cell) for p, cell in rows]
 
 
 # --- contacts ----------------------------------------------------------------------------------

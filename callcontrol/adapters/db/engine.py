@@ -8,6 +8,7 @@ refuse to work on a database that is not at the latest revision.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidRequestError
@@ -200,14 +202,36 @@ async def _connect(engine: AsyncEngine) -> AsyncConnection:
         raise
 
 
+async def run_migrations(conn: AsyncConnection, migrate: Callable[[Connection], None]) -> None:
+    """Run ``migrate`` (Alembic, on the sync connection) in one transaction, then commit.
+
+    On SQLite, foreign keys are not enforced meanwhile (batch migrations copy and drop tables),
+    and are checked afterwards: a migration that leaves a dangling reference fails.
+    """
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:  # not inside a transaction, where SQLite ignores it
+        await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        await conn.commit()
+    try:
+        async with conn.begin():
+            await conn.run_sync(migrate)
+            if sqlite:
+                bad = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                if bad:
+                    raise DatabaseError(f"the migration leaves broken references: {bad[:5]}")
+    finally:
+        if sqlite:
+            await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            await conn.commit()
+
+
 async def _migrate(url: str, revision: str, down: bool) -> None:
     cfg = alembic_config(url)
     engine = make_engine(url)
     try:
         conn = await _connect(engine)
         try:
-            async with conn.begin():
-                await conn.run_sync(_run_alembic, cfg, revision, down)
+            await run_migrations(conn, lambda c: _run_alembic(c, cfg, revision, down))
         finally:
             await conn.close()
     finally:
@@ -236,7 +260,10 @@ async def check_schema_current(engine: AsyncEngine) -> None:
     if current is None:
         detail = "it has no schema yet"
     else:
-        known = ScriptDirectory.from_config(alembic_config()).get_revision(current) is not None
+        try:
+            known = ScriptDirectory.from_config(alembic_config()).get_revision(current) is not None
+        except CommandError:
+            known = False
         detail = (
             f"it is at revision {current}, the latest is {head}"
             if known

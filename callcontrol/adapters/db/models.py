@@ -164,9 +164,7 @@ class CallDecision(Base):
     privileged: Mapped[bool] = mapped_column(Boolean, default=False)
     channel: Mapped[str] = mapped_column(String(128), default="", server_default="")
     uniqueid: Mapped[str] = mapped_column(String(64), default="", server_default="", index=True)
-    sip_call_id: Mapped[str] = mapped_column(
-        String(255), default="", server_default="", index=True
-    )
+    sip_call_id: Mapped[str] = mapped_column(String(255), default="", server_default="", index=True)
     decision_ms: Mapped[float | None] = mapped_column()
 
 
