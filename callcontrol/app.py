@@ -13,7 +13,12 @@ from callcontrol.adapters.agi.server import FastAgiServer
 from callcontrol.adapters.ami.channels import ChannelTracker
 from callcontrol.adapters.ami.session import AmiActionLost, AmiError, AmiSession
 from callcontrol.adapters.db.call_store import SqlCallStore
-from callcontrol.adapters.db.engine import check_schema_current, make_engine, session_factory
+from callcontrol.adapters.db.engine import (
+    check_schema_current,
+    database_url,
+    make_engine,
+    session_factory,
+)
 from callcontrol.config import Settings
 from callcontrol.domain.pins import LockoutPolicy
 from callcontrol.domain.rules import SitePolicy
@@ -59,7 +64,7 @@ class Daemon:
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
         s.pin_secret()  # no key, no PIN checks: refuse to start rather than refuse every call
-        engine = make_engine(s.database.url)
+        engine = make_engine(database_url(s))
         try:
             await check_schema_current(engine)
             store = SqlCallStore(session_factory(engine))

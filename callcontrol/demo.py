@@ -70,12 +70,12 @@ def seed(config: str | None, settings: Settings) -> None:
     """Create the demo prison unless it is there already."""
     if _cli("db", "upgrade", config=config) != 0:
         raise SystemExit("database upgrade failed")
-    from callcontrol.adapters.db.engine import make_engine
+    from callcontrol.adapters.db.engine import database_url, make_engine
 
     async def has_cells() -> bool:
         from sqlalchemy import text
 
-        engine = make_engine(settings.database.url)
+        engine = make_engine(database_url(settings))
         try:
             async with engine.connect() as conn:
                 return bool(await conn.scalar(text("SELECT count(*) FROM cells")))

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -58,15 +59,16 @@ class _LocalPostgres:
 
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
-        self.root = Path(tempfile.mkdtemp(prefix="callcontrol-pg-"))
+        self.as_root = os.geteuid() == 0
+        # initdb and postgres refuse to run as root: then they run as the postgres user, in a
+        # folder of /tmp (which, unlike root's own TMPDIR perhaps, that user can reach).
+        user = pwd.getpwnam("postgres") if self.as_root else None
+        self.root = Path(tempfile.mkdtemp(prefix="callcontrol-pg-", dir="/tmp" if user else None))
+        if user is not None:
+            os.chown(self.root, user.pw_uid, user.pw_gid)
         self.data = self.root / "data"
         self.log = self.root / "postgres.log"
         self.port = 0
-        self.as_root = os.geteuid() == 0
-        if self.as_root:
-            # initdb and postgres refuse to run as root.
-            user = pwd.getpwnam("postgres")
-            os.chown(self.root, user.pw_uid, user.pw_gid)
 
     def _run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = [str(self.bindir / argv[0]), *argv[1:]]
@@ -190,7 +192,10 @@ def create_pg_database(pg_url: str, migrate: bool = True) -> str:
 
 def drop_pg_database(pg_url: str, url: str) -> None:
     name = make_url(url).database
-    asyncio.run(_admin_sql(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:  # FORCE (PostgreSQL 13+) ends connections a failed test may have left open
+        asyncio.run(_admin_sql(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    except DBAPIError:
+        asyncio.run(_admin_sql(pg_url, f'DROP DATABASE IF EXISTS "{name}"'))
 
 
 @pytest.fixture

@@ -170,9 +170,12 @@ async def contact_add(args: Args, settings: Settings) -> int:
 
 
 async def contact_approve(args: Args, settings: Settings) -> int:
-    region = settings.site.region
+    site = settings.site
+    limits = (site.max_social_contacts, site.max_legal_contacts)
     async with admin_session(settings) as s:
-        c = await admin.approve_contact(s, args.prisoner, args.number, who(args), region)
+        c = await admin.approve_contact(
+            s, args.prisoner, args.number, who(args), site.region, *limits
+        )
     return _contact(args, c, f"{c.number} approved for {args.prisoner}")
 
 

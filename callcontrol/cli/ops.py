@@ -149,9 +149,9 @@ async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
     from callcontrol.adapters.ami.session import AmiActionLost, AmiError, AmiSession
     from callcontrol.adapters.asterisk.pjsip_cells import CellEndpoint, render, write_atomically
     from callcontrol.adapters.db import models as m
-    from callcontrol.adapters.db.engine import check_schema_current, make_engine
+    from callcontrol.adapters.db.engine import check_schema_current, database_url, make_engine
 
-    engine = make_engine(settings.database.url)
+    engine = make_engine(database_url(settings))
     try:
         await check_schema_current(engine)
         async with engine.connect() as conn:

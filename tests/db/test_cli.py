@@ -130,6 +130,11 @@ def test_contact_limit(prison: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     prison.ok("contact", "add", "A1234BC", "020 7946 0009", "--kind", "legal")
     prison.ok("contact", "block", "A1234BC", "020 7946 0001")
     prison.ok("contact", "add", "A1234BC", "020 7946 0003", "--kind", "social")
+    # Unblocking the blocked one would make three.
+    before = prison.counts()
+    result = prison("contact", "approve", "A1234BC", "020 7946 0001")
+    assert result.status == 2 and "limit of 2 social contacts" in result.err
+    assert prison.counts() == before
 
 
 def test_global_numbers(cli: Cli) -> None:

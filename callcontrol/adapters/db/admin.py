@@ -294,11 +294,17 @@ async def add_contact(
     for c in existing:
         if c.number == normalised:
             raise AdminError(f"{normalised} is already listed for {prison_number} ({c.status})")
-    if contact_limit_reached([_as_domain(c) for c in existing], the_kind, max_social, max_legal):
-        limit = max_legal if the_kind is ContactKind.LEGAL else max_social
-        raise AdminError(f"{prison_number} already has the most {the_kind} contacts ({limit})")
+    _check_limit(prison_number, existing, the_kind, max_social, max_legal)
     contact = Contact(prisoner_id=prisoner.id, number=normalised, kind=the_kind.value, label=label)
     return await _change(session, contact, ContactStatus.PENDING, changed_by, f"{the_kind} contact")
+
+
+def _check_limit(
+    prison_number: str, others: list[Contact], kind: ContactKind, max_social: int, max_legal: int
+) -> None:
+    if contact_limit_reached([_as_domain(c) for c in others], kind, max_social, max_legal):
+        limit = max_legal if kind is ContactKind.LEGAL else max_social
+        raise AdminError(f"{prison_number} has reached the limit of {limit} {kind} contacts")
 
 
 _ACTIONS = {
@@ -340,9 +346,19 @@ async def _find_contact(session: AsyncSession, prisoner: Prisoner, number: str) 
 
 
 async def approve_contact(
-    session: AsyncSession, prison_number: str, number: str, changed_by: str, region: str
+    session: AsyncSession,
+    prison_number: str,
+    number: str,
+    changed_by: str,
+    region: str,
+    max_social: int | None = None,
+    max_legal: int | None = None,
 ) -> Contact:
-    """Approve a pending (or blocked) contact: the prisoner may now call it."""
+    """Approve a pending (or blocked) contact: the prisoner may now call it.
+
+    A blocked contact does not count towards the limits: with the limits given, approving one
+    is refused when the prisoner has reached the limit of its kind.
+    """
     changed_by = _by(changed_by)
     normalised = _list_number(number, region)
     prisoner = await get_prisoner(session, prison_number)
@@ -351,6 +367,9 @@ async def approve_contact(
         raise AdminError(f"{normalised} is not on the list of {prison_number}: add it first")
     if contact.status == ContactStatus.APPROVED:
         raise AdminError(f"{normalised} is already approved for {prison_number}")
+    if contact.status == ContactStatus.BLOCKED and max_social is not None and max_legal is not None:
+        others = [c for c in await _contacts(session, prisoner) if c.id != contact.id]
+        _check_limit(prison_number, others, ContactKind(contact.kind), max_social, max_legal)
     return await _change(session, contact, ContactStatus.APPROVED, changed_by)
 
 

@@ -1,0 +1,128 @@
+"""callcontrol-sim's command line: arguments, exit statuses, the JSON line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from callcontrol.simulator import cli
+from callcontrol.simulator.call import CallResult
+from callcontrol.simulator.sipp import SimError
+
+BASE = ["call", "--cell", "A1-01", "--dial", "447700900123", "--password", "pw"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["dance"],
+        ["call"],
+        ["call", "--cell", "A1-01"],  # no --dial
+        [*BASE, "--pin", "12x4"],
+        [*BASE, "--pin", "1", "--pin", "2", "--pin", "3", "--pin", "4"],
+        [*BASE, "--pin-tries", "2"],  # no PIN to key
+        [*BASE, "--pin", "1234", "--pin-tries", "4"],
+        [*BASE, "--hold", "-1"],
+        [*BASE, "--hold", "soon"],
+        [*BASE, "--port", "70000"],
+        [*BASE, "--called-party", "maybe"],
+        [*BASE, "--dtmf-ms", "10", "--pin", "1234"],
+        [*BASE, "--called-party-log", "x.log"],  # only with --no-called-party
+        [*BASE, "--password", "a;b"],
+        [*BASE, "--config", "/nonexistent/callcontrol.toml"],
+    ],
+)
+def test_bad_arguments_exit_2(argv: list[str], capsys, monkeypatch) -> None:
+    async def never(*a, **k):  # pragma: no cover - must not be reached
+        raise AssertionError("place_call reached")
+
+    monkeypatch.setattr(cli, "place_call", never)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip()
+    assert "Traceback" not in err
+
+
+def test_help_explains_the_options(capsys) -> None:
+    assert cli.main(["call", "--help"]) == 0
+    out = capsys.readouterr().out
+    for option in ("--cell", "--pin", "--pin-tries", "--hold", "--password", "--called-party",
+                   "--no-called-party", "--host", "--port", "--called-party-port", "--config",
+                   "--timeout", "--pin-retry-pause"):
+        assert option in out
+    assert "busy" in out and "noanswer" in out
+
+
+def _result(**changes) -> CallResult:
+    values = dict(
+        outcome="connected", reason=None, decision=None, setup_ms=3725.6, post_pin_ms=8.2,
+        talk_s=5.04, sip_call_id="ccsim-A1-01-x-1", sip_status=200,
+        called_party_saw_invite=True, ended_by="handset", called_party_mode="answer",
+        cell="A1-01", number="447700900123", pin_tries=1, handset_exit=0, called_party_exit=0,
+    )
+    return CallResult(**(values | changes))
+
+
+def test_a_call_prints_one_json_line(capsys, monkeypatch) -> None:
+    seen = {}
+
+    async def fake(call, **kwargs):
+        seen.update(call=call, **kwargs)
+        return _result()
+
+    monkeypatch.setattr(cli, "place_call", fake)
+    argv = [*BASE, "--pin", "9999", "--pin", "1234", "--pin-tries", "3", "--hold", "5",
+            "--ring", "1", "--port", "5260", "--called-party", "busy"]
+    assert cli.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    data = json.loads(lines[0])
+    for key in ("outcome", "reason", "setup_ms", "talk_s", "sip_call_id", "sip_status",
+                "called_party_saw_invite"):
+        assert key in data
+    call = seen["call"]
+    assert call.pins == ("9999", "1234") and call.pin_tries == 3
+    assert call.hold_ms == 6000  # the hold plus the ringing of our own called party
+    assert call.first_pin_ms == 1500 and call.retry_ms == 3000
+    assert seen["called_party"] == "busy" and seen["ring_ms"] == 1000
+    assert seen["endpoints"].port == 5260
+
+
+def test_no_called_party(capsys, monkeypatch) -> None:
+    seen = {}
+
+    async def fake(call, **kwargs):
+        seen.update(kwargs)
+        return _result(called_party_saw_invite=None, called_party_mode=None)
+
+    monkeypatch.setattr(cli, "place_call", fake)
+    assert cli.main([*BASE, "--pin", "1234", "--no-called-party", "--called-party-log",
+                     "cp.log", "--ring", "2"]) == 0
+    assert seen["called_party"] is None and seen["called_party_log"] == Path("cp.log")
+    assert seen["ring_ms"] == 0
+
+
+def test_harness_failure_exits_1_with_one_line(capsys, monkeypatch) -> None:
+    async def broken(call, **kwargs):
+        raise SimError("the handset's SIP port 127.0.0.1:5080 is in use")
+
+    monkeypatch.setattr(cli, "place_call", broken)
+    assert cli.main([*BASE, "--pin", "1234"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip() == (
+        "callcontrol-sim: the handset's SIP port 127.0.0.1:5080 is in use")
+
+
+def test_no_password_and_no_database_exits_1(tmp_path: Path, capsys, monkeypatch) -> None:
+    db = tmp_path / "missing.sqlite3"
+    config = tmp_path / "callcontrol.toml"
+    config.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{db}"\n')
+    monkeypatch.delenv("CALLCONTROL_DATABASE_URL", raising=False)
+    argv = ["call", "--cell", "A1-01", "--dial", "1", "--pin", "1234", "--config", str(config)]
+    assert cli.main(argv) == 1
+    assert "no SIP password for cell A1-01" in capsys.readouterr().err
+    assert not db.exists()  # looking must not create the database
