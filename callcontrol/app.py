@@ -101,7 +101,6 @@ class Daemon:
             tracker.on_hangup(ended)
             self.ami.on_connected(reconcile)
             await self.agi.start()
-            log.info("FastAGI listening on %s:%s", s.agi.host, self.agi.port)
             await self.ami.start()
             log.info("AMI: connecting to %s:%s as %s", s.ami.host, s.ami.port, s.ami.username)
             self.started.set()

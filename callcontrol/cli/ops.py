@@ -205,6 +205,7 @@ def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
     from callcontrol.config import ConfigError
 
     logging.basicConfig(level=args.log_level, format=LOG_FORMAT)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         asyncio.run(run_until_signalled(settings))
     except ConfigError as e:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import re
 import secrets
 import signal
@@ -100,19 +101,27 @@ def _port_in_use(ip: str, port: int) -> bool:
     return False
 
 
+def _output_file(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+
+
 async def _start(cmd: list[str], out: Path) -> asyncio.subprocess.Process:
-    with open(out, "wb") as f:
-        try:
-            return await asyncio.create_subprocess_exec(
-                *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=f, stderr=asyncio.subprocess.STDOUT
-            )
-        except OSError as e:
-            raise SimError(f"cannot run {cmd[0]}: {e.strerror}") from None
-
-
-async def _wait(proc: asyncio.subprocess.Process, timeout: float) -> int | None:
+    """Start a SIPp with its screen output going to ``out``."""
+    fd = _output_file(out)
     try:
-        return await asyncio.wait_for(proc.wait(), timeout)
+        return await asyncio.create_subprocess_exec(
+            *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=fd, stderr=asyncio.subprocess.STDOUT
+        )
+    except OSError as e:
+        raise SimError(f"cannot run {cmd[0]}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+async def _wait(proc: asyncio.subprocess.Process, limit_s: float) -> int | None:
+    """The exit status, or None if the process is still running after ``limit_s``."""
+    try:
+        return await asyncio.wait_for(proc.wait(), limit_s)
     except TimeoutError:
         return None
 
@@ -130,16 +139,18 @@ async def _stop(proc: asyncio.subprocess.Process) -> int | None:
     return proc.returncode
 
 
-async def _until_listening(proc: asyncio.subprocess.Process, ip: str, port: int,
-                           out: Path, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+async def _until_listening(
+    proc: asyncio.subprocess.Process, ip: str, port: int, out: Path, limit_s: float = 10.0
+) -> None:
+    """Wait until the called party's SIPp has bound its port (ours can no longer bind it)."""
+    deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         if proc.returncode is not None:
             raise SimError(f"the called party's SIPp exited at once: {_tail(out)}")
         if _port_in_use(ip, port):
             return
         await asyncio.sleep(0.05)
-    raise SimError(f"the called party's SIPp did not open {ip}:{port} in {timeout:.0f} s")
+    raise SimError(f"the called party's SIPp did not open {ip}:{port} in {limit_s:.0f} s")
 
 
 def _read(path: Path) -> str:
@@ -173,8 +184,9 @@ class _Observed:
     called_observed: bool
 
 
-def observe(run: RunDir, call_id: str, called_party_log: Path | None,
-            own_called_party: bool) -> _Observed:
+def observe(
+    run: RunDir, call_id: str, called_party_log: Path | None, own_called_party: bool
+) -> _Observed:
     """Read the logs of one call."""
     handset = logs.handset_calls(logs.parse_events(_read(run.h("handset_logs.log")))).get(call_id)
     trace = logs.parse_trace(_read(run.h("handset_messages.log")))
@@ -192,8 +204,12 @@ def observe(run: RunDir, call_id: str, called_party_log: Path | None,
     return _Observed(handset, status, logs.got_response(trace), called, observed)
 
 
-def judge(call: logs.HandsetCall, call_id: str, seen: _Observed, decision: str | None,
-          ) -> tuple[str, float | None, float | None, float | None, str | None]:
+def judge(
+    call: logs.HandsetCall,
+    call_id: str,
+    seen: _Observed,
+    decision: str | None,
+) -> tuple[str, float | None, float | None, float | None, str | None]:
     """outcome, setup_ms, post_pin_ms, talk_s, ended_by from what was observed."""
     h, c = seen.handset, seen.called
     ended_by = None
@@ -242,8 +258,11 @@ def _db_url(settings: Settings) -> str | None:
         u = make_url(settings.database.url)
     except Exception:
         return None
-    drivers = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
-               "postgres": "postgresql+asyncpg"}
+    drivers = {
+        "sqlite": "sqlite+aiosqlite",
+        "postgresql": "postgresql+asyncpg",
+        "postgres": "postgresql+asyncpg",
+    }
     if u.drivername in drivers:
         u = u.set(drivername=drivers[u.drivername])
     if u.get_backend_name() == "sqlite":
@@ -287,11 +306,14 @@ async def cell_password(settings: Settings, cell: str) -> str | None:
     return row[0] if row else None
 
 
-async def call_decision(settings: Settings, sip_call_id: str,
-                        wait_s: float = REASON_WAIT_S) -> tuple[str | None, str | None]:
+async def call_decision(
+    settings: Settings, sip_call_id: str, wait_s: float = REASON_WAIT_S
+) -> tuple[str | None, str | None]:
     """(outcome, reason) of the daemon's last decision on the call; waits up to ``wait_s``."""
-    sql = ("SELECT outcome, reason FROM call_decisions WHERE sip_call_id = :cid "
-           "ORDER BY id DESC LIMIT 1")
+    sql = (
+        "SELECT outcome, reason FROM call_decisions WHERE sip_call_id = :cid "
+        "ORDER BY id DESC LIMIT 1"
+    )
     deadline = time.monotonic() + wait_s
     while True:
         if _db_url(settings) is None:
@@ -359,16 +381,30 @@ async def place_call(
         if own:
             cp_xml = stage_scenario(run, "called_party.xml", sim_dir)
             cp_cmd = called_party_command(
-                prefix, run, cp_xml, ip=ep.local_ip, port=ep.called_party_port,
-                media_port=ep.called_party_media_port, mode=called_party, ring_ms=ring_ms,
+                prefix,
+                run,
+                cp_xml,
+                ip=ep.local_ip,
+                port=ep.called_party_port,
+                media_port=ep.called_party_media_port,
+                mode=called_party,
+                ring_ms=ring_ms,
                 hangup_ms=called_party_hangup_ms,
             )
             cp_proc = await _start(cp_cmd, run.h("called_party.out"))
-            await _until_listening(cp_proc, ep.local_ip, ep.called_party_port,
-                                   run.h("called_party.out"))
+            await _until_listening(
+                cp_proc, ep.local_ip, ep.called_party_port, run.h("called_party.out")
+            )
         hs_cmd = handset_command(
-            prefix, run, handset_xml, run.s("handset.csv"), host=ep.host, port=ep.port,
-            ip=ep.local_ip, local_port=ep.local_port, media_port=ep.media_port,
+            prefix,
+            run,
+            handset_xml,
+            run.s("handset.csv"),
+            host=ep.host,
+            port=ep.port,
+            ip=ep.local_ip,
+            local_port=ep.local_port,
+            media_port=ep.media_port,
             call_id_prefix=cid_prefix,
         )
         hs_proc = await _start(hs_cmd, run.h("handset.out"))
@@ -377,8 +413,9 @@ async def place_call(
             await _stop(hs_proc)
             raise SimError(f"the call did not end within {timeout_s:.0f} s (--timeout)")
         if hs_code not in (0, 1):
-            raise SimError(f"the handset's SIPp failed (exit {hs_code}): "
-                           f"{_tail(run.h('handset.out'))}")
+            raise SimError(
+                f"the handset's SIPp failed (exit {hs_code}): {_tail(run.h('handset.out'))}"
+            )
         if cp_proc is not None:
             seen_now = observe(run, sip_call_id, None, True)
             busy_with_call = seen_now.called is not None and seen_now.called.end_at is None
@@ -402,8 +439,7 @@ async def place_call(
             decision, reason = await call_decision(
                 settings, sip_call_id, wait_s=0.0 if connected else REASON_WAIT_S
             )
-        outcome, setup_ms, post_pin_ms, talk_s, ended_by = judge(call, sip_call_id, seen,
-                                                                 decision)
+        outcome, setup_ms, post_pin_ms, talk_s, ended_by = judge(call, sip_call_id, seen, decision)
         return CallResult(
             outcome=outcome,
             reason=reason,

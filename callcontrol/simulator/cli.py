@@ -102,71 +102,159 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     who = c.add_argument_group("the call")
-    who.add_argument("--cell", required=True,
-                     help="the cell whose handset calls: its SIP endpoint and digest username")
-    who.add_argument("--dial", required=True, metavar="NUMBER",
-                     help="the number dialled (the INVITE's request URI)")
-    who.add_argument("--pin", action="append", metavar="PIN",
-                     help="the PIN keyed when prompted, as RFC 2833 DTMF; give it up to 3 times "
-                     "for different PINs at successive tries (e.g. --pin 0000 --pin 1234)")
-    who.add_argument("--pin-tries", type=_tries, metavar="N",
-                     help="how many times a PIN is keyed, 0 to 3; the last --pin repeats "
-                     "(default: one try per --pin, or 0 without --pin)")
-    who.add_argument("--password",
-                     help="the handset's SIP digest password (default: the cell's sip_password "
-                     "in the callcontrol database named by --config)")
-    who.add_argument("--hold", type=_seconds, default=10.0, metavar="SECONDS",
-                     help="how long the handset stays on the line after keying its last PIN "
-                     "(plus --ring when our called party answers), then hangs up; about the "
-                     "talk time of a connected call")
+    who.add_argument(
+        "--cell",
+        required=True,
+        help="the cell whose handset calls: its SIP endpoint and digest username",
+    )
+    who.add_argument(
+        "--dial",
+        required=True,
+        metavar="NUMBER",
+        help="the number dialled (the INVITE's request URI)",
+    )
+    who.add_argument(
+        "--pin",
+        action="append",
+        metavar="PIN",
+        help="the PIN keyed when prompted, as RFC 2833 DTMF; give it up to 3 times "
+        "for different PINs at successive tries (e.g. --pin 0000 --pin 1234)",
+    )
+    who.add_argument(
+        "--pin-tries",
+        type=_tries,
+        metavar="N",
+        help="how many times a PIN is keyed, 0 to 3; the last --pin repeats "
+        "(default: one try per --pin, or 0 without --pin)",
+    )
+    who.add_argument(
+        "--password",
+        help="the handset's SIP digest password (default: the cell's sip_password "
+        "in the callcontrol database named by --config)",
+    )
+    who.add_argument(
+        "--hold",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long the handset stays on the line after keying its last PIN "
+        "(plus --ring when our called party answers), then hangs up; about the "
+        "talk time of a connected call",
+    )
     timing = c.add_argument_group("timing")
-    timing.add_argument("--pin-pause", type=_seconds, default=1.5, metavar="SECONDS",
-                        help="pause after Asterisk answers before keying the first PIN (the "
-                        "prompt has started by then; a PIN keyed during it interrupts it)")
-    timing.add_argument("--pin-retry-pause", type=_seconds, default=3.0, metavar="SECONDS",
-                        help="pause after keying a PIN before the next try: the daemon must "
-                        "have said 'wrong PIN' and be prompting again by then")
-    timing.add_argument("--dtmf-ms", type=int, default=200, metavar="MS",
-                        help="length of each DTMF tone, 50 to 2000 ms (SIPp keys N digits in "
-                        "400 + (2N+1) x MS ms)")
-    timing.add_argument("--timeout", type=_seconds, metavar="SECONDS",
-                        help="give up (exit 1) if the call has not ended by then (default: the "
-                        "call's planned length plus 30 s)")
+    timing.add_argument(
+        "--pin-pause",
+        type=_seconds,
+        default=1.5,
+        metavar="SECONDS",
+        help="pause after Asterisk answers before keying the first PIN (the "
+        "prompt has started by then; a PIN keyed during it interrupts it)",
+    )
+    timing.add_argument(
+        "--pin-retry-pause",
+        type=_seconds,
+        default=3.0,
+        metavar="SECONDS",
+        help="pause after keying a PIN before the next try: the daemon must "
+        "have said 'wrong PIN' and be prompting again by then",
+    )
+    timing.add_argument(
+        "--dtmf-ms",
+        type=int,
+        default=200,
+        metavar="MS",
+        help="length of each DTMF tone, 50 to 2000 ms (SIPp keys N digits in 400 + (2N+1) x MS ms)",
+    )
+    timing.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="give up (exit 1) if the call has not ended by then (default: the "
+        "call's planned length plus 30 s)",
+    )
     cp = c.add_argument_group("the called party")
-    cp.add_argument("--called-party", choices=CALLED_PARTY_MODES, default="answer",
-                    help="what our simulated called party does: answer (180, 200, audio), busy "
-                    "(486) or noanswer (180, then waits for the CANCEL)")
-    cp.add_argument("--ring", type=_seconds, default=0.0, metavar="SECONDS",
-                    help="answer mode: ringing time between the 180 and the 200")
-    cp.add_argument("--called-party-hangup", type=_seconds, default=0.0, metavar="SECONDS",
-                    help="answer mode: the called party hangs up this long after answering "
-                    "(0: it waits for the BYE)")
-    cp.add_argument("--no-called-party", action="store_true",
-                    help="start no called party: one is already listening on "
-                    "--called-party-port. Without --called-party-log the outcome then rests on "
-                    "the daemon's decision in its database")
-    cp.add_argument("--called-party-log", type=Path, metavar="FILE",
-                    help="with --no-called-party: that called party's SIPp -trace_logs file "
-                    "(called_party.xml), read to find this call by its X-CC-Call header")
+    cp.add_argument(
+        "--called-party",
+        choices=CALLED_PARTY_MODES,
+        default="answer",
+        help="what our simulated called party does: answer (180, 200, audio), busy "
+        "(486) or noanswer (180, then waits for the CANCEL)",
+    )
+    cp.add_argument(
+        "--ring",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="answer mode: ringing time between the 180 and the 200",
+    )
+    cp.add_argument(
+        "--called-party-hangup",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="answer mode: the called party hangs up this long after answering "
+        "(0: it waits for the BYE)",
+    )
+    cp.add_argument(
+        "--no-called-party",
+        action="store_true",
+        help="start no called party: one is already listening on "
+        "--called-party-port. Without --called-party-log the outcome then rests on "
+        "the daemon's decision in its database",
+    )
+    cp.add_argument(
+        "--called-party-log",
+        type=Path,
+        metavar="FILE",
+        help="with --no-called-party: that called party's SIPp -trace_logs file "
+        "(called_party.xml), read to find this call by its X-CC-Call header",
+    )
     net = c.add_argument_group("addresses (all on loopback in the lab)")
     net.add_argument("--host", default="127.0.0.1", metavar="IP", help="Asterisk's address")
-    net.add_argument("--port", type=_port, default=5060, metavar="PORT", help="Asterisk's PJSIP UDP port")
-    net.add_argument("--local-ip", default="127.0.0.1", metavar="IP", help="address of the SIPp instances")
-    net.add_argument("--local-port", type=_port, default=5080, metavar="PORT", help="the handset's SIP port")
-    net.add_argument("--media-port", type=_port, default=6000, metavar="PORT",
-                     help="the handset's RTP port (each SIPp needs its own, see LAB-NOTES)")
-    net.add_argument("--called-party-port", type=_port, default=5070, metavar="PORT",
-                     help="the called party's SIP port (Asterisk's pstn endpoint points there)")
-    net.add_argument("--called-party-media-port", type=_port, default=16000, metavar="PORT",
-                     help="the called party's RTP port")
+    net.add_argument(
+        "--port", type=_port, default=5060, metavar="PORT", help="Asterisk's PJSIP UDP port"
+    )
+    net.add_argument(
+        "--local-ip", default="127.0.0.1", metavar="IP", help="address of the SIPp instances"
+    )
+    net.add_argument(
+        "--local-port", type=_port, default=5080, metavar="PORT", help="the handset's SIP port"
+    )
+    net.add_argument(
+        "--media-port",
+        type=_port,
+        default=6000,
+        metavar="PORT",
+        help="the handset's RTP port (each SIPp needs its own, see LAB-NOTES)",
+    )
+    net.add_argument(
+        "--called-party-port",
+        type=_port,
+        default=5070,
+        metavar="PORT",
+        help="the called party's SIP port (Asterisk's pstn endpoint points there)",
+    )
+    net.add_argument(
+        "--called-party-media-port",
+        type=_port,
+        default=16000,
+        metavar="PORT",
+        help="the called party's RTP port",
+    )
     misc = c.add_argument_group("other")
-    misc.add_argument("--config", metavar="FILE",
-                      help="callcontrol settings (TOML): the database for the password and the "
-                      "daemon's reason, and [lab] root for a chrooted SIPp (default: "
-                      "$CALLCONTROL_CONFIG, else built-in defaults)")
-    misc.add_argument("--keep", action="store_true",
-                      help="keep the run's folder (scenarios, injection file, SIPp logs and "
-                      "message traces) and print its path in run_dir")
+    misc.add_argument(
+        "--config",
+        metavar="FILE",
+        help="callcontrol settings (TOML): the database for the password and the "
+        "daemon's reason, and [lab] root for a chrooted SIPp (default: "
+        "$CALLCONTROL_CONFIG, else built-in defaults)",
+    )
+    misc.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the run's folder (scenarios, injection file, SIPp logs and "
+        "message traces) and print its path in run_dir",
+    )
     return parser
 
 
@@ -191,8 +279,11 @@ async def _call(args: argparse.Namespace) -> int:
     if password is None:
         password = await cell_password(settings, args.cell)
         if password is None:
-            print(f"callcontrol-sim: no SIP password for cell {args.cell}: give --password, or "
-                  "--config with a database that has the cell", file=sys.stderr)
+            print(
+                f"callcontrol-sim: no SIP password for cell {args.cell}: give --password, or "
+                "--config with a database that has the cell",
+                file=sys.stderr,
+            )
             return EXIT_HARNESS
     own = not args.no_called_party
     ring_ms = round(args.ring * 1000) if own else 0
@@ -212,8 +303,12 @@ async def _call(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise _UsageError(f"callcontrol-sim call: {e}") from None
     endpoints = Endpoints(
-        host=args.host, port=args.port, local_ip=args.local_ip, local_port=args.local_port,
-        media_port=args.media_port, called_party_port=args.called_party_port,
+        host=args.host,
+        port=args.port,
+        local_ip=args.local_ip,
+        local_port=args.local_port,
+        media_port=args.media_port,
+        called_party_port=args.called_party_port,
         called_party_media_port=args.called_party_media_port,
     )
     try:
@@ -241,8 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command == "call":
             if args.called_party_log is not None and not args.no_called_party:
-                raise _UsageError("callcontrol-sim call: --called-party-log goes with "
-                                  "--no-called-party")
+                raise _UsageError(
+                    "callcontrol-sim call: --called-party-log goes with --no-called-party"
+                )
             _pins(args)
             return asyncio.run(_call(args))
     except _UsageError as e:

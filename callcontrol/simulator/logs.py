@@ -221,7 +221,9 @@ def parse_trace(text: str) -> list[TracedMessage]:
     return messages
 
 
-def final_invite_status(messages: Iterable[TracedMessage], call_id: str | None = None) -> int | None:
+def final_invite_status(
+    messages: Iterable[TracedMessage], call_id: str | None = None
+) -> int | None:
     """The last final response (200 or more) received for an INVITE, or None if none came.
 
     A 401 or 407 challenge followed by a retried INVITE is not final: only the last one counts.
@@ -303,16 +305,22 @@ class HandsetCall:
                 raise ValueError(f"PIN {pin!r}: only digits, *, # and A-D can be keyed")
         if not 50 <= self.dtmf_ms <= 2000:
             raise ValueError("DTMF tone length must be 50 to 2000 ms (SIPp's limits)")
-        for name, value in (("cell", self.cell), ("password", self.password),
-                            ("number", self.number)):
+        for name, value in (
+            ("cell", self.cell),
+            ("password", self.password),
+            ("number", self.number),
+        ):
             if not value:
                 raise ValueError(f"the {name} is empty")
             if any(c in value for c in ";\r\n[]"):
                 raise ValueError(f"the {name} cannot contain ';', '[', ']' or a line break")
         if self.cell != self.cell.strip() or " " in self.cell or " " in self.number:
             raise ValueError("the cell and the number cannot contain spaces")
-        for name, value in (("first PIN pause", self.first_pin_ms), ("retry pause", self.retry_ms),
-                            ("hold", self.hold_ms)):
+        for name, value in (
+            ("first PIN pause", self.first_pin_ms),
+            ("retry pause", self.retry_ms),
+            ("hold", self.hold_ms),
+        ):
             if value < 0:
                 raise ValueError(f"the {name} cannot be negative")
 

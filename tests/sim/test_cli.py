@@ -49,19 +49,43 @@ def test_bad_arguments_exit_2(argv: list[str], capsys, monkeypatch) -> None:
 def test_help_explains_the_options(capsys) -> None:
     assert cli.main(["call", "--help"]) == 0
     out = capsys.readouterr().out
-    for option in ("--cell", "--pin", "--pin-tries", "--hold", "--password", "--called-party",
-                   "--no-called-party", "--host", "--port", "--called-party-port", "--config",
-                   "--timeout", "--pin-retry-pause"):
+    for option in (
+        "--cell",
+        "--pin",
+        "--pin-tries",
+        "--hold",
+        "--password",
+        "--called-party",
+        "--no-called-party",
+        "--host",
+        "--port",
+        "--called-party-port",
+        "--config",
+        "--timeout",
+        "--pin-retry-pause",
+    ):
         assert option in out
     assert "busy" in out and "noanswer" in out
 
 
 def _result(**changes) -> CallResult:
     values = dict(
-        outcome="connected", reason=None, decision=None, setup_ms=3725.6, post_pin_ms=8.2,
-        talk_s=5.04, sip_call_id="ccsim-A1-01-x-1", sip_status=200,
-        called_party_saw_invite=True, ended_by="handset", called_party_mode="answer",
-        cell="A1-01", number="447700900123", pin_tries=1, handset_exit=0, called_party_exit=0,
+        outcome="connected",
+        reason=None,
+        decision=None,
+        setup_ms=3725.6,
+        post_pin_ms=8.2,
+        talk_s=5.04,
+        sip_call_id="ccsim-A1-01-x-1",
+        sip_status=200,
+        called_party_saw_invite=True,
+        ended_by="handset",
+        called_party_mode="answer",
+        cell="A1-01",
+        number="447700900123",
+        pin_tries=1,
+        handset_exit=0,
+        called_party_exit=0,
     )
     return CallResult(**(values | changes))
 
@@ -74,14 +98,36 @@ def test_a_call_prints_one_json_line(capsys, monkeypatch) -> None:
         return _result()
 
     monkeypatch.setattr(cli, "place_call", fake)
-    argv = [*BASE, "--pin", "9999", "--pin", "1234", "--pin-tries", "3", "--hold", "5",
-            "--ring", "1", "--port", "5260", "--called-party", "busy"]
+    argv = [
+        *BASE,
+        "--pin",
+        "9999",
+        "--pin",
+        "1234",
+        "--pin-tries",
+        "3",
+        "--hold",
+        "5",
+        "--ring",
+        "1",
+        "--port",
+        "5260",
+        "--called-party",
+        "busy",
+    ]
     assert cli.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1
     data = json.loads(lines[0])
-    for key in ("outcome", "reason", "setup_ms", "talk_s", "sip_call_id", "sip_status",
-                "called_party_saw_invite"):
+    for key in (
+        "outcome",
+        "reason",
+        "setup_ms",
+        "talk_s",
+        "sip_call_id",
+        "sip_status",
+        "called_party_saw_invite",
+    ):
         assert key in data
     call = seen["call"]
     assert call.pins == ("9999", "1234") and call.pin_tries == 3
@@ -99,8 +145,21 @@ def test_no_called_party(capsys, monkeypatch) -> None:
         return _result(called_party_saw_invite=None, called_party_mode=None)
 
     monkeypatch.setattr(cli, "place_call", fake)
-    assert cli.main([*BASE, "--pin", "1234", "--no-called-party", "--called-party-log",
-                     "cp.log", "--ring", "2"]) == 0
+    assert (
+        cli.main(
+            [
+                *BASE,
+                "--pin",
+                "1234",
+                "--no-called-party",
+                "--called-party-log",
+                "cp.log",
+                "--ring",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert seen["called_party"] is None and seen["called_party_log"] == Path("cp.log")
     assert seen["ring_ms"] == 0
 
@@ -114,7 +173,8 @@ def test_harness_failure_exits_1_with_one_line(capsys, monkeypatch) -> None:
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.strip() == (
-        "callcontrol-sim: the handset's SIP port 127.0.0.1:5080 is in use")
+        "callcontrol-sim: the handset's SIP port 127.0.0.1:5080 is in use"
+    )
 
 
 def test_no_password_and_no_database_exits_1(tmp_path: Path, capsys, monkeypatch) -> None:

@@ -91,8 +91,15 @@ def test_older_trace_timestamps() -> None:
 
 def test_injection_file() -> None:
     call = logs.HandsetCall(
-        cell="A1-01", password="pw", number="447700900123", pins=("9999", "1234"), pin_tries=3,
-        first_pin_ms=1500, dtmf_ms=200, retry_ms=3000, hold_ms=5000,
+        cell="A1-01",
+        password="pw",
+        number="447700900123",
+        pins=("9999", "1234"),
+        pin_tries=3,
+        first_pin_ms=1500,
+        dtmf_ms=200,
+        retry_ms=3000,
+        hold_ms=5000,
     )
     text = logs.injection_text([call])
     header, line = text.splitlines()
@@ -109,8 +116,7 @@ def test_injection_without_pin() -> None:
 
 def test_write_injection(tmp_path) -> None:
     calls = [
-        logs.HandsetCall(cell=f"A1-0{n}", password="pw", number="1", pins=("1234",))
-        for n in (1, 2)
+        logs.HandsetCall(cell=f"A1-0{n}", password="pw", number="1", pins=("1234",)) for n in (1, 2)
     ]
     path = tmp_path / "calls.csv"
     logs.write_injection(path, calls)

@@ -11,8 +11,14 @@ from callcontrol.simulator.call import judge, observe
 from callcontrol.simulator.sipp import RunDir
 from tests.sim import samples
 
-CALL = logs.HandsetCall(cell="A1-01", password="pw", number="447700900123",
-                        pins=("9999", "1234"), pin_tries=2, dtmf_ms=200)
+CALL = logs.HandsetCall(
+    cell="A1-01",
+    password="pw",
+    number="447700900123",
+    pins=("9999", "1234"),
+    pin_tries=2,
+    dtmf_ms=200,
+)
 
 
 def _run(tmp_path: Path, handset: str, trace: str, called: str | None) -> RunDir:
@@ -24,8 +30,9 @@ def _run(tmp_path: Path, handset: str, trace: str, called: str | None) -> RunDir
     return run
 
 
-def _judge(run: RunDir, own: bool = True, decision: str | None = None,
-           called_log: Path | None = None):
+def _judge(
+    run: RunDir, own: bool = True, decision: str | None = None, called_log: Path | None = None
+):
     seen = observe(run, samples.CID, called_log, own)
     return seen, judge(CALL, samples.CID, seen, decision)
 
@@ -49,7 +56,12 @@ def test_wrong_pin_refused_and_called_party_never_saw_it(tmp_path: Path) -> None
     run = _run(tmp_path, handset, samples.trace(401, 200), "")
     seen, (outcome, setup_ms, post_pin_ms, talk_s, ended_by) = _judge(run)
     assert (outcome, setup_ms, post_pin_ms, talk_s, ended_by) == (
-        "refused", None, None, 0.0, "network")
+        "refused",
+        None,
+        None,
+        0.0,
+        "network",
+    )
     assert seen.called is None
 
 
@@ -72,8 +84,9 @@ def test_refused_credentials_fail(tmp_path: Path) -> None:
 
 
 def test_no_answer_at_all_fails(tmp_path: Path) -> None:
-    run = _run(tmp_path, f"CCSIM|invite|{samples.CID}|A1-01 1|1.000000|0.000000\n",
-               samples.trace(), "")
+    run = _run(
+        tmp_path, f"CCSIM|invite|{samples.CID}|A1-01 1|1.000000|0.000000\n", samples.trace(), ""
+    )
     seen, (outcome, *_) = _judge(run)
     assert (outcome, seen.status, seen.any_response) == ("failed", None, False)
 
@@ -96,8 +109,7 @@ def test_a_shared_called_party_log_is_matched_by_x_cc_call(tmp_path: Path) -> No
     shared = tmp_path / "shared.log"
     shared.write_text(
         "CCSIM|invite|y| someone-else|1795906644.000000|0.000000\n"
-        "CCSIM|answered|y| someone-else|1795906644.000000|1000.000000\n"
-        + samples.CALLED_LOG
+        "CCSIM|answered|y| someone-else|1795906644.000000|1000.000000\n" + samples.CALLED_LOG
     )
     run = _run(tmp_path, samples.HANDSET_LOG, samples.trace(401, 200), None)
     seen, (outcome, *_) = _judge(run, own=False, called_log=shared)
@@ -107,8 +119,12 @@ def test_a_shared_called_party_log_is_matched_by_x_cc_call(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     ("decision", "status", "outcome"),
-    [("allow", 200, "connected"), ("refuse", 200, "refused"), (None, 200, "refused"),
-     (None, 401, "failed")],
+    [
+        ("allow", 200, "connected"),
+        ("refuse", 200, "refused"),
+        (None, 200, "refused"),
+        (None, 401, "failed"),
+    ],
 )
 def test_without_a_called_party_the_decision_decides(
     tmp_path: Path, decision: str | None, status: int, outcome: str

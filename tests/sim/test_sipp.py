@@ -81,8 +81,10 @@ def test_staged_scenario_plays_audio_from_the_run_folder(tmp_path: Path) -> None
     text = run.h("handset.xml").read_text(encoding="iso-8859-1")
     assert 'rtp_stream="/tmp/run1/handset-1000hz.ulaw,-1,0"' in text
     assert 'rtp_stream="audio/' not in text
-    assert run.h("handset-1000hz.ulaw").read_bytes() == (
-        SIM_DIR / "audio" / "handset-1000hz.ulaw").read_bytes()
+    assert (
+        run.h("handset-1000hz.ulaw").read_bytes()
+        == (SIM_DIR / "audio" / "handset-1000hz.ulaw").read_bytes()
+    )
     stage_scenario(run, "called_party.xml")
     assert run.h("called-party-400hz.ulaw").exists()
 
@@ -96,19 +98,54 @@ def test_missing_scenario(tmp_path: Path) -> None:
 def test_command_lines() -> None:
     run = RunDir(Path("/r/tmp/x"), Path("/tmp/x"))
     prefix = ["chroot", "/r", "sipp"]
-    hs = handset_command(prefix, run, "/tmp/x/handset.xml", "/tmp/x/handset.csv",
-                         host="127.0.0.1", port=5060, ip="127.0.0.1", local_port=5080,
-                         media_port=6000, call_id_prefix="ccsim-A1-01-abcd-")
+    hs = handset_command(
+        prefix,
+        run,
+        "/tmp/x/handset.xml",
+        "/tmp/x/handset.csv",
+        host="127.0.0.1",
+        port=5060,
+        ip="127.0.0.1",
+        local_port=5080,
+        media_port=6000,
+        call_id_prefix="ccsim-A1-01-abcd-",
+    )
     assert hs[:4] == ["chroot", "/r", "sipp", "127.0.0.1:5060"]
     line = " ".join(hs)
-    for part in ("-sf /tmp/x/handset.xml", "-inf /tmp/x/handset.csv", "-p 5080", "-mp 6000",
-                 "-m 1", "-cid_str ccsim-A1-01-abcd-%u", "-log_file /tmp/x/handset_logs.log",
-                 "-message_file /tmp/x/handset_messages.log", "-trace_logs", "-trace_msg"):
+    for part in (
+        "-sf /tmp/x/handset.xml",
+        "-inf /tmp/x/handset.csv",
+        "-p 5080",
+        "-mp 6000",
+        "-m 1",
+        "-cid_str ccsim-A1-01-abcd-%u",
+        "-log_file /tmp/x/handset_logs.log",
+        "-message_file /tmp/x/handset_messages.log",
+        "-trace_logs",
+        "-trace_msg",
+    ):
         assert part in line
-    cp = " ".join(called_party_command(prefix, run, "/tmp/x/called_party.xml", ip="127.0.0.1",
-                                       port=5070, media_port=16000, mode="busy", ring_ms=500))
-    for part in ("-p 5070", "-mp 16000", "-key mode busy", "-key ring_ms 500",
-                 "-key hangup_ms 0", "-m 1", "-log_file /tmp/x/called_party_logs.log"):
+    cp = " ".join(
+        called_party_command(
+            prefix,
+            run,
+            "/tmp/x/called_party.xml",
+            ip="127.0.0.1",
+            port=5070,
+            media_port=16000,
+            mode="busy",
+            ring_ms=500,
+        )
+    )
+    for part in (
+        "-p 5070",
+        "-mp 16000",
+        "-key mode busy",
+        "-key ring_ms 500",
+        "-key hangup_ms 0",
+        "-m 1",
+        "-log_file /tmp/x/called_party_logs.log",
+    ):
         assert part in cp
 
 
