@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from callcontrol.app import LOG_FORMAT, Daemon
 from callcontrol.cli import main as cli
@@ -33,7 +34,7 @@ CONTACTS = [
     ("A1234BC", "020 7946 0000", "social", "mother (landline)", True),
     ("A1234BC", "07911 123456", "social", "sister (mobile)", True),
     ("A1234BC", "020 7946 0999", "legal", "solicitor", True),
-    ("A1234BC", "01632 960123", "social", "friend (awaiting approval)", False),
+    ("A1234BC", "020 7946 0321", "social", "friend (awaiting approval)", False),
     ("A2345CD", "020 7946 0123", "social", "partner", True),
 ]
 GLOBAL_ALLOWED = [("116 123", "Samaritans", True)]
@@ -47,6 +48,7 @@ class DemoCall:
     pin: str
     dial: str
     hold: float = 4.0
+    pin_tries: int = 1
 
 
 BURST = [
@@ -54,9 +56,9 @@ BURST = [
     DemoCall("same number, international format", "A1-01", "1234", "00442079460000"),
     DemoCall("Samaritans (allowed for all, privileged)", "A1-02", "2345", "116123"),
     DemoCall("number not on the list", "A1-02", "2345", "02079460555"),
-    DemoCall("contact still pending approval", "A1-01", "1234", "01632960123"),
+    DemoCall("contact still pending approval", "A1-01", "1234", "02079460321"),
     DemoCall("globally blocked number", "A1-03", "3456", "02079460666"),
-    DemoCall("wrong PIN", "A1-03", "9999", "02079460000"),
+    DemoCall("wrong PIN, three times", "A1-03", "9999", "02079460000", pin_tries=3),
     DemoCall("emergency code (cells have call bells)", "A1-04", "4567", "999"),
 ]
 
@@ -108,22 +110,47 @@ def seed(config: str | None, settings: Settings) -> None:
 
 
 async def burst(settings: Settings, config: str | None) -> None:
-    from callcontrol.simulator.calls import place_call  # noqa: PLC0415
-
-    print("\n--- a burst of simulated calls -------------------------------------------------")
+    """Place the demo calls one after another with `callcontrol-sim call`, and show each."""
+    sim = str(Path(sys.executable).parent / "callcontrol-sim")
+    print("\n--- a burst of simulated calls (callcontrol-sim call ...) " + "-" * 24)
     for call in BURST:
-        result = await place_call(
-            settings=settings, cell=call.cell, pin=call.pin, dial=call.dial, hold=call.hold
+        argv = [
+            sim,
+            "call",
+            "--cell",
+            call.cell,
+            "--pin",
+            call.pin,
+            "--dial",
+            call.dial,
+            "--hold",
+            str(call.hold),
+            "--port",
+            str(settings.asterisk.pjsip_port),
+            "--called-party-port",
+            str(settings.asterisk.pstn_port),
+        ]
+        if config:
+            argv += ["--config", config]
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
-        outcome = result.outcome.upper()
-        why = f"reason={result.reason}" if result.reason else ""
-        extra = (
-            f"setup {result.setup_ms:.0f} ms, talked {result.talk_s:.1f} s"
-            if result.outcome == "connected" and result.setup_ms is not None
-            else why
-        )
-        print(f"{call.what:45s} {call.cell} dials {call.dial:15s} -> {outcome:9s} {extra}")
-    print("--------------------------------------------------------------------------------\n")
+        out, err = await proc.communicate()
+        try:
+            result = json.loads(out.decode().strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            print(f"{call.what:42s} could not be placed: {err.decode().strip()[:200]}")
+            continue
+        outcome = str(result.get("outcome", "?")).upper()
+        if result.get("outcome") == "connected":
+            extra = (
+                f"talked {result.get('talk_s') or 0:.1f} s, "
+                f"decided and rang {result.get('post_pin_ms') or 0:.0f} ms after the PIN"
+            )
+        else:
+            extra = f"reason={result.get('reason') or 'unknown'}"
+        print(f"{call.what:42s} {call.cell} dials {call.dial:14s} -> {outcome:9s} {extra}")
+    print("-" * 80 + "\n")
 
 
 async def serve(settings: Settings, config: str | None, calls: bool) -> None:
@@ -162,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-calls", action="store_true", help="skip the burst of calls")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = load_settings(args.config)
     settings.pin_secret(create=True)
     from callcontrol.lab.lab import Lab, LabError

@@ -127,10 +127,11 @@ async def _wait(proc: asyncio.subprocess.Process, limit_s: float) -> int | None:
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> int | None:
-    """Stop a SIPp: SIGINT (it writes its logs and exits), then SIGKILL."""
+    """Stop a SIPp: SIGUSR1 (SIPp 3.8 then ends its calls with a BYE or CANCEL, so that no call
+    is left on Asterisk, and exits), then SIGINT, then SIGKILL."""
     if proc.returncode is not None:
         return proc.returncode
-    for sig, wait in ((signal.SIGINT, 3.0), (signal.SIGKILL, 3.0)):
+    for sig, wait in ((signal.SIGUSR1, 2.0), (signal.SIGINT, 2.0), (signal.SIGKILL, 3.0)):
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(sig)
         code = await _wait(proc, wait)
@@ -196,6 +197,9 @@ def observe(
     if observed:
         path = called_party_log or run.h("called_party_logs.log")
         calls = logs.called_party_calls(logs.parse_events(_read(path)))
+        # Only calls that began with an INVITE: a called party that starts just after another
+        # one stopped may get the BYEs Asterisk still retransmits for that one's calls.
+        calls = [c for c in calls if c.invite_at is not None]
         called = next((c for c in calls if c.x_cc_call == call_id), None)
         if called is None and own_called_party and len(calls) == 1 and not calls[0].x_cc_call:
             # Our own called party got one call without X-CC-Call: the dialplan lacks the
@@ -373,69 +377,26 @@ async def place_call(
     cid_prefix = call_id_prefix(call.cell)
     sip_call_id = f"{cid_prefix}1"
     run = RunDir.create(prefix)
-    cp_proc = hs_proc = None
-    cp_code = hs_code = None
     try:
-        handset_xml = stage_scenario(run, "handset.xml", sim_dir)
-        logs.write_injection(run.h("handset.csv"), [call])
-        if own:
-            cp_xml = stage_scenario(run, "called_party.xml", sim_dir)
-            cp_cmd = called_party_command(
-                prefix,
-                run,
-                cp_xml,
-                ip=ep.local_ip,
-                port=ep.called_party_port,
-                media_port=ep.called_party_media_port,
-                mode=called_party,
-                ring_ms=ring_ms,
-                hangup_ms=called_party_hangup_ms,
-            )
-            cp_proc = await _start(cp_cmd, run.h("called_party.out"))
-            await _until_listening(
-                cp_proc, ep.local_ip, ep.called_party_port, run.h("called_party.out")
-            )
-        hs_cmd = handset_command(
-            prefix,
+        hs_code, cp_code = await _run_sipps(
+            call,
             run,
-            handset_xml,
-            run.s("handset.csv"),
-            host=ep.host,
-            port=ep.port,
-            ip=ep.local_ip,
-            local_port=ep.local_port,
-            media_port=ep.media_port,
-            call_id_prefix=cid_prefix,
+            prefix,
+            ep,
+            cid_prefix,
+            called_party,
+            ring_ms,
+            called_party_hangup_ms,
+            timeout_s,
+            sim_dir,
         )
-        hs_proc = await _start(hs_cmd, run.h("handset.out"))
-        hs_code = await _wait(hs_proc, timeout_s)
-        if hs_code is None:
-            await _stop(hs_proc)
-            raise SimError(f"the call did not end within {timeout_s:.0f} s (--timeout)")
-        if hs_code not in (0, 1):
-            raise SimError(
-                f"the handset's SIPp failed (exit {hs_code}): {_tail(run.h('handset.out'))}"
-            )
-        if cp_proc is not None:
-            seen_now = observe(run, sip_call_id, None, True)
-            busy_with_call = seen_now.called is not None and seen_now.called.end_at is None
-            cp_code = await _wait(cp_proc, CALLED_PARTY_GRACE_S if busy_with_call else 0.2)
-            if cp_code is None:
-                cp_code = await _stop(cp_proc)
-    finally:
-        for proc in (hs_proc, cp_proc):
-            if proc is not None and proc.returncode is None:
-                await _stop(proc)
-
-    try:
         seen = observe(run, sip_call_id, called_party_log, own)
         errors = _errors(run.h("handset_errors.log"))
         if own:
             errors += [f"called party: {e}" for e in _errors(run.h("called_party_errors.log"))]
         connected = seen.called is not None and seen.called.answered_at is not None
-        reached = seen.any_response
         decision = reason = None
-        if reached:
+        if seen.any_response:  # the call reached Asterisk, so perhaps the daemon
             decision, reason = await call_decision(
                 settings, sip_call_id, wait_s=0.0 if connected else REASON_WAIT_S
             )
@@ -460,9 +421,86 @@ async def place_call(
             errors=errors[:10],
             run_dir=str(run.host) if keep_run_dir else None,
         )
+    except SimError as e:
+        if keep_run_dir:
+            raise SimError(f"{e} (SIPp's files are in {run.host})") from None
+        raise
     finally:
         if not keep_run_dir:
             run.remove()
+
+
+async def _run_sipps(
+    call: logs.HandsetCall,
+    run: RunDir,
+    prefix: list[str],
+    ep: Endpoints,
+    cid_prefix: str,
+    called_party: str | None,
+    ring_ms: int,
+    hangup_ms: int,
+    limit_s: float,
+    sim_dir: Path,
+) -> tuple[int, int | None]:
+    """Run the called party (if ours) and the handset; their exit statuses. Both are stopped."""
+    cp_proc = hs_proc = None
+    cp_code = None
+    try:
+        handset_xml = stage_scenario(run, "handset.xml", sim_dir)
+        logs.write_injection(run.h("handset.csv"), [call])
+        if called_party is not None:
+            cp_xml = stage_scenario(run, "called_party.xml", sim_dir)
+            cp_cmd = called_party_command(
+                prefix,
+                run,
+                cp_xml,
+                ip=ep.local_ip,
+                port=ep.called_party_port,
+                media_port=ep.called_party_media_port,
+                mode=called_party,
+                ring_ms=ring_ms,
+                hangup_ms=hangup_ms,
+            )
+            cp_proc = await _start(cp_cmd, run.h("called_party.out"))
+            await _until_listening(
+                cp_proc, ep.local_ip, ep.called_party_port, run.h("called_party.out")
+            )
+        hs_cmd = handset_command(
+            prefix,
+            run,
+            handset_xml,
+            run.s("handset.csv"),
+            host=ep.host,
+            port=ep.port,
+            ip=ep.local_ip,
+            local_port=ep.local_port,
+            media_port=ep.media_port,
+            call_id_prefix=cid_prefix,
+        )
+        hs_proc = await _start(hs_cmd, run.h("handset.out"))
+        hs_code = await _wait(hs_proc, limit_s)
+        if hs_code is None:
+            raise SimError(f"the call did not end within {limit_s:.0f} s (--timeout)")
+        if hs_code not in (0, 1):
+            raise SimError(
+                f"the handset's SIPp failed (exit {hs_code}): {_tail(run.h('handset.out'))}"
+            )
+        if cp_proc is not None:
+            # The called party ends its call right after the handset (Asterisk's BYE or CANCEL);
+            # one that never got the INVITE is stopped at once.
+            seen = observe(run, f"{cid_prefix}1", None, True)
+            in_call = seen.called is not None and seen.called.end_at is None
+            cp_code = await _wait(cp_proc, CALLED_PARTY_GRACE_S if in_call else 0.2)
+            if cp_code is None:
+                cp_code = await _stop(cp_proc)
+        return hs_code, cp_code
+    finally:
+        if hs_proc is not None and hs_proc.returncode is None:
+            await _stop(hs_proc)  # its BYE or CANCEL makes Asterisk end the called party's call
+            if cp_proc is not None and cp_proc.returncode is None:
+                await _wait(cp_proc, 1.0)
+        if cp_proc is not None and cp_proc.returncode is None:
+            await _stop(cp_proc)
 
 
 def estimated_duration_s(call: logs.HandsetCall, ring_ms: int = 0) -> float:

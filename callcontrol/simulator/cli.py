@@ -17,12 +17,8 @@ from pathlib import Path
 
 from callcontrol.config import ConfigError, load_settings
 from callcontrol.simulator import logs
-from callcontrol.simulator.call import (
-    CALLED_PARTY_MODES,
-    Endpoints,
-    cell_password,
-    place_call,
-)
+from callcontrol.simulator.call import CALLED_PARTY_MODES
+from callcontrol.simulator.calls import handset_call, place_call
 from callcontrol.simulator.sipp import SimError
 
 EXIT_OK, EXIT_HARNESS, EXIT_USAGE = 0, 1, 2
@@ -212,7 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     net = c.add_argument_group("addresses (all on loopback in the lab)")
     net.add_argument("--host", default="127.0.0.1", metavar="IP", help="Asterisk's address")
     net.add_argument(
-        "--port", type=_port, default=5060, metavar="PORT", help="Asterisk's PJSIP UDP port"
+        "--port",
+        type=_port,
+        metavar="PORT",
+        help="Asterisk's PJSIP UDP port (default: [asterisk] pjsip_port of the settings, 5060)",
     )
     net.add_argument(
         "--local-ip", default="127.0.0.1", metavar="IP", help="address of the SIPp instances"
@@ -230,9 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument(
         "--called-party-port",
         type=_port,
-        default=5070,
         metavar="PORT",
-        help="the called party's SIP port (Asterisk's pstn endpoint points there)",
+        help="the called party's SIP port, where Asterisk's pstn endpoint sends calls (default: "
+        "[asterisk] pstn_port of the settings, 5070)",
     )
     net.add_argument(
         "--called-party-media-port",
@@ -275,53 +274,39 @@ async def _call(args: argparse.Namespace) -> int:
         print(f"callcontrol-sim: {e}", file=sys.stderr)
         return EXIT_USAGE
     pins, tries = _pins(args)
-    password = args.password
-    if password is None:
-        password = await cell_password(settings, args.cell)
-        if password is None:
-            print(
-                f"callcontrol-sim: no SIP password for cell {args.cell}: give --password, or "
-                "--config with a database that has the cell",
-                file=sys.stderr,
-            )
-            return EXIT_HARNESS
     own = not args.no_called_party
-    ring_ms = round(args.ring * 1000) if own else 0
-    call = logs.HandsetCall(
+    common = dict(
         cell=args.cell,
-        password=password,
-        number=args.dial,
-        pins=pins,
+        dial=args.dial,
+        pin=pins,
         pin_tries=tries,
-        first_pin_ms=round(args.pin_pause * 1000),
+        hold=args.hold,
+        pin_pause=args.pin_pause,
+        pin_retry_pause=args.pin_retry_pause,
         dtmf_ms=args.dtmf_ms,
-        retry_ms=round(args.pin_retry_pause * 1000),
-        hold_ms=round(args.hold * 1000) + ring_ms,
     )
-    try:
-        call.validate()
+    try:  # bad values are usage errors, before any password lookup
+        handset_call(password=args.password or "unchecked", ring=args.ring, **common)
     except ValueError as e:
         raise _UsageError(f"callcontrol-sim call: {e}") from None
-    endpoints = Endpoints(
-        host=args.host,
-        port=args.port,
-        local_ip=args.local_ip,
-        local_port=args.local_port,
-        media_port=args.media_port,
-        called_party_port=args.called_party_port,
-        called_party_media_port=args.called_party_media_port,
-    )
     try:
         result = await place_call(
-            call,
-            endpoints=endpoints,
-            called_party=None if args.no_called_party else args.called_party,
-            ring_ms=ring_ms,
-            called_party_hangup_ms=round(args.called_party_hangup * 1000),
-            called_party_log=args.called_party_log,
+            **common,
+            password=args.password,
             settings=settings,
+            called_party=args.called_party if own else None,
+            ring=args.ring,
+            called_party_hangup=args.called_party_hangup,
+            called_party_log=args.called_party_log,
+            host=args.host,
+            port=args.port,
+            local_ip=args.local_ip,
+            local_port=args.local_port,
+            media_port=args.media_port,
+            called_party_port=args.called_party_port,
+            called_party_media_port=args.called_party_media_port,
             timeout_s=args.timeout,
-            keep_run_dir=args.keep,
+            keep=args.keep,
         )
     except SimError as e:
         print(f"callcontrol-sim: {e}", file=sys.stderr)

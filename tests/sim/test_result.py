@@ -134,3 +134,33 @@ def test_without_a_called_party_the_decision_decides(
     assert got == outcome
     assert (setup_ms, post_pin_ms, talk_s) == (None, None, None)
     assert not seen.called_observed
+
+
+def test_a_stray_bye_is_not_a_call_of_the_called_party(tmp_path: Path) -> None:
+    # A BYE Asterisk still retransmits for an earlier called party's call starts a "call"
+    # without an INVITE in the next called party's log.
+    stray = (
+        "CCSIM|bye_received|4d021330||1795907260.000000|922036.000000\n"
+        "CCSIM|end|4d021330||1795907260.000000|925483.000000\n"
+    )
+    run = _run(tmp_path, samples.HANDSET_LOG, samples.trace(401, 200), stray)
+    seen, (outcome, *_) = _judge(run)
+    assert seen.called is None
+    assert outcome == "refused"
+
+
+async def test_stopping_a_sipp_asks_it_to_end_its_calls_first(tmp_path: Path) -> None:
+    import asyncio
+
+    from callcontrol.simulator.call import _stop
+
+    marker = tmp_path / "usr1"
+    script = tmp_path / "fake-sipp"
+    script.write_text(
+        f"#!/bin/sh\ntrap 'touch {marker}; exit 0' USR1\nwhile :; do sleep 0.05; done\n"
+    )
+    script.chmod(0o755)
+    proc = await asyncio.create_subprocess_exec(str(script))
+    await asyncio.sleep(0.3)
+    assert await _stop(proc) == 0
+    assert marker.exists()
