@@ -22,6 +22,7 @@ import pytest
 
 from callcontrol.config import load_settings
 from callcontrol.lab.lab import Lab
+from tests.conftest import create_pg_database, drop_pg_database
 
 BIN = Path(sys.executable).parent
 PORTS = {"pjsip": 5160, "ami": 5138, "agi": 4673, "pstn": 5170}
@@ -134,23 +135,9 @@ def _plain(url: str) -> str:
 @pytest.fixture(scope="session")
 def e2e_database(pg_url: str) -> Iterator[str]:
     """A database of its own for the end-to-end session, at the latest schema."""
-    from callcontrol.adapters.db.engine import upgrade
-
-    name = f"cc_e2e_{uuid.uuid4().hex[:8]}"
-    admin = pg_url.rsplit("/", 1)[0] + "/postgres"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(_plain(admin))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    url = pg_url.rsplit("/", 1)[0] + "/" + name
-    asyncio.run(upgrade(url))
+    url = create_pg_database(pg_url)
     yield url
-    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    drop_pg_database(pg_url, url)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,80 @@
+"""The decision's store on real databases: what it reads, and one active call per prisoner."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from callcontrol.adapters.db import models as m
+from callcontrol.adapters.db.call_store import SqlCallStore
+from callcontrol.adapters.db.engine import make_engine, session_factory
+from callcontrol.domain.model import Decision, Handset, Outcome, Prisoner, Reason
+from callcontrol.services.authorise import CallAttempt, DecisionRecord
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    fixture = "sqlite_url" if request.param == "sqlite" else "pg_database"
+    return request.getfixturevalue(fixture)
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[SqlCallStore]:
+    engine = make_engine(db_url)
+    sessions = session_factory(engine)
+    async with sessions.begin() as s:
+        cell = m.Cell(name="A1-01", sip_username="A1-01", sip_password="x" * 16)
+        s.add(cell)
+        await s.flush()
+        s.add(
+            m.Prisoner(
+                prison_number="A1234BC", name="John Smith", pin_hash="h1$00", cell_id=cell.id
+            )
+        )
+        s.add(m.GlobalNumber(number="116123", policy="allowed", privileged=True))
+    yield SqlCallStore(sessions)
+    await engine.dispose()
+
+
+def allow(store_prisoner: Prisoner, uniqueid: str) -> DecisionRecord:
+    return DecisionRecord(
+        attempt=CallAttempt("A1-01", "02079460000", f"PJSIP/A1-01-{uniqueid}", uniqueid, "cid"),
+        decision=Decision(Outcome.ALLOW, Reason.APPROVED_CONTACT, number="+442079460000"),
+        handset=Handset("A1-01", "A1-01", True),
+        prisoner=store_prisoner,
+        at=NOW,
+        decision_ms=1.0,
+    )
+
+
+async def test_reads_what_the_decision_needs(store: SqlCallStore) -> None:
+    assert await store.handset("nobody") is None
+    assert await store.handset("A1-01") == Handset("A1-01", "A1-01", True)
+    (prisoner,) = await store.prisoners_in_cell("A1-01")
+    assert prisoner.prison_number == "A1234BC" and prisoner.cell == "A1-01"
+    assert (await store.global_numbers())["116123"].privileged is True
+    await store.record_pin_failure("A1-01", [prisoner.id], NOW - timedelta(minutes=20))
+    await store.record_pin_failure("A1-01", [prisoner.id], NOW)
+    assert await store.pin_failures_since(prisoner.id, NOW - timedelta(minutes=15)) == [NOW]
+
+
+async def test_concurrent_allows_open_exactly_one_call(store: SqlCallStore) -> None:
+    (prisoner,) = await store.prisoners_in_cell("A1-01")
+    results = await asyncio.gather(*(store.record(allow(prisoner, f"1.{i}")) for i in range(8)))
+    assert sorted(results) == [False] * 7 + [True]
+    assert await store.has_active_call(prisoner.id)
+    async with store.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(m.Call)) == 1
+        # Only the winner's decision is stored; the losers are refused by the caller.
+        assert await s.scalar(select(func.count()).select_from(m.CallDecision)) == 1
+    (open_id,) = await store.open_calls()
+    assert await store.end_call(open_id, "16 Normal Clearing", NOW) is True
+    assert await store.end_call(open_id, "16 Normal Clearing", NOW) is False  # only once
+    assert not await store.has_active_call(prisoner.id)
+    assert await store.record(allow(prisoner, "2.0")) is True
