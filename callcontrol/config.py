@@ -39,6 +39,8 @@ class SecuritySettings:
 @dataclass(frozen=True)
 class SiteSettings:
     region: str = "GB"
+    # The prison's local time zone: calling windows, days and weeks are counted in it.
+    timezone: str = "Europe/London"
     # Emergency short codes (999, 112): cells have call bells, so refused unless "allow".
     emergency_calls: str = "refuse"
     max_social_contacts: int = 20
@@ -48,6 +50,34 @@ class SiteSettings:
     pin_lockout_window_s: int = 900
     pin_lockout_s: int = 900
     pin_digits: int = 4
+
+
+@dataclass(frozen=True)
+class BillingSettings:
+    # How talk time is rated: "per_second", or "per_started_minute" (every started minute
+    # is charged whole). The charge is then rounded to the nearest penny, halves up.
+    rounding: str = "per_second"
+    # The most a prisoner's account may hold (the UK cap is £50), in pence.
+    max_balance_pence: int = 5000
+    # The longest call the site allows, in seconds (every other limit can only shorten it).
+    max_call_s: int = 1800
+    # Warnings before the end of a call: the first at warning_s before the end, then every
+    # warning_repeat_s (0: no repeat). 60 and 30 give warnings at 60 s and 30 s before the end.
+    warning_s: int = 60
+    warning_repeat_s: int = 30
+    # A call the system dropped (not either party) within this many seconds is not charged.
+    free_drop_s: int = 60
+    # Per prisoner, per day and per week (in the prison's local time); 0 means no cap.
+    max_calls_per_day: int = 0
+    max_minutes_per_day: int = 0
+    max_minutes_per_week: int = 0
+    # Calling windows in the prison's local time, "HH:MM-HH:MM" each, every day.
+    # Empty: calls at any time. Per wing: [billing.wing_windows] A = ["08:00-12:00"].
+    windows: tuple[str, ...] = ()
+    wing_windows: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # The called party must press this key to accept a call from the prison.
+    accept_digit: str = "1"
+    accept_timeout_s: int = 20
 
 
 @dataclass(frozen=True)
@@ -99,6 +129,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     site: SiteSettings = field(default_factory=SiteSettings)
+    billing: BillingSettings = field(default_factory=BillingSettings)
     agi: AgiSettings = field(default_factory=AgiSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
     asterisk: AsteriskSettings = field(default_factory=AsteriskSettings)
@@ -131,10 +162,23 @@ class Settings:
         return value.encode()
 
 
-_SECTIONS = ("database", "security", "site", "agi", "ami", "asterisk", "lab")
+_SECTIONS = ("database", "security", "site", "billing", "agi", "ami", "asterisk", "lab")
 
 
-def _coerce(value: Any, kind: type, where: str) -> Any:
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    if kind == tuple[str, ...]:
+        if isinstance(value, str):  # from the environment: comma-separated
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{where}: expected a list of text, got {value!r}")
+    if kind == tuple[tuple[str, tuple[str, ...]], ...]:
+        if isinstance(value, dict):
+            return tuple(
+                (str(k), _coerce(v, tuple[str, ...], f"{where}.{k}"))
+                for k, v in sorted(value.items())
+            )
+        raise ConfigError(f"{where}: expected a table of lists, got {value!r}")
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -230,6 +274,16 @@ def _validate(s: Settings) -> None:
     ):
         if not 0 < port < 65536:
             raise ConfigError(f"{name} port {port} is out of range")
+    if s.billing.rounding not in ("per_second", "per_started_minute"):
+        raise ConfigError("[billing] rounding must be 'per_second' or 'per_started_minute'")
+    if s.billing.accept_digit not in tuple("0123456789"):
+        raise ConfigError("[billing] accept_digit must be one digit")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(s.site.timezone)
+    except Exception:
+        raise ConfigError(f"[site] timezone {s.site.timezone!r} is not a known time zone") from None
     if not 1 <= s.site.pin_tries_per_call <= 10:
         raise ConfigError("[site] pin_tries_per_call must be between 1 and 10")
 
