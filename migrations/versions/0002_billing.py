@@ -218,7 +218,7 @@ def upgrade() -> None:
     op.add_column("prisoners", _int("max_call_s", nullable=True))
     op.add_column("contacts", _int("max_call_s", nullable=True))
 
-    dialect = op.get_bind().dialect.name
+    dialect = op.get_context().dialect.name
     for statement in PG_TRIGGERS if dialect == "postgresql" else SQLITE_TRIGGERS:
         op.execute(statement)
 
@@ -227,7 +227,7 @@ def downgrade() -> None:
     # Dropping a table drops its triggers and indexes too.
     for table in ("tariffs", "reservations", "ledger_entries", "accounts"):
         op.drop_table(table)
-    if op.get_bind().dialect.name == "postgresql":
+    if op.get_context().dialect.name == "postgresql":
         op.execute("DROP FUNCTION ledger_entries_append_only()")
     op.drop_column("contacts", "max_call_s")
     op.drop_column("prisoners", "max_call_s")

@@ -157,7 +157,8 @@ async def test_cap_refused_without_change(sessions: Sessions) -> None:
         await topup(sessions, "A1", 1001, "R-2", max_balance=5000)
     assert await state(sessions, pid) == (4000, 0, 4000) and await entries(sessions) == 1
     await topup(sessions, "A1", 1000, "R-2", max_balance=5000)  # exactly to the cap
-    assert await state(sessions, pid) == (5000, 0, 5000)
+    await topup(sessions, "A1", 1000, "R-2", max_balance=5000)  # a retry: not refused, not applied
+    assert await state(sessions, pid) == (5000, 0, 5000) and await entries(sessions) == 2
 
 
 async def test_adjustments_never_below_zero_or_reserved(sessions: Sessions) -> None:
@@ -265,11 +266,15 @@ async def test_concurrent_topup_retries_apply_once(sessions: Sessions) -> None:
 async def test_ledger_is_append_only(sessions: Sessions) -> None:
     pid = await add_prisoner(sessions, "A1")
     await topup(sessions, "A1", 500, "R-1")
-    for sql in (
+    statements = [
         "UPDATE ledger_entries SET amount_pence = 5000",
         "UPDATE ledger_entries SET reference = 'changed'",
         "DELETE FROM ledger_entries",
-    ):
+    ]
+    async with sessions() as s:
+        if s.get_bind().dialect.name == "postgresql":
+            statements.append("TRUNCATE ledger_entries")
+    for sql in statements:
         async with sessions() as s:
             with pytest.raises(DBAPIError, match="append-only"):
                 await s.execute(text(sql))
@@ -380,7 +385,9 @@ async def _concurrent_reservations(url: str, balance: int, amounts: list[int]) -
             )
             rows = {c: (amount, status) for c, amount, status in held}
         # Every success holds exactly its amount, every failure left no trace.
-        assert rows == {c: (a, "open") for c, a, ok in zip(calls, amounts, results) if ok}
+        assert rows == {
+            c: (a, "open") for c, a, ok in zip(calls, amounts, results, strict=True) if ok
+        }
         assert await state(sessions, pid) == (balance, sum(won), balance - sum(won))
         # Greedy: whatever failed would not fit in what was left at the end either.
         assert all(a > balance - sum(won) for a in lost)

@@ -36,12 +36,16 @@ class Daemon:
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, env: dict[str, str] | None = None) -> None:
+        """Start the daemon (unless it runs), with extra settings from ``env`` if given."""
         if self.proc and self.proc.poll() is None:
             return
         out = open(self.log, "ab")  # noqa: SIM115 - the process owns it
         self.proc = subprocess.Popen(
-            [str(BIN / "callcontrol"), "run", "--config", str(self.config)], stdout=out, stderr=out
+            [str(BIN / "callcontrol"), "run", "--config", str(self.config)],
+            stdout=out,
+            stderr=out,
+            env={**os.environ, **(env or {})},
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -59,6 +63,10 @@ class Daemon:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"daemon did not start; see {self.log}")
+
+    def restart(self, env: dict[str, str] | None = None) -> None:
+        self.stop()
+        self.start(env)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc and self.proc.poll() is None:

@@ -18,7 +18,9 @@ it must do after a LedgerError). Concurrency, on both backends, without a lost u
 - SQLite (one writer at a time): the first statement of every change is a write (the
   ``INSERT ... ON CONFLICT DO NOTHING`` that makes sure the account exists, or the conditional
   UPDATE), which takes the database's write lock at once; what is read after it cannot change
-  until the commit. Other writers wait (busy timeout).
+  until the commit. Other writers wait (busy timeout). (The driver, as SQLAlchemy sets it up,
+  begins a transaction at its first write: the reads before it hold no lock to upgrade, so
+  writers cannot deadlock.)
 """
 
 from __future__ import annotations
@@ -131,12 +133,13 @@ async def _lock_account(session: AsyncSession, prisoner_id: int) -> tuple[int, i
     return row.balance_pence, row.reserved_pence
 
 
-async def _set_account(session: AsyncSession, prisoner_id: int, **values: int) -> None:
-    await session.execute(
-        update(Account)
-        .where(Account.prisoner_id == prisoner_id)
-        .values(updated_at=utcnow(), **values)
-        .execution_options(**_NO_SYNC)
+async def _update(session: AsyncSession, model: Any, where: Any, **values: Any) -> None:
+    await session.execute(update(model).where(where).values(**values).execution_options(**_NO_SYNC))
+
+
+async def _set_account(session: AsyncSession, prisoner_id: int, **values: Any) -> None:
+    await _update(
+        session, Account, Account.prisoner_id == prisoner_id, updated_at=utcnow(), **values
     )
 
 
@@ -169,9 +172,10 @@ async def _post(
         same = (existing.prisoner_id, existing.kind, existing.amount_pence, existing.call_id)
         if same == (prisoner_id, kind, amount, call_id):
             return existing
+        whose = "this" if existing.prisoner_id == prisoner_id else "another"
         raise LedgerError(
-            f"{what or repr(key)} was already used, by entry {existing.id}: "
-            f"a {existing.kind} of {existing.amount_pence}p to prisoner {existing.prisoner_id}"
+            f"{what or repr(key)} was already used by entry {existing.id}, "
+            f"a {existing.kind} of {existing.amount_pence}p for {whose} prisoner"
         )
     new = balance + amount
     if new < 0:
@@ -189,16 +193,10 @@ async def _post(
             f"over the limit of {pounds(max_balance)}"
         )
     entry = LedgerEntry(
-        prisoner_id=prisoner_id,
-        kind=kind,
-        amount_pence=amount,
-        balance_after=new,
-        idempotency_key=key,
-        reference=reference,
-        call_id=call_id,
-        created_at=utcnow(),
+        prisoner_id=prisoner_id, kind=kind, amount_pence=amount, balance_after=new,
+        idempotency_key=key, reference=reference, call_id=call_id, created_at=utcnow(),
         created_by=by,
-    )
+    )  # fmt: skip
     session.add(entry)
     try:
         await session.flush()
@@ -257,13 +255,8 @@ async def adjust(
 
 async def balance(session: AsyncSession, prisoner_id: int) -> Balance:
     """(balance, reserved, available) in pence; (0, 0, 0) for an account never used."""
-    row = (
-        await session.execute(
-            select(Account.balance_pence, Account.reserved_pence).where(
-                Account.prisoner_id == prisoner_id
-            )
-        )
-    ).one_or_none()
+    query = select(Account.balance_pence, Account.reserved_pence)
+    row = (await session.execute(query.where(Account.prisoner_id == prisoner_id))).one_or_none()
     if row is None:
         return Balance(0, 0, 0)
     return Balance(row.balance_pence, row.reserved_pence, row.balance_pence - row.reserved_pence)
@@ -316,20 +309,12 @@ async def reserve(
         )
         if held is None:
             return False
-    session.add(
-        Reservation(
-            prisoner_id=prisoner_id,
-            call_id=call_id,
-            amount_pence=amount,
-            max_seconds=max_seconds,
-            rate=rate,
-            destination_class=destination_class,
-            rounding=str(rounding),
-            free=free,
-            status="open",
-            created_at=utcnow(),
-        )
-    )
+    reservation = Reservation(
+        prisoner_id=prisoner_id, call_id=call_id, amount_pence=amount, max_seconds=max_seconds,
+        rate=rate, destination_class=destination_class, rounding=str(rounding), free=free,
+        status="open", created_at=utcnow(),
+    )  # fmt: skip
+    session.add(reservation)
     try:
         await session.flush()
     except IntegrityError:
@@ -354,12 +339,8 @@ async def _close(
     session: AsyncSession, call_id: int, prisoner_id: int, held: int, status: str
 ) -> None:
     await _set_account(session, prisoner_id, reserved_pence=Account.reserved_pence - held)
-    await session.execute(
-        update(Reservation)
-        .where(Reservation.call_id == call_id)
-        .values(status=status, closed_at=utcnow())
-        .execution_options(**_NO_SYNC)
-    )
+    where = Reservation.call_id == call_id
+    await _update(session, Reservation, where, status=status, closed_at=utcnow())
 
 
 async def settle(
@@ -398,24 +379,18 @@ async def settle(
         entry = await _post(
             session, res.prisoner_id, "charge", -charge, key, f"call {call_id}", SYSTEM, call_id
         )
-    outcome: dict[str, Any] = {
+    outcome = {
         "answered_at": answered_at,
         "dial_status": dial_status,
         "disconnect_cause": disconnect_cause,
         "ended_by": ended_by,
         "accepted": accepted,
     }
-    await session.execute(
-        update(Call)
-        .where(Call.id == call_id)
-        .values(
-            charge_pence=charge,
-            talk_seconds=talk_seconds,
-            settled_at=utcnow(),
-            **{k: v for k, v in outcome.items() if v is not None},
-        )
-        .execution_options(**_NO_SYNC)
-    )
+    given = {k: v for k, v in outcome.items() if v is not None}
+    await _update(
+        session, Call, Call.id == call_id,
+        charge_pence=charge, talk_seconds=talk_seconds, settled_at=utcnow(), **given,
+    )  # fmt: skip
     return entry
 
 
@@ -427,12 +402,7 @@ async def release(session: AsyncSession, call_id: int) -> None:
     if res is None or res.status != "open":
         return
     await _close(session, call_id, res.prisoner_id, res.amount_pence, "released")
-    await session.execute(
-        update(Call)
-        .where(Call.id == call_id)
-        .values(charge_pence=0, settled_at=utcnow())
-        .execution_options(**_NO_SYNC)
-    )
+    await _update(session, Call, Call.id == call_id, charge_pence=0, settled_at=utcnow())
 
 
 # --- reading and checking ----------------------------------------------------------------------
