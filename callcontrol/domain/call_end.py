@@ -111,13 +111,18 @@ def read_journal(lines: Iterable[str]) -> tuple[dict[str, JournalEntry], list[st
 
 
 def ended_by(end: CallEnd, caller_channel: str, limit_s: int | None) -> str:
-    """caller | called | limit | system: who ended the call."""
+    """caller | called | limit | system: who ended the call.
+
+    The time limit first; then the channel Asterisk names as the one that hung up: the
+    caller's, or the called party's with a normal cause. With no such channel (Asterisk shut
+    down, a failure) or an abnormal cause, the system ended it.
+    """
     talk = end.talk_seconds()
     if end.accepted_at is not None and limit_s is not None and talk >= limit_s - 1:
         return "limit"
     source = end.hangup_source
     if source and caller_channel and source.startswith(caller_channel):
         return "caller"
-    if end.hangup_cause in PARTY_CAUSES:
-        return "called" if source and not source.startswith(caller_channel) else "caller"
+    if source and end.hangup_cause in PARTY_CAUSES:
+        return "called"
     return "system"

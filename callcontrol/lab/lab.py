@@ -199,6 +199,8 @@ class Lab:
         sounds.mkdir(exist_ok=True)
         for src in (CONF_SOURCE / "sounds").glob("*"):
             shutil.copyfile(src, sounds / src.name)
+        # FILE() appends only to a file that exists.
+        self.journal_path.touch(exist_ok=True)
         cells = conf / CELLS_CONF
         if not cells.exists():
             cells.write_text("; no cells yet: run `callcontrol asterisk sync`\n")

@@ -85,6 +85,9 @@ def test_who_ended_the_call() -> None:
     assert ended_by(end(30, source="PJSIP/pstn-00000002"), CALLER, 91) == "called"
     assert ended_by(end(90.6), CALLER, 91) == "limit"
     assert ended_by(end(30, cause="38", source=""), CALLER, 91) == "system"
+    # Asterisk itself hung up (it was shut down): no channel to blame.
+    assert ended_by(end(30, cause="16", source=""), CALLER, 91) == "system"
+    assert ended_by(end(30, cause="41", source="PJSIP/pstn-00000002"), CALLER, 91) == "system"
 
 
 def test_charges() -> None:
