@@ -226,3 +226,18 @@ def test_the_called_party_hanging_up_is_billed_for_the_talk(e2e: E2E) -> None:
     assert 8 <= s["talk_seconds"] <= 12, s
     assert s["charge_pence"] == charge_pence(MOBILE_RATE, s["talk_seconds"], Rounding.PER_SECOND)
     assert_books_balance(e2e, prisoner)
+
+
+def test_the_strictest_limit_sets_the_time_limit(e2e: E2E) -> None:
+    cell, prisoner, pin = provision(e2e, (LONDON, "approved"))
+    e2e.cli("prisoner", "limit", prisoner, "--max-call-minutes", "10")
+    e2e.cli("contact", "limit", prisoner, "02079460000", "--max-call-minutes", "2")
+    call = e2e.call(cell, pin, "02079460000", 1)
+    assert call["outcome"] == "connected", call
+    rows = e2e.sql(
+        "SELECT r.max_seconds, r.amount_pence FROM reservations r JOIN calls c "
+        "ON c.id = r.call_id JOIN call_decisions d ON d.id = c.decision_id "
+        "WHERE d.sip_call_id = $1",
+        call["sip_call_id"],
+    )
+    assert (rows[0]["max_seconds"], rows[0]["amount_pence"]) == (120, 6)  # 3.1p/min x 2
