@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from callcontrol import channel_vars as cv
+from callcontrol.adapters.agi.call_end import CallEndHandler
 from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
 from callcontrol.adapters.agi.server import FastAgiServer
 from callcontrol.adapters.ami.channels import ChannelTracker
@@ -19,10 +22,16 @@ from callcontrol.adapters.db.engine import (
     make_engine,
     session_factory,
 )
-from callcontrol.config import Settings
+from callcontrol.adapters.db.settlement_store import SqlSettlementStore
+from callcontrol.config import ConfigError, Settings
+from callcontrol.domain.call_end import read_journal
+from callcontrol.domain.limits import Caps
 from callcontrol.domain.pins import LockoutPolicy
 from callcontrol.domain.rules import SitePolicy
-from callcontrol.services.authorise import Authoriser
+from callcontrol.domain.tariffs import Rounding
+from callcontrol.domain.windows import parse_windows, parse_wing_windows
+from callcontrol.services.authorise import Authoriser, BillingPolicy
+from callcontrol.services.settle import Settler
 
 log = logging.getLogger("callcontrol.daemon")
 
@@ -33,12 +42,29 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def billing_policy(settings: Settings) -> BillingPolicy:
+    """The billing settings, checked: a bad calling window stops the daemon at start."""
+    b = settings.billing
+    try:
+        windows = parse_windows(b.windows)
+        wing_windows = parse_wing_windows(b.wing_windows)
+    except ValueError as e:
+        raise ConfigError(f"[billing] calling windows: {e}") from None
+    return BillingPolicy(
+        rounding=Rounding(b.rounding),
+        max_call_s=b.max_call_s,
+        caps=Caps(b.max_calls_per_day, b.max_minutes_per_day, b.max_minutes_per_week),
+        windows=windows,
+        wing_windows=wing_windows,
+        tz=ZoneInfo(settings.site.timezone),
+    )
+
+
 def build_authoriser(settings: Settings, store: SqlCallStore) -> Authoriser:
     site = settings.site
-    from datetime import timedelta
-
     return Authoriser(
         store,
+        billing=billing_policy(settings),
         policy=SitePolicy(
             region=site.region, emergency_calls_allowed=site.emergency_calls == "allow"
         ),
@@ -50,6 +76,30 @@ def build_authoriser(settings: Settings, store: SqlCallStore) -> Authoriser:
         pin_secret=settings.pin_secret,
         clock=utcnow,
     )
+
+
+# Seconds after a call's channel hangs up before the journal is consulted for its end.
+JOURNAL_GRACE_S = 3.0
+
+
+def journal_path(settings: Settings) -> Path:
+    """Where Asterisk writes the call journal, as the daemon sees it."""
+    if settings.asterisk.journal_file:
+        return settings.path(settings.asterisk.journal_file)
+    from callcontrol.lab.lab import Lab
+
+    return Lab(settings).journal_path
+
+
+def read_journal_file(path: Path) -> dict:
+    try:
+        with path.open(encoding="utf-8", errors="replace") as f:
+            calls, bad = read_journal(f)
+    except FileNotFoundError:
+        return {}
+    for line in bad[-5:]:
+        log.warning("call journal %s: unreadable line %r", path, line[:200])
+    return calls
 
 
 class Daemon:
@@ -67,13 +117,18 @@ class Daemon:
         engine = make_engine(database_url(s))
         try:
             await check_schema_current(engine)
-            store = SqlCallStore(session_factory(engine))
+            sessions = session_factory(engine)
+            store = SqlCallStore(sessions)
             auth = build_authoriser(s, store)
+            settler = Settler(
+                SqlSettlementStore(sessions), free_drop_s=s.billing.free_drop_s, clock=utcnow
+            )
+            journal = journal_path(s)
             handler = CellCallHandler(
                 auth, PinPrompting(tries=s.site.pin_tries_per_call, digits=s.site.pin_digits)
             )
             self.agi = FastAgiServer(
-                {cv.CELL_CALL_SCRIPT: handler},
+                {cv.CELL_CALL_SCRIPT: handler, cv.CALL_END_SCRIPT: CallEndHandler(settler)},
                 s.agi.host,
                 s.agi.port,
                 read_timeout=s.agi.read_timeout_s,
@@ -87,6 +142,12 @@ class Daemon:
 
             async def ended(uniqueid: str, cause: str, cause_txt: str) -> None:
                 await auth.call_ended(uniqueid, f"{cause} {cause_txt}".strip())
+                # The hangup handler reports the end at once; if it could not (the FastAGI
+                # request failed), the journal has it.
+                await asyncio.sleep(JOURNAL_GRACE_S)
+                entry = read_journal_file(journal).get(uniqueid)
+                if entry is not None and entry.end is not None:
+                    await settler.settle(entry.end, source="journal")
 
             async def reconcile() -> None:
                 assert self.ami is not None
@@ -96,7 +157,11 @@ class Daemon:
                 except (AmiError, AmiActionLost) as e:
                     log.warning("could not list Asterisk's channels to reconcile calls: %s", e)
                     return
-                await auth.reconcile({c.get("Uniqueid", "") for c in live})
+                await settler.reconcile(
+                    {c.get("Uniqueid", "") for c in live},
+                    read_journal_file(journal),
+                    asterisk_lost_at=self.ami.lost_at,
+                )
 
             tracker.on_hangup(ended)
             self.ami.on_connected(reconcile)

@@ -11,8 +11,13 @@ ALLOW = "allow"
 REFUSE = "refuse"
 # The normalised number to dial (E.164 or a listed short code): digits with an optional "+".
 NUMBER = "CC_NUMBER"
+# The call's time limit in milliseconds (Dial's L()): the least of every limit and the credit.
+LIMIT_MS = "CC_LIMIT_MS"
 # Why: the Reason value, for the dialplan's log line.
 REASON = "CC_REASON"
+# The caller's hangup handler reports the call's end here:
+# AGI(${CC_AGI_URL}/call-end,UNIQUEID,ACCEPTED_AT,ENDED_AT,DIALSTATUS,HANGUPCAUSE,HANGUPSOURCE)
+CALL_END_SCRIPT = "call-end"
 # Set by the dialplan (inherited by the outbound channel): the handset's SIP Call-ID.
 CALL_ID = "CC_CALL_ID"
 

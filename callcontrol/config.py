@@ -110,6 +110,9 @@ class AsteriskSettings:
     cells_conf: str = ""
     # Seconds that Dial lets the called party ring.
     ring_timeout_s: int = 45
+    # The journal where Asterisk writes each call's acceptance and end (the daemon reads it to
+    # settle calls it did not hear end). Empty: the lab's (in its spool folder).
+    journal_file: str = ""
     rtp_start: int = 20000
     rtp_end: int = 24999
 

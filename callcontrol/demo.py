@@ -23,11 +23,11 @@ from callcontrol.config import Settings, load_settings
 log = logging.getLogger("callcontrol.demo")
 
 # The demo prison: (cell, prisoner, name, PIN) and each prisoner's contacts.
-PRISONERS = [
-    ("A1-01", "A1234BC", "John Smith", "1234"),
-    ("A1-02", "A2345CD", "David Jones", "2345"),
-    ("A1-03", "A3456DE", "Peter Brown", "3456"),
-    ("A1-04", "A4567EF", "Mark Taylor", "4567"),
+PRISONERS = [  # cell, prison number, name, PIN, credit in pence
+    ("A1-01", "A1234BC", "John Smith", "1234", 500),
+    ("A1-02", "A2345CD", "David Jones", "2345", 500),
+    ("A1-03", "A3456DE", "Peter Brown", "3456", 500),
+    ("A1-04", "A4567EF", "Mark Taylor", "4567", 6),
 ]
 CONTACTS = [
     # prisoner, number, kind, label, approve?
@@ -36,6 +36,7 @@ CONTACTS = [
     ("A1234BC", "020 7946 0999", "legal", "solicitor", True),
     ("A1234BC", "020 7946 0321", "social", "friend (awaiting approval)", False),
     ("A2345CD", "020 7946 0123", "social", "partner", True),
+    ("A4567EF", "07911 123456", "social", "brother (mobile)", True),
 ]
 GLOBAL_ALLOWED = [("116 123", "Samaritans", True)]
 GLOBAL_BLOCKED = [("020 7946 0666", "victim: no contact")]
@@ -58,8 +59,9 @@ BURST = [
     DemoCall("number not on the list", "A1-02", "2345", "02079460555"),
     DemoCall("contact still pending approval", "A1-01", "1234", "02079460321"),
     DemoCall("globally blocked number", "A1-03", "3456", "02079460666"),
-    DemoCall("wrong PIN, three times", "A1-03", "9999", "02079460000", pin_tries=3),
+    DemoCall("wrong PIN, three times", "A1-03", "8642", "02079460000", pin_tries=3),
     DemoCall("emergency code (cells have call bells)", "A1-04", "4567", "999"),
+    DemoCall("6p left: less than a minute to a mobile", "A1-04", "4567", "07911123456"),
 ]
 
 
@@ -88,9 +90,12 @@ def seed(config: str | None, settings: Settings) -> None:
         log.info("demo prison already in the database")
         return
     log.info("creating the demo prison")
-    for cell, number, name, pin in PRISONERS:
+    for cell, number, name, pin, credit in PRISONERS:
         _cli("cell", "add", cell, "--wing", "A", config=config)
         _cli("prisoner", "add", number, "--name", name, "--pin", pin, "--cell", cell, config=config)
+        _cli(
+            "account", "topup", number, str(credit), "--reference", f"demo-{number}", config=config
+        )
     for prisoner, number, kind, label, approve in CONTACTS:
         _cli("contact", "add", prisoner, number, "--kind", kind, "--label", label, config=config)
         if approve:

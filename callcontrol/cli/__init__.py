@@ -101,7 +101,7 @@ def command(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from callcontrol.cli import admin, ops  # they use the helpers above
+    from callcontrol.cli import admin, billing, ops  # they use the helpers above
 
     parents = [common_options()]
     parser = Parser(
@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     admin.register(sub, parents)
+    billing.register(sub, parents)
     ops.register(sub, parents)
     return parser
 

@@ -13,7 +13,7 @@ from alembic.util import CommandError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callcontrol.adapters.db import admin
+from callcontrol.adapters.db import admin, call_limits
 from callcontrol.adapters.db.engine import (
     DatabaseError,
     current_revision,
@@ -31,8 +31,16 @@ from callcontrol.config import Settings
 Args = argparse.Namespace
 
 CELL = ("name", "wing", "sip_username", "enabled", "disabled_reason", "created_at", "updated_at")
-PRISONER = ("prison_number", "name", "active", "suspended_reason", "created_at", "updated_at")
-CONTACT = ("number", "kind", "status", "label", "created_at", "updated_at")
+PRISONER = (
+    "prison_number",
+    "name",
+    "active",
+    "suspended_reason",
+    "max_call_s",
+    "created_at",
+    "updated_at",
+)
+CONTACT = ("number", "kind", "status", "label", "max_call_s", "created_at", "updated_at")
 CHANGE = ("changed_at", "changed_by", "number", "action", "old_status", "new_status", "note")
 GLOBAL = ("number", "policy", "privileged", "label", "changed_by", "updated_at")
 
@@ -122,6 +130,14 @@ async def prisoner_set_pin(args: Args, settings: Settings) -> int:
     return done(args, data, f"PIN of prisoner {p.prison_number} changed")
 
 
+async def prisoner_limit(args: Args, settings: Settings) -> int:
+    async with admin_session(settings) as s:
+        p = await call_limits.set_prisoner_limit(s, args.prisoner, args.max_call_minutes)
+        data = await _prisoner(s, p)
+    limit = f"{args.max_call_minutes} min" if p.max_call_s else "none of their own"
+    return done(args, data, f"longest call of prisoner {p.prison_number}: {limit}")
+
+
 async def prisoner_move(args: Args, settings: Settings) -> int:
     async with admin_session(settings) as s:
         p = await admin.move_prisoner(s, args.prisoner, args.cell)
@@ -177,6 +193,15 @@ async def contact_approve(args: Args, settings: Settings) -> int:
             s, args.prisoner, args.number, who(args), site.region, *limits
         )
     return _contact(args, c, f"{c.number} approved for {args.prisoner}")
+
+
+async def contact_limit(args: Args, settings: Settings) -> int:
+    async with admin_session(settings) as s:
+        c = await call_limits.set_contact_limit(
+            s, args.prisoner, args.number, args.max_call_minutes, who(args), settings.site.region
+        )
+    limit = f"{args.max_call_minutes} min" if c.max_call_s else "none of its own"
+    return _contact(args, c, f"longest call to {c.number} for {args.prisoner}: {limit}")
 
 
 async def contact_block(args: Args, settings: Settings) -> int:
@@ -246,6 +271,13 @@ NUMBER_ARG = arg("number", metavar="NUMBER", help=NUMBER_HELP)
 GLOBAL_ARG = arg("number", metavar="NUMBER", help=NUMBER_HELP + "; or a short code (116123)")
 REASON = arg("--reason", metavar="R", default="", help="why, for the record")
 LABEL = arg("--label", metavar="L", default="", help="who or what the number is")
+MINUTES = arg(
+    "--max-call-minutes",
+    type=int,
+    required=True,
+    metavar="N",
+    help="the longest call in minutes; 0 for no limit of its own",
+)
 BY = arg("--by", metavar="NAME", help="who makes the change, for the history (default: you)")
 KINDS = ("social", "legal")
 
@@ -294,6 +326,11 @@ COMMANDS: tuple[tuple[str, str, Any, str, str, tuple[Arg, ...]], ...] = (
     ("prisoner", "set-pin", prisoner_set_pin, "give a prisoner a new PIN",
      "Replace a prisoner's PIN.",
      (PRISONER_ARG, arg("--pin", required=True, metavar="PIN", help="the new PIN"))),
+    ("prisoner", "limit", prisoner_limit, "set the longest call a prisoner may make",
+     "Set the longest call this prisoner may make, in minutes (0: no limit of their own). "
+     "The site's longest call, contact limits, allowances, calling windows and the credit "
+     "still apply: the strictest wins.",
+     (PRISONER_ARG, MINUTES)),
     ("prisoner", "move", prisoner_move, "move a prisoner to another cell",
      "Move a prisoner to another cell: from now on they call from its handset.",
      (PRISONER_ARG, arg("--cell", required=True, metavar="CELL", help="the new cell"))),
@@ -315,6 +352,10 @@ COMMANDS: tuple[tuple[str, str, Any, str, str, tuple[Arg, ...]], ...] = (
     ("contact", "approve", contact_approve, "approve a number on a prisoner's list",
      "Approve a pending (or blocked) contact: the prisoner may now call it.",
      (PRISONER_ARG, NUMBER_ARG, BY)),
+    ("contact", "limit", contact_limit, "set the longest call to one contact",
+     "Set the longest call a prisoner may make to this number, in minutes (0: no limit of "
+     "its own). Every other limit still applies: the strictest wins. Kept in the history.",
+     (PRISONER_ARG, NUMBER_ARG, MINUTES, BY)),
     ("contact", "block", contact_block, "block a number for one prisoner",
      "Block a number for one prisoner. A number not yet on the list goes on it as blocked.",
      (PRISONER_ARG, NUMBER_ARG, arg("--kind", choices=KINDS, default="social",

@@ -50,6 +50,11 @@ class Reason(StrEnum):
     CALL_IN_PROGRESS = "call_in_progress"
     CALLER_HUNG_UP = "caller_hung_up"
     INTERNAL_ERROR = "internal_error"
+    INSUFFICIENT_CREDIT = "insufficient_credit"
+    OUTSIDE_HOURS = "outside_hours"
+    DAILY_CALLS_CAP = "daily_calls_cap"
+    DAILY_MINUTES_CAP = "daily_minutes_cap"
+    WEEKLY_MINUTES_CAP = "weekly_minutes_cap"
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,15 @@ class Lab:
         return f"/var/lib/{self.tag}"
 
     @property
+    def journal_in_asterisk(self) -> str:
+        return f"{self.spool_dir}/journal.log"
+
+    @property
+    def journal_path(self) -> Path:
+        """The call journal as the daemon sees it (a host path)."""
+        return self.inside(self.journal_in_asterisk)
+
+    @property
     def cells_conf_path(self) -> Path:
         """Where `asterisk sync` writes the cells' endpoints for this lab (a host path)."""
         return self.inside(self.conf_dir) / CELLS_CONF
@@ -161,6 +170,11 @@ class Lab:
             "DECIDE_TIMEOUT": str(int(s.agi.session_timeout_s) + 5),
             "RING_TIMEOUT": str(s.asterisk.ring_timeout_s),
             "RTP_START": str(s.asterisk.rtp_start),
+            "ACCEPT_DIGIT": s.billing.accept_digit,
+            "ACCEPT_TIMEOUT": str(s.billing.accept_timeout_s),
+            "WARNING_MS": str(s.billing.warning_s * 1000),
+            "WARNING_REPEAT_MS": str(s.billing.warning_repeat_s * 1000),
+            "JOURNAL": self.journal_in_asterisk,
             "RTP_END": str(s.asterisk.rtp_end),
         }
 
@@ -181,6 +195,12 @@ class Lab:
             if left:
                 raise LabError(f"{src}: unknown placeholder(s) {', '.join(sorted(set(left)))}")
             dst.write_text(text)
+        sounds = conf / "sounds"
+        sounds.mkdir(exist_ok=True)
+        for src in (CONF_SOURCE / "sounds").glob("*"):
+            shutil.copyfile(src, sounds / src.name)
+        # FILE() appends only to a file that exists.
+        self.journal_path.touch(exist_ok=True)
         cells = conf / CELLS_CONF
         if not cells.exists():
             cells.write_text("; no cells yet: run `callcontrol asterisk sync`\n")

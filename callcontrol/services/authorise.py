@@ -11,7 +11,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
+from callcontrol.domain.limits import CallLimit, Caps, Usage, call_limit
 from callcontrol.domain.model import (
     Contact,
     Decision,
@@ -21,6 +23,7 @@ from callcontrol.domain.model import (
     Prisoner,
     Reason,
 )
+from callcontrol.domain.numbers import destination_class
 from callcontrol.domain.pins import LockoutPolicy, locked_until
 from callcontrol.domain.rules import (
     SitePolicy,
@@ -28,6 +31,14 @@ from callcontrol.domain.rules import (
     check_prisoner,
     decide_number,
     match_pin,
+)
+from callcontrol.domain.tariffs import Rounding, Tariff, rate_for
+from callcontrol.domain.windows import (
+    Window,
+    local_day_bounds,
+    local_week_start,
+    seconds_left_in_window,
+    windows_for_wing,
 )
 
 log = logging.getLogger("callcontrol.decision")
@@ -45,6 +56,39 @@ class CallAttempt:
 
 
 @dataclass(frozen=True)
+class CallPlan:
+    """How an allowed call is limited and paid for: fixed at the decision, used to settle."""
+
+    limit: CallLimit
+    rate: int  # hundredths of a penny a minute
+    destination_class: str
+    rounding: Rounding
+    free: bool
+
+
+@dataclass(frozen=True)
+class BillingPolicy:
+    rounding: Rounding
+    max_call_s: int
+    caps: Caps
+    windows: tuple[Window, ...]
+    wing_windows: Mapping[str, tuple[Window, ...]]
+    tz: ZoneInfo
+
+
+@dataclass(frozen=True)
+class BillingContext:
+    """What the store knows of the prisoner's money and use, for one decision."""
+
+    available_pence: int
+    usage: Usage
+    wing: str
+    prisoner_max_s: int | None
+    contact_max_s: int | None
+    tariffs: Mapping[str, Tariff]
+
+
+@dataclass(frozen=True)
 class DecisionRecord:
     attempt: CallAttempt
     decision: Decision
@@ -52,6 +96,7 @@ class DecisionRecord:
     prisoner: Prisoner | None
     at: datetime
     decision_ms: float | None
+    plan: CallPlan | None = None
 
 
 class CallStore(Protocol):
@@ -73,9 +118,15 @@ class CallStore(Protocol):
 
     async def has_active_call(self, prisoner_id: int) -> bool: ...
 
-    async def record(self, record: DecisionRecord) -> bool:
-        """Store the decision; for an allowed call also open the call. False when the call
-        could not be opened because the prisoner already has one (the caller then refuses)."""
+    async def billing_context(
+        self, prisoner_id: int, number: str, day_start: datetime, week_start: datetime
+    ) -> BillingContext: ...
+
+    async def record(self, record: DecisionRecord) -> Reason | None:
+        """Store the decision; for an allowed call also open the call and reserve its credit,
+        in one transaction. A Reason when that could not be done (CALL_IN_PROGRESS: the
+        prisoner already has a call; INSUFFICIENT_CREDIT: another call took the credit
+        meanwhile): then nothing was stored and the caller refuses."""
         ...
 
     async def end_call(self, uniqueid: str, cause: str, at: datetime) -> bool: ...
@@ -99,12 +150,14 @@ class Authoriser:
         *,
         policy: SitePolicy,
         lockout: LockoutPolicy,
+        billing: BillingPolicy,
         pin_secret: Callable[[], bytes],
         clock: Callable[[], datetime],
     ) -> None:
         self.store = store
         self.policy = policy
         self.lockout = lockout
+        self.billing = billing
         self._pin_secret = pin_secret
         self.clock = clock
 
@@ -131,17 +184,59 @@ class Authoriser:
             return PinCheck(None, refusal)
         return PinCheck(prisoner, None)
 
-    async def decide_number(self, prisoner: Prisoner, dialled: str) -> Decision:
+    async def decide_number(
+        self, prisoner: Prisoner, dialled: str
+    ) -> tuple[Decision, CallPlan | None]:
+        """The decision on the number, and for an allowed call its limit and price."""
         contacts = await self.store.contacts(prisoner.id)
         global_numbers = await self.store.global_numbers()
         in_progress = await self.store.has_active_call(prisoner.id)
-        return decide_number(
+        decision = decide_number(
             dialled,
             contacts=contacts,
             global_numbers=global_numbers,
             policy=self.policy,
             call_in_progress=in_progress,
         )
+        if not decision.allowed or decision.number is None:
+            return decision, None
+        return await self._plan(prisoner, decision)
+
+    async def _plan(
+        self, prisoner: Prisoner, decision: Decision
+    ) -> tuple[Decision, CallPlan | None]:
+        b = self.billing
+        assert decision.number is not None
+        now = self.clock()
+        local = now.astimezone(b.tz)
+        day_start, _ = local_day_bounds(now, b.tz)
+        ctx = await self.store.billing_context(
+            prisoner.id, decision.number, day_start, local_week_start(now, b.tz)
+        )
+        # Privileged calls (legal advisers, the Samaritans) and numbers allowed for everyone
+        # are free, and do not count against the family's daily and weekly allowance.
+        free = decision.privileged or decision.reason in (
+            Reason.GLOBAL_ALLOWED,
+            Reason.EMERGENCY_ALLOWED,
+        )
+        dest = destination_class(decision.number, self.policy.region)
+        rate = 0 if free else rate_for(ctx.tariffs, dest, local)
+        windows = windows_for_wing(b.windows, b.wing_windows, ctx.wing)
+        limit = call_limit(
+            site_max_s=b.max_call_s,
+            prisoner_max_s=ctx.prisoner_max_s,
+            contact_max_s=ctx.contact_max_s,
+            usage=ctx.usage,
+            caps=Caps() if free else b.caps,
+            window_left_s=seconds_left_in_window(windows, local),
+            available_pence=ctx.available_pence,
+            rate=rate,
+            rounding=b.rounding,
+            free=free,
+        )
+        if isinstance(limit, Decision):
+            return Decision.refuse(limit.reason, decision.number, limit.detail), None
+        return decision, CallPlan(limit, rate, dest, b.rounding, free)
 
     async def finish(
         self,
@@ -150,16 +245,22 @@ class Authoriser:
         *,
         handset: Handset | None,
         prisoner: Prisoner | None,
+        plan: CallPlan | None = None,
         decision_ms: float | None = None,
     ) -> Decision:
         """Store the decision (and open the call when allowed); return the final decision."""
-        record = DecisionRecord(attempt, decision, handset, prisoner, self.clock(), decision_ms)
-        if not await self.store.record(record):
-            decision = Decision.refuse(
-                Reason.CALL_IN_PROGRESS,
-                number=decision.number,
-                detail="another call of this prisoner is active",
+        plan = plan if decision.allowed else None
+        record = DecisionRecord(
+            attempt, decision, handset, prisoner, self.clock(), decision_ms, plan
+        )
+        refused = await self.store.record(record)
+        if refused is not None:
+            detail = (
+                "another call of this prisoner is active"
+                if refused is Reason.CALL_IN_PROGRESS
+                else "the credit was taken by another call meanwhile"
             )
+            decision = Decision.refuse(refused, number=decision.number, detail=detail)
             record = DecisionRecord(attempt, decision, handset, prisoner, record.at, decision_ms)
             await self.store.record(record)
         self._log(record)
@@ -169,17 +270,6 @@ class Authoriser:
         if await self.store.end_call(uniqueid, cause, self.clock()):
             log.info("call on channel %s ended (%s)", uniqueid, cause or "no cause")
 
-    async def reconcile(self, live_uniqueids: set[str]) -> int:
-        """End every open call whose channel Asterisk no longer has. Returns how many."""
-        ended = 0
-        for uniqueid in await self.store.open_calls():
-            if uniqueid not in live_uniqueids:
-                await self.store.end_call(uniqueid, "gone while the daemon was away", self.clock())
-                ended += 1
-        if ended:
-            log.warning("reconciled %d call(s) that ended while the daemon was not watching", ended)
-        return ended
-
     @staticmethod
     def _log(record: DecisionRecord) -> None:
         d = record.decision
@@ -188,9 +278,16 @@ class Authoriser:
         level = logging.INFO
         if d.outcome is Outcome.REFUSE and d.reason is Reason.INTERNAL_ERROR:
             level = logging.ERROR
+        plan = record.plan
+        limit = (
+            f"; limit {plan.limit.seconds} s ({plan.limit.limited_by}), "
+            f"reserved {plan.limit.reserve_pence}p"
+            if plan
+            else ""
+        )
         log.log(
             level,
-            "%s call from handset %s prisoner %s to %r (%s): %s%s",
+            "%s call from handset %s prisoner %s to %r (%s): %s%s%s",
             d.outcome.value.upper(),
             a.endpoint,
             who,
@@ -198,4 +295,5 @@ class Authoriser:
             d.number or "-",
             d.reason.value,
             f" ({d.detail})" if d.detail else "",
+            limit,
         )

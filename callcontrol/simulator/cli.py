@@ -17,8 +17,8 @@ from pathlib import Path
 
 from callcontrol.config import ConfigError, load_settings
 from callcontrol.simulator import logs
-from callcontrol.simulator.call import CALLED_PARTY_MODES
-from callcontrol.simulator.calls import handset_call, place_call
+from callcontrol.simulator.call import CALLED_PARTY_MODES, DTMF_DIGITS
+from callcontrol.simulator.calls import called_party_plan, handset_call, place_call
 from callcontrol.simulator.sipp import SimError
 
 EXIT_OK, EXIT_HARNESS, EXIT_USAGE = 0, 1, 2
@@ -76,6 +76,12 @@ def _tries(text: str) -> int:
     return value
 
 
+def _digit(text: str) -> str:
+    if len(text) != 1 or text not in DTMF_DIGITS:
+        raise argparse.ArgumentTypeError(f"not one DTMF digit (0-9, *, #): {text!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="callcontrol-sim",
@@ -88,13 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
         "call",
         help="place one call and print one JSON line describing what happened",
         description="Place one call from a simulated cell handset and print one JSON line: "
-        "outcome (connected: the called party answered; refused: the call reached Asterisk "
-        "but the called party never answered; failed: a SIP-level failure such as a refused "
+        "outcome (connected: the called party answered, and with --called-party accept "
+        "accepted, and was bridged; not_accepted: it answered but declined or ignored the "
+        "'press 1 to accept' and Asterisk hung up; refused: the call reached Asterisk but the "
+        "called party never answered; failed: a SIP-level failure such as a refused "
         "authentication or no response), reason (the daemon's, from its database), setup_ms "
         "(handset's INVITE to the called party's 200 OK), post_pin_ms (last PIN keyed to the "
-        "called party's INVITE), talk_s, sip_call_id, sip_status, called_party_saw_invite and "
-        "more. Exit status: 0 when the call ran whatever its outcome, 1 when the harness failed, "
-        "2 for bad arguments.",
+        "called party's INVITE), talk_s (bridged: from the accept digit, or from the 200 OK "
+        "without acceptance, to the BYE), accepted_at_ms (200 OK to the accept digit keyed), "
+        "answered_talk_s (200 OK to the BYE), sip_call_id, sip_status, called_party_saw_invite "
+        "and more. Exit status: 0 when the call ran whatever its outcome, 1 when the harness "
+        "failed, 2 for bad arguments.",
         formatter_class=_Formatter,
     )
     who = c.add_argument_group("the call")
@@ -134,8 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         metavar="SECONDS",
         help="how long the handset stays on the line after keying its last PIN "
-        "(plus --ring when our called party answers), then hangs up; about the "
-        "talk time of a connected call",
+        "(plus --ring, and with --called-party accept or decline plus --accept-after and "
+        "the keying of the digit, when our called party answers), then hangs up; about "
+        "the talk time of a connected call. With ignore, make it longer than the "
+        "dialplan's acceptance timeout",
     )
     timing = c.add_argument_group("timing")
     timing.add_argument(
@@ -172,24 +184,49 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument(
         "--called-party",
         choices=CALLED_PARTY_MODES,
-        default="answer",
-        help="what our simulated called party does: answer (180, 200, audio), busy "
-        "(486) or noanswer (180, then waits for the CANCEL)",
+        default="accept",
+        help="what our simulated called party does: accept (the default: answers, then "
+        "presses the accept digit after --accept-after, as callcontrol's dialplan asks), "
+        "answer (180, 200, audio; presses nothing: for a dialplan that does not ask the "
+        "called party to accept), decline (presses the decline digit "
+        "instead), ignore (answers, presses nothing, waits for Asterisk to hang up), busy "
+        "(486) or noanswer (180, then waits for the CANCEL). With --no-called-party: what "
+        "the running called party does, to judge its --called-party-log",
+    )
+    cp.add_argument(
+        "--accept-after",
+        type=_seconds,
+        default=1.5,
+        metavar="SECONDS",
+        help="accept and decline: pause after answering before pressing the digit (the "
+        "prompt must be interruptible, or over by then plus 0.4 s of SIPp's lead-in)",
+    )
+    cp.add_argument(
+        "--accept-digit",
+        type=_digit,
+        metavar="DIGIT",
+        help="the digit accept presses (default: [billing] accept_digit of the settings, 1)",
+    )
+    cp.add_argument(
+        "--decline-digit",
+        type=_digit,
+        metavar="DIGIT",
+        help="the digit decline presses (default: 2, or 1 when the accept digit is 2)",
     )
     cp.add_argument(
         "--ring",
         type=_seconds,
         default=0.0,
         metavar="SECONDS",
-        help="answer mode: ringing time between the 180 and the 200",
+        help="answering modes: ringing time between the 180 and the 200",
     )
     cp.add_argument(
         "--called-party-hangup",
         type=_seconds,
         default=0.0,
         metavar="SECONDS",
-        help="answer mode: the called party hangs up this long after answering "
-        "(0: it waits for the BYE)",
+        help="answering modes: the called party hangs up this long after answering, "
+        "or with accept and decline after pressing its digit (0: it waits for the BYE)",
     )
     cp.add_argument(
         "--no-called-party",
@@ -285,8 +322,14 @@ async def _call(args: argparse.Namespace) -> int:
         pin_retry_pause=args.pin_retry_pause,
         dtmf_ms=args.dtmf_ms,
     )
+    acceptance = dict(
+        accept_after=args.accept_after,
+        accept_digit=args.accept_digit,
+        decline_digit=args.decline_digit,
+    )
     try:  # bad values are usage errors, before any password lookup
         handset_call(password=args.password or "unchecked", ring=args.ring, **common)
+        called_party_plan(settings, mode=args.called_party, dtmf_ms=args.dtmf_ms, **acceptance)
     except ValueError as e:
         raise _UsageError(f"callcontrol-sim call: {e}") from None
     try:
@@ -295,9 +338,11 @@ async def _call(args: argparse.Namespace) -> int:
             password=args.password,
             settings=settings,
             called_party=args.called_party if own else None,
+            called_party_mode=None if own else args.called_party,
             ring=args.ring,
             called_party_hangup=args.called_party_hangup,
             called_party_log=args.called_party_log,
+            **acceptance,
             host=args.host,
             port=args.port,
             local_ip=args.local_ip,

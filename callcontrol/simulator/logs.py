@@ -10,8 +10,8 @@ subtracted. The handset's final SIP status comes from its message trace (``-trac
 
 Handset events: invite, answered (Asterisk's 200), pin (data: the try), bye_sent,
 bye_received (data: the scenario step it interrupted), rejected, end.
-Called-party events (data: the X-CC-Call header): invite, answered (200 sent), busy, cancel,
-bye_received, bye_sent, end.
+Called-party events (data: the X-CC-Call header): invite, answered (200 sent), dtmf (it starts
+keying its accept or decline digit), busy, cancel, bye_received, bye_sent, end.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ class CalledPartyLog:
     call_id: str  # the Call-ID of Asterisk's outgoing leg
     invite_at: float | None = None
     answered_at: float | None = None
+    dtmf_at: float | None = None  # keying the accept or decline digit began
     busy_at: float | None = None
     cancel_at: float | None = None
     bye_received_at: float | None = None
@@ -108,6 +109,7 @@ _HANDSET_TIMES = {
 _CALLED_TIMES = {
     "invite": "invite_at",
     "answered": "answered_at",
+    "dtmf": "dtmf_at",
     "busy": "busy_at",
     "cancel": "cancel_at",
     "bye_received": "bye_received_at",
@@ -252,7 +254,11 @@ def keying_ms(pins: Sequence[str], dtmf_ms: int) -> int:
 
 
 def dtmf_end_ms(pin: str, dtmf_ms: int) -> int:
-    """When the last digit of ``pin`` has been keyed, from the start of keying."""
+    """When the last digit of ``pin`` has been keyed, from the start of keying.
+
+    Also the called party's one digit: 400 + 3 x 200 = 1000 ms (measured: Asterisk's Read()
+    returned the digit 1.02 s after the called party's "dtmf" event).
+    """
     return DTMF_FILLER_MS + (2 * len(pin) + 1) * dtmf_ms
 
 

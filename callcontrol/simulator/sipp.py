@@ -148,9 +148,17 @@ def called_party_command(
     mode: str,
     ring_ms: int = 0,
     hangup_ms: int = 0,
+    accept_ms: int = 1500,
+    accept_digit: str = "1",
+    decline_digit: str = "2",
+    dtmf_ms: int = 200,
     calls: int = 1,
 ) -> list[str]:
-    """The called party's SIPp (UAS): ``calls`` calls, then it exits (0: run until stopped)."""
+    """The called party's SIPp (UAS): ``calls`` calls, then it exits (0: run until stopped).
+
+    Every -key of called_party.xml is given (SIPp refuses a scenario whose keyword is not):
+    ``accept_ms``, the digits and ``dtmf_ms`` only matter in the accept and decline modes.
+    """
     cmd = [
         *prefix,
         "-sf", scenario,
@@ -160,6 +168,10 @@ def called_party_command(
         "-key", "mode", mode,
         "-key", "ring_ms", str(ring_ms),
         "-key", "hangup_ms", str(hangup_ms),
+        "-key", "accept_ms", str(accept_ms),
+        "-key", "accept_digit", accept_digit,
+        "-key", "decline_digit", decline_digit,
+        "-key", "dtmf_ms", str(dtmf_ms),
         *_trace_options(run, "called_party"),
     ]  # fmt: skip
     if calls:

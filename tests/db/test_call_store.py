@@ -9,11 +9,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from callcontrol.adapters.db import ledger
 from callcontrol.adapters.db import models as m
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.engine import make_engine, session_factory
+from callcontrol.domain.limits import CallLimit
 from callcontrol.domain.model import Decision, Handset, Outcome, Prisoner, Reason
-from callcontrol.services.authorise import CallAttempt, DecisionRecord
+from callcontrol.domain.tariffs import Rounding
+from callcontrol.services.authorise import CallAttempt, CallPlan, DecisionRecord
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -42,7 +45,14 @@ async def store(db_url: str) -> AsyncIterator[SqlCallStore]:
     await engine.dispose()
 
 
-def allow(store_prisoner: Prisoner, uniqueid: str) -> DecisionRecord:
+def allow(store_prisoner: Prisoner, uniqueid: str, reserve: int = 0) -> DecisionRecord:
+    plan = CallPlan(
+        CallLimit(600, reserve, "site_max"),
+        310,
+        "uk_landline",
+        Rounding.PER_SECOND,
+        free=reserve == 0,
+    )
     return DecisionRecord(
         attempt=CallAttempt("A1-01", "02079460000", f"PJSIP/A1-01-{uniqueid}", uniqueid, "cid"),
         decision=Decision(Outcome.ALLOW, Reason.APPROVED_CONTACT, number="+442079460000"),
@@ -50,6 +60,7 @@ def allow(store_prisoner: Prisoner, uniqueid: str) -> DecisionRecord:
         prisoner=store_prisoner,
         at=NOW,
         decision_ms=1.0,
+        plan=plan,
     )
 
 
@@ -67,7 +78,7 @@ async def test_reads_what_the_decision_needs(store: SqlCallStore) -> None:
 async def test_concurrent_allows_open_exactly_one_call(store: SqlCallStore) -> None:
     (prisoner,) = await store.prisoners_in_cell("A1-01")
     results = await asyncio.gather(*(store.record(allow(prisoner, f"1.{i}")) for i in range(8)))
-    assert sorted(results) == [False] * 7 + [True]
+    assert sorted(results, key=str) == [None] + [Reason.CALL_IN_PROGRESS] * 7
     assert await store.has_active_call(prisoner.id)
     async with store.sessions() as s:
         assert await s.scalar(select(func.count()).select_from(m.Call)) == 1
@@ -77,4 +88,16 @@ async def test_concurrent_allows_open_exactly_one_call(store: SqlCallStore) -> N
     assert await store.end_call(open_id, "16 Normal Clearing", NOW) is True
     assert await store.end_call(open_id, "16 Normal Clearing", NOW) is False  # only once
     assert not await store.has_active_call(prisoner.id)
-    assert await store.record(allow(prisoner, "2.0")) is True
+    assert await store.record(allow(prisoner, "2.0")) is None
+
+
+async def test_an_allowed_call_reserves_its_credit_or_is_refused(store: SqlCallStore) -> None:
+    (prisoner,) = await store.prisoners_in_cell("A1-01")
+    async with store.sessions.begin() as s:
+        await ledger.topup(s, "A1234BC", 50, "ref-1", "test")
+    assert await store.record(allow(prisoner, "3.0", reserve=60)) is Reason.INSUFFICIENT_CREDIT
+    async with store.sessions() as s:  # nothing of the refused call was kept
+        assert await s.scalar(select(func.count()).select_from(m.Call)) == 0
+    assert await store.record(allow(prisoner, "3.1", reserve=40)) is None
+    async with store.sessions() as s:
+        assert await ledger.balance(s, prisoner.id) == (50, 40, 10)

@@ -15,14 +15,17 @@ LONDON = "+442079460000"
 _serial = itertools.count(1)
 
 
-def provision(e2e: E2E, *contacts: tuple[str, str]) -> tuple[str, str, str]:
-    """A fresh cell with one prisoner (PIN 1357) and the given (number, status) contacts."""
+def provision(e2e: E2E, *contacts: tuple[str, str], credit: int = 500) -> tuple[str, str, str]:
+    """A fresh cell with one prisoner (PIN 1357, ``credit`` pence) and the given
+    (number, status) contacts."""
     n = next(_serial)
     cell, prisoner, pin = f"T{n:02d}", f"P{n:04d}", "1357"
     e2e.cli("cell", "add", cell)
     e2e.cli(
         "prisoner", "add", prisoner, "--name", f"Test Prisoner {n}", "--pin", pin, "--cell", cell
     )
+    if credit:
+        e2e.cli("account", "topup", prisoner, str(credit), "--reference", f"first-{prisoner}")
     for number, status in contacts:
         e2e.cli("contact", "add", prisoner, number, "--kind", "social")
         if status == "approved":

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
 from callcontrol.adapters.agi.protocol import AgiHangup
+from callcontrol.domain.limits import Caps, Usage
 from callcontrol.domain.model import (
     Contact,
     ContactKind,
@@ -23,9 +26,24 @@ from callcontrol.domain.model import (
 )
 from callcontrol.domain.pins import LockoutPolicy, hash_pin
 from callcontrol.domain.rules import SitePolicy
-from callcontrol.services.authorise import Authoriser, DecisionRecord
+from callcontrol.domain.tariffs import DEFAULT_TARIFFS, Rounding, tariffs_by_class
+from callcontrol.domain.windows import parse_windows
+from callcontrol.services.authorise import (
+    Authoriser,
+    BillingContext,
+    BillingPolicy,
+    DecisionRecord,
+)
 
 SECRET = b"service-test-secret-0123456789"
+BILLING = BillingPolicy(
+    rounding=Rounding.PER_SECOND,
+    max_call_s=1800,
+    caps=Caps(),
+    windows=(),
+    wing_windows={},
+    tz=ZoneInfo("Europe/London"),
+)
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
@@ -38,6 +56,8 @@ class FakeStore:
         self.globals: dict[str, GlobalNumber] = {}
         self.records: list[DecisionRecord] = []
         self.active: dict[str, int] = {}  # uniqueid -> prisoner id
+        self.available: dict[int, int] = {}  # prisoner id -> pence
+        self.asked_days: list[tuple[datetime, datetime]] = []
 
     async def handset(self, sip_username: str) -> Handset | None:
         return self.handsets.get(sip_username)
@@ -62,14 +82,31 @@ class FakeStore:
     async def has_active_call(self, prisoner_id: int) -> bool:
         return prisoner_id in self.active.values()
 
-    async def record(self, record: DecisionRecord) -> bool:
+    async def billing_context(
+        self, prisoner_id: int, number: str, day_start: datetime, week_start: datetime
+    ) -> BillingContext:
+        self.asked_days.append((day_start, week_start))
+        return BillingContext(
+            available_pence=self.available.get(prisoner_id, 0),
+            usage=Usage(0, 0, 0),
+            wing="A",
+            prisoner_max_s=None,
+            contact_max_s=None,
+            tariffs=tariffs_by_class(DEFAULT_TARIFFS),
+        )
+
+    async def record(self, record: DecisionRecord) -> Reason | None:
         if record.decision.outcome is Outcome.ALLOW:
-            assert record.prisoner is not None
+            assert record.prisoner is not None and record.plan is not None
             if record.prisoner.id in self.active.values():
-                return False  # as the database's unique index would say
+                return Reason.CALL_IN_PROGRESS  # as the database's unique index would say
+            reserve = record.plan.limit.reserve_pence
+            if reserve > self.available.get(record.prisoner.id, 0):
+                return Reason.INSUFFICIENT_CREDIT  # as the ledger's conditional update would
+            self.available[record.prisoner.id] -= reserve
             self.active[record.attempt.uniqueid] = record.prisoner.id
         self.records.append(record)
-        return True
+        return None
 
     async def end_call(self, uniqueid: str, cause: str, at: datetime) -> bool:
         return self.active.pop(uniqueid, None) is not None
@@ -125,9 +162,15 @@ def world() -> tuple[FakeStore, Clock, CellCallHandler]:
         Prisoner(1, "A1234BC", "John Smith", hash_pin(SECRET, "A1234BC", "1234"), "A1-01", True)
     )
     store.contact_lists[1] = [Contact("+442079460000", ContactKind.SOCIAL, ContactStatus.APPROVED)]
+    store.available[1] = 500
     clock = Clock()
     auth = Authoriser(
-        store, policy=SitePolicy(), lockout=LockoutPolicy(), pin_secret=lambda: SECRET, clock=clock
+        store,
+        policy=SitePolicy(),
+        lockout=LockoutPolicy(),
+        billing=BILLING,
+        pin_secret=lambda: SECRET,
+        clock=clock,
     )
     return store, clock, CellCallHandler(auth, PinPrompting(tries=3))
 
@@ -136,11 +179,15 @@ async def test_allowed_call_sets_number_then_allow(world) -> None:
     store, _, handler = world
     ch = FakeChannel("A1-01", "02079460000", ["1234"])
     await handler(ch)
+    # 500p at the landline rate (3.1p/min) buys more than the site's 30 minutes.
     assert ch.variables == {
         cv.REASON: "approved_contact",
         cv.NUMBER: "+442079460000",
+        cv.LIMIT_MS: "1800000",
         cv.DECISION: cv.ALLOW,
     }
+    assert store.records[0].plan is not None
+    assert store.records[0].plan.limit.reserve_pence == 93  # 310 * 1800 / 6000
     assert [r.decision.reason for r in store.records] == [Reason.APPROVED_CONTACT]
     assert store.records[0].attempt.sip_call_id == "call-id-1"
 
@@ -242,12 +289,48 @@ async def test_a_failing_store_fails_closed(world) -> None:
     assert store.records[-1].decision.reason is Reason.INTERNAL_ERROR
 
 
-async def test_reconcile_closes_calls_that_asterisk_no_longer_has(world) -> None:
+async def test_credit_limits_the_call_and_too_little_refuses(world) -> None:
     store, _, handler = world
-    await handler(FakeChannel("A1-01", "02079460000", ["1234"], uniqueid="1.1"))
-    assert await handler.auth.reconcile({"1.1"}) == 0
-    assert await handler.auth.reconcile(set()) == 1
-    assert store.active == {}
+    store.contact_lists[1].append(
+        Contact("+447911123456", ContactKind.SOCIAL, ContactStatus.APPROVED)
+    )
+    store.available[1] = 10  # 10p at 6.88p/min: 91 seconds
+    ch = FakeChannel("A1-01", "07911123456", ["1234"], uniqueid="1.1")
+    await handler(ch)
+    assert (ch.variables[cv.DECISION], ch.variables[cv.LIMIT_MS]) == (cv.ALLOW, "91000")
+    await handler.auth.call_ended("1.1", "16")
+    store.active.clear()
+    store.available[1] = 6  # less than the first minute (7p)
+    ch = FakeChannel("A1-01", "07911123456", ["1234"], uniqueid="1.2")
+    await handler(ch)
+    assert ch.variables[cv.DECISION] == cv.REFUSE
+    assert store.records[-1].decision.reason is Reason.INSUFFICIENT_CREDIT
+
+
+async def test_privileged_calls_are_free_and_need_no_credit(world) -> None:
+    store, _, handler = world
+    store.contact_lists[1].append(
+        Contact("+442079460999", ContactKind.LEGAL, ContactStatus.APPROVED)
+    )
+    store.available[1] = 0
+    ch = FakeChannel("A1-01", "02079460999", ["1234"])
+    await handler(ch)
+    assert ch.variables[cv.DECISION] == cv.ALLOW
+    plan = store.records[-1].plan
+    assert plan is not None and plan.free and plan.limit.reserve_pence == 0
+
+
+async def test_outside_the_calling_window_is_refused(world) -> None:
+    store, clock, handler = world
+    handler.auth.billing = replace(BILLING, windows=parse_windows(["08:00-11:00"]))
+    clock.now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # 12:00 in London
+    ch = FakeChannel("A1-01", "02079460000", ["1234"])
+    await handler(ch)
+    assert store.records[-1].decision.reason is Reason.OUTSIDE_HOURS
+    clock.now = datetime(2026, 11, 28, 10, 59, tzinfo=UTC)  # one minute left
+    ch = FakeChannel("A1-01", "02079460000", ["1234"], uniqueid="1.2")
+    await handler(ch)
+    assert ch.variables[cv.LIMIT_MS] == "60000"
 
 
 def test_decision_refuse_carries_the_reason() -> None:

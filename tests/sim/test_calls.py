@@ -48,8 +48,9 @@ async def test_ports_come_from_the_settings(monkeypatch) -> None:
     )
     assert result == "result"
     assert seen["endpoints"].port == 5260 and seen["endpoints"].called_party_port == 5270
-    assert seen["ring_ms"] == 2000 and seen["call"].hold_ms == 7000
-    assert seen["called_party"] == "answer"
+    # hold + ring + the called party's wait and keying before it accepts (1.5 s + 1.0 s)
+    assert seen["ring_ms"] == 2000 and seen["call"].hold_ms == 9500
+    assert seen["called_party"] == "accept"
 
 
 async def test_no_password_anywhere(tmp_path) -> None:
@@ -58,3 +59,103 @@ async def test_no_password_anywhere(tmp_path) -> None:
     )
     with pytest.raises(SimError, match="no SIP password for cell A1-01"):
         await calls.place_call(settings=settings, cell="A1-01", pin="1234", dial="1")
+
+
+@pytest.mark.parametrize(
+    ("mode", "hold_ms"),
+    [
+        ("answer", 5000),
+        # 1.5 s before keying, 1 s of keying (400 ms lead-in, tone, gap, tone): talk about 5 s
+        ("accept", 7500),
+        ("decline", 7500),
+        ("ignore", 5000),  # waits for Asterisk's timeout: --hold must be longer than it
+    ],
+)
+async def test_acceptance_lengthens_the_hold(monkeypatch, mode: str, hold_ms: int) -> None:
+    seen = {}
+
+    async def fake(call, **kwargs):
+        seen.update(kwargs, call=call)
+        return "result"
+
+    monkeypatch.setattr(low, "place_call", fake)
+    await calls.place_call(
+        settings=load_settings(env={}),
+        cell="A1-01",
+        password="pw",
+        pin="1234",
+        dial="1",
+        hold=5,
+        called_party=mode,
+    )
+    assert seen["call"].hold_ms == hold_ms
+    assert (seen["accept_ms"], seen["accept_digit"], seen["decline_digit"]) == (1500, "1", "2")
+    assert seen["called_party"] == mode and seen["called_party_mode"] is None
+
+
+async def test_accept_digit_comes_from_the_settings(monkeypatch) -> None:
+    seen = {}
+
+    async def fake(call, **kwargs):
+        seen.update(kwargs, call=call)
+        return "result"
+
+    monkeypatch.setattr(low, "place_call", fake)
+    settings = load_settings(env={"CALLCONTROL_BILLING_ACCEPT_DIGIT": "2"})
+    await calls.place_call(
+        settings=settings,
+        cell="A1-01",
+        password="pw",
+        pin="1234",
+        dial="1",
+        called_party="accept",
+        accept_after=2,
+        dtmf_ms=100,
+    )
+    assert (seen["accept_ms"], seen["accept_digit"], seen["decline_digit"]) == (2000, "2", "1")
+    assert seen["call"].hold_ms == 10000 + 2000 + 400 + 3 * 100
+
+
+async def test_a_running_called_party_is_judged_by_its_mode(monkeypatch) -> None:
+    seen = {}
+
+    async def fake(call, **kwargs):
+        seen.update(kwargs, call=call)
+        return "result"
+
+    monkeypatch.setattr(low, "place_call", fake)
+    await calls.place_call(
+        settings=load_settings(env={}),
+        cell="A1-01",
+        password="pw",
+        pin="1234",
+        dial="1",
+        hold=5,
+        called_party=None,
+        called_party_mode="accept",
+    )
+    assert seen["called_party"] is None and seen["called_party_mode"] == "accept"
+    assert seen["call"].hold_ms == 5000  # its timing is not ours to know
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"mode": "maybe"}, "must be one of"),
+        ({"accept_digit": "12"}, "accept digit"),
+        ({"accept_digit": "x"}, "accept digit"),
+        ({"accept_digit": "3", "decline_digit": "3"}, "differ"),
+        ({"accept_after": -1}, "negative"),
+        ({"dtmf_ms": 10}, "50 to 2000"),
+    ],
+)
+def test_bad_called_party_plans(changes: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        calls.called_party_plan(load_settings(env={}), **({"mode": "accept"} | changes))
+
+
+def test_called_party_plan() -> None:
+    plan = calls.called_party_plan(load_settings(env={}), mode="decline", accept_after=0.25)
+    assert (plan.digit, plan.accept_ms, plan.keying_wait_ms()) == ("2", 250, 250 + 1000)
+    plan = calls.called_party_plan(load_settings(env={}), mode="ignore")
+    assert (plan.digit, plan.keying_wait_ms()) == (None, 0)

@@ -29,6 +29,11 @@ BASE = ["call", "--cell", "A1-01", "--dial", "447700900123", "--password", "pw"]
         [*BASE, "--hold", "soon"],
         [*BASE, "--port", "70000"],
         [*BASE, "--called-party", "maybe"],
+        [*BASE, "--called-party", "accept", "--accept-after", "-1"],
+        [*BASE, "--called-party", "accept", "--accept-digit", "12"],
+        [*BASE, "--called-party", "accept", "--accept-digit", "x"],
+        [*BASE, "--called-party", "decline", "--accept-digit", "3", "--decline-digit", "3"],
+        [*BASE, "--called-party", "decline", "--decline-digit", "1"],  # the accept digit
         [*BASE, "--dtmf-ms", "10", "--pin", "1234"],
         [*BASE, "--called-party-log", "x.log"],  # only with --no-called-party
         [*BASE, "--password", "a;b"],
@@ -63,9 +68,16 @@ def test_help_explains_the_options(capsys) -> None:
         "--config",
         "--timeout",
         "--pin-retry-pause",
+        "--accept-after",
+        "--accept-digit",
+        "--decline-digit",
+        "not_accepted",
+        "accepted_at_ms",
+        "answered_talk_s",
     ):
         assert option in out
-    assert "busy" in out and "noanswer" in out
+    for mode in ("answer", "busy", "noanswer", "accept", "decline", "ignore"):
+        assert mode in out
 
 
 def _result(**changes) -> CallResult:
@@ -137,6 +149,35 @@ def test_a_call_prints_one_json_line(capsys, monkeypatch) -> None:
     assert seen["called_party"] == "busy" and seen["port"] == 5260
     assert seen["called_party_port"] is None  # from the settings
     assert seen["password"] == "pw" and seen["timeout_s"] == 60
+    assert seen["accept_after"] == 1.5 and seen["accept_digit"] is None
+
+
+def test_the_default_called_party_accepts_as_the_dialplan_asks(capsys, monkeypatch) -> None:
+    seen = {}
+
+    async def fake(**kwargs):
+        seen.update(kwargs)
+        return _result()
+
+    monkeypatch.setattr(cli, "place_call", fake)
+    assert cli.main([*BASE, "--pin", "1234"]) == 0
+    assert seen["called_party"] == "accept" and seen["called_party_mode"] is None
+
+
+def test_acceptance_options(capsys, monkeypatch) -> None:
+    seen = {}
+
+    async def fake(**kwargs):
+        seen.update(kwargs)
+        return _result(called_party_mode="accept", accepted_at_ms=2506.2, answered_talk_s=7.56)
+
+    monkeypatch.setattr(cli, "place_call", fake)
+    argv = [*BASE, "--pin", "1234", "--called-party", "accept", "--accept-after", "2.5"]
+    assert cli.main([*argv, "--accept-digit", "5", "--decline-digit", "9"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["accepted_at_ms"] == 2506.2 and data["answered_talk_s"] == 7.56
+    assert seen["called_party"] == "accept" and seen["accept_after"] == 2.5
+    assert (seen["accept_digit"], seen["decline_digit"]) == ("5", "9")
 
 
 def test_no_called_party(capsys, monkeypatch) -> None:
@@ -151,6 +192,10 @@ def test_no_called_party(capsys, monkeypatch) -> None:
         cli.main([*BASE, "--pin", "1234", "--no-called-party", "--called-party-log", "cp.log"]) == 0
     )
     assert seen["called_party"] is None and seen["called_party_log"] == Path("cp.log")
+    assert seen["called_party_mode"] == "accept"
+    argv = [*BASE, "--no-called-party", "--called-party-log", "cp.log", "--called-party", "ignore"]
+    assert cli.main(argv) == 0
+    assert seen["called_party"] is None and seen["called_party_mode"] == "ignore"
 
 
 def test_harness_failure_exits_1_with_one_line(capsys, monkeypatch) -> None:

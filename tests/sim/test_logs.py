@@ -34,6 +34,15 @@ def test_called_party_call_keyed_by_x_cc_call_without_the_leading_space() -> Non
     assert call.talk_s == pytest.approx(1.0905)
 
 
+def test_called_party_dtmf_event() -> None:
+    [call] = logs.called_party_calls(logs.parse_events(samples.ACCEPT_LOGS[1]))
+    assert call.x_cc_call == samples.ACCEPT_CID
+    assert call.dtmf_at == pytest.approx(1795908533.226675)
+    assert call.talk_s == pytest.approx(7.560388)  # still from the 200 OK
+    [call] = logs.called_party_calls(logs.parse_events(samples.CALLED_LOG))
+    assert call.dtmf_at is None
+
+
 def test_called_party_talk_ends_at_the_first_bye_and_is_zero_unanswered() -> None:
     text = (
         "CCSIM|invite|a| X|100.000000|0.000000\n"
@@ -132,6 +141,8 @@ def test_keying_time_matches_what_sipp_did() -> None:
     assert logs.dtmf_end_ms("1234", 200) == 2200
     assert logs.dtmf_end_ms("1234", 100) == 1300
     assert logs.keying_ms(["12", "123456"], 100) == 400 + 13 * 100 + logs.KEYING_MARGIN_MS
+    # The called party's one digit: Asterisk's Read() returned 1.02 s after the dtmf event.
+    assert logs.dtmf_end_ms("1", 200) == 1000
 
 
 @pytest.mark.parametrize(

@@ -143,10 +143,72 @@ def test_command_lines() -> None:
         "-key mode busy",
         "-key ring_ms 500",
         "-key hangup_ms 0",
+        "-key accept_ms 1500",
+        "-key accept_digit 1",
+        "-key decline_digit 2",
+        "-key dtmf_ms 200",
         "-m 1",
         "-log_file /tmp/x/called_party_logs.log",
     ):
         assert part in cp
+    accept = " ".join(
+        called_party_command(
+            prefix,
+            run,
+            "/tmp/x/called_party.xml",
+            ip="127.0.0.1",
+            port=5070,
+            media_port=16000,
+            mode="accept",
+            accept_ms=2500,
+            accept_digit="5",
+            decline_digit="9",
+            dtmf_ms=120,
+            calls=0,
+        )
+    )
+    for part in (
+        "-key mode accept",
+        "-key accept_ms 2500",
+        "-key accept_digit 5",
+        "-key decline_digit 9",
+        "-key dtmf_ms 120",
+    ):
+        assert part in accept
+    assert " -m " not in accept  # serves calls until stopped
+
+
+# SIPp's own keywords in called_party.xml; every other [keyword] must come with -key.
+_SIPP_KEYWORDS = {
+    "branch", "call_id", "call_number", "clock_tick", "len", "local_ip", "local_ip_type",
+    "local_port", "media_ip", "media_ip_type", "media_port", "next_url", "pid", "routes",
+    "transport",
+}  # fmt: skip
+
+
+def test_called_party_command_gives_every_key_of_the_scenario() -> None:
+    text = (SIM_DIR / "scenarios" / "called_party.xml").read_text(encoding="iso-8859-1")
+    used = set(re.findall(r"\[([a-z_]+)\]", text)) - _SIPP_KEYWORDS
+    cmd = called_party_command(
+        ["sipp"], RunDir(Path("/x"), Path("/x")), "s.xml", ip="i", port=1, media_port=2, mode="m"
+    )
+    given = {cmd[i + 1] for i, arg in enumerate(cmd) if arg == "-key"}
+    # SIPp refuses to start on a keyword without a -key ("Unsupported keyword 'accept_ms'").
+    assert used == given
+
+
+def test_called_party_keys_its_digit_with_the_offered_payload_type() -> None:
+    text = (SIM_DIR / "scenarios" / "called_party.xml").read_text(encoding="iso-8859-1")
+    # Asterisk offers telephone-event as 101 and decodes only that from the called party.
+    assert 'play_dtmf="[accept_digit],[dtmf_ms],[$dtmf_pt]"' in text
+    assert 'play_dtmf="[decline_digit],[dtmf_ms],[$dtmf_pt]"' in text
+    assert 'regexp="a=rtpmap:([0-9]+) telephone-event/8000" search_in="body"' in text
+    assert text.count("a=rtpmap:[$dtmf_pt] telephone-event/8000") == 2  # 200 and re-INVITE 200
+    assert '<assignstr assign_to="dtmf_pt" value="96"/>' in text  # no telephone-event offered
+    # the audio pauses while keying, and resumes
+    key = text[text.index('<label id="key_wait"/>') : text.index('<label id="busy"/>')]
+    assert key.index('rtp_stream="pause"') < key.index("play_dtmf") < key.index("resume")
+    assert "CCSIM|dtmf|" in key
 
 
 @pytest.mark.parametrize("name", ["handset.xml", "called_party.xml"])

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.protocol import AgiChannel, AgiError, AgiHangup
 from callcontrol.domain.model import Decision, Handset, Prisoner, Reason
-from callcontrol.services.authorise import Authoriser, CallAttempt
+from callcontrol.services.authorise import Authoriser, CallAttempt, CallPlan
 
 log = logging.getLogger("callcontrol.agi.cell_call")
 
@@ -50,9 +50,10 @@ class CellCallHandler:
                 assert handset is not None
                 prisoner, refusal = await self._ask_pin(channel, handset)
             started = time.perf_counter()
+            plan: CallPlan | None = None
             if refusal is None:
                 assert prisoner is not None
-                decision = await self.auth.decide_number(prisoner, attempt.dialled)
+                decision, plan = await self.auth.decide_number(prisoner, attempt.dialled)
             else:
                 decision = refusal
             decision = await self.auth.finish(
@@ -60,10 +61,11 @@ class CellCallHandler:
                 decision,
                 handset=handset,
                 prisoner=prisoner,
+                plan=plan,
                 decision_ms=(time.perf_counter() - started) * 1000,
             )
             stored = True
-            await self._apply(channel, decision)
+            await self._apply(channel, decision, plan)
         except AgiHangup:
             if not stored:
                 await self._record_quietly(
@@ -99,11 +101,13 @@ class CellCallHandler:
         return None, Decision.refuse(Reason.WRONG_PIN)
 
     @staticmethod
-    async def _apply(channel: AgiChannel, decision: Decision) -> None:
+    async def _apply(channel: AgiChannel, decision: Decision, plan: CallPlan | None) -> None:
         await channel.set_variable(cv.REASON, decision.reason.value)
-        if decision.allowed and decision.number:
-            # The number first: the dialplan bridges only once DECISION says allow.
+        if decision.allowed and decision.number and plan is not None:
+            # The number and the limit first: the dialplan bridges only once DECISION says
+            # allow, and only with a time limit.
             await channel.set_variable(cv.NUMBER, decision.number)
+            await channel.set_variable(cv.LIMIT_MS, str(plan.limit.seconds * 1000))
             await channel.set_variable(cv.DECISION, cv.ALLOW)
         else:
             await channel.set_variable(cv.DECISION, cv.REFUSE)

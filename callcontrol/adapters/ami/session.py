@@ -19,6 +19,7 @@ import contextlib
 import inspect
 import logging
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from panoramisk import actions
@@ -137,6 +138,7 @@ class AmiSession(Manager):
         self._ready = asyncio.Event()
         self._stopping = False
         self._quiet = False  # connect failures: one warning, then debug until connected again
+        self.lost_at: datetime | None = None  # when an authenticated connection was lost
 
     @property
     def connected(self) -> bool:
@@ -203,6 +205,10 @@ class AmiSession(Manager):
                     try:
                         await self._serve(proto)
                     finally:
+                        if self.authenticated:
+                            # When Asterisk was last known to be there (calls it had may
+                            # have ended with it).
+                            self.lost_at = datetime.now(UTC)
                         self.authenticated = False
                         self._ready.clear()
                         proto.drop()

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcontrol.adapters.db import ledger
 from callcontrol.adapters.db import models as m
+from callcontrol.adapters.db.billing_models import Reservation
+from callcontrol.domain.limits import Usage
 from callcontrol.domain.model import (
     Contact,
     ContactKind,
@@ -19,8 +22,16 @@ from callcontrol.domain.model import (
     Handset,
     Outcome,
     Prisoner,
+    Reason,
 )
-from callcontrol.services.authorise import DecisionRecord
+from callcontrol.domain.tariffs import tariffs_by_class
+from callcontrol.services.authorise import BillingContext, DecisionRecord
+
+
+class _Refused(Exception):
+    def __init__(self, reason: Reason) -> None:
+        self.reason = reason
+
 
 MAX_DIALLED = 64
 
@@ -110,7 +121,61 @@ class SqlCallStore:
             )
             return found is not None
 
-    async def record(self, record: DecisionRecord) -> bool:
+    async def billing_context(
+        self, prisoner_id: int, number: str, day_start: datetime, week_start: datetime
+    ) -> BillingContext:
+        async with self.sessions() as s:
+            money = await ledger.balance(s, prisoner_id)
+            prisoner = (
+                await s.execute(
+                    select(m.Prisoner.max_call_s, m.Cell.wing)
+                    .join(m.Cell, m.Prisoner.cell_id == m.Cell.id, isouter=True)
+                    .where(m.Prisoner.id == prisoner_id)
+                )
+            ).one()
+            contact_max = await s.scalar(
+                select(m.Contact.max_call_s).where(
+                    m.Contact.prisoner_id == prisoner_id, m.Contact.number == number
+                )
+            )
+            # Paid calls count against the allowance; free (privileged) ones do not.
+            paid = (
+                select(m.Call.started_at, m.Call.talk_seconds)
+                .join(Reservation, Reservation.call_id == m.Call.id)
+                .where(
+                    m.Call.prisoner_id == prisoner_id,
+                    m.Call.started_at >= min(day_start, week_start),
+                    Reservation.free.is_(False),
+                )
+                .subquery()
+            )
+            today = (
+                await s.execute(
+                    select(func.count(), func.coalesce(func.sum(paid.c.talk_seconds), 0)).where(
+                        paid.c.started_at >= day_start
+                    )
+                )
+            ).one()
+            week = await s.scalar(
+                select(func.coalesce(func.sum(paid.c.talk_seconds), 0)).where(
+                    paid.c.started_at >= week_start
+                )
+            )
+            tariffs = tariffs_by_class(await ledger.list_tariffs(s))
+        return BillingContext(
+            available_pence=money.available,
+            usage=Usage(
+                calls_today=int(today[0]),
+                seconds_today=int(today[1]),
+                seconds_this_week=int(week or 0),
+            ),
+            wing=prisoner.wing or "",
+            prisoner_max_s=prisoner.max_call_s,
+            contact_max_s=contact_max,
+            tariffs=tariffs,
+        )
+
+    async def record(self, record: DecisionRecord) -> Reason | None:
         d, a = record.decision, record.attempt
         try:
             async with self.sessions.begin() as s:
@@ -138,25 +203,40 @@ class SqlCallStore:
                 s.add(row)
                 await s.flush()
                 if d.outcome is Outcome.ALLOW:
+                    plan = record.plan
                     assert record.prisoner is not None and cell_id is not None and d.number
-                    s.add(
-                        m.Call(
-                            decision_id=row.id,
-                            prisoner_id=record.prisoner.id,
-                            cell_id=cell_id,
-                            number=d.number,
-                            privileged=d.privileged,
-                            channel=a.channel[:128],
-                            uniqueid=a.uniqueid[:64],
-                            started_at=record.at,
-                        )
+                    assert plan is not None, "an allowed call needs its limit and price"
+                    call = m.Call(
+                        decision_id=row.id,
+                        prisoner_id=record.prisoner.id,
+                        cell_id=cell_id,
+                        number=d.number,
+                        privileged=d.privileged,
+                        channel=a.channel[:128],
+                        uniqueid=a.uniqueid[:64],
+                        started_at=record.at,
                     )
-                    await s.flush()
-        except IntegrityError:
-            if d.outcome is Outcome.ALLOW:
-                return False  # the one-active-call-per-prisoner index said no
-            raise
-        return True
+                    s.add(call)
+                    try:
+                        await s.flush()
+                    except IntegrityError:
+                        raise _Refused(Reason.CALL_IN_PROGRESS) from None
+                    held = await ledger.reserve(
+                        s,
+                        record.prisoner.id,
+                        call.id,
+                        plan.limit.reserve_pence,
+                        max_seconds=plan.limit.seconds,
+                        rate=plan.rate,
+                        destination_class=plan.destination_class,
+                        rounding=plan.rounding,
+                        free=plan.free,
+                    )
+                    if not held:
+                        raise _Refused(Reason.INSUFFICIENT_CREDIT)
+        except _Refused as refused:
+            return refused.reason
+        return None
 
     async def end_call(self, uniqueid: str, cause: str, at: datetime) -> bool:
         async with self.sessions.begin() as s:

@@ -88,6 +88,8 @@ class Prisoner(Base):
     cell_id: Mapped[int | None] = mapped_column(ForeignKey("cells.id"), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     suspended_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The longest call this prisoner may make, in seconds (None: no limit of their own).
+    max_call_s: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
@@ -103,6 +105,8 @@ class Contact(Base):
     kind: Mapped[str] = mapped_column(String(16))  # social | legal
     status: Mapped[str] = mapped_column(String(16))  # pending | approved | blocked
     label: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # The longest call to this contact, in seconds (None: no limit of its own).
+    max_call_s: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
@@ -183,6 +187,15 @@ class Call(Base):
     started_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     hangup_cause: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # Settlement (migration 0002): how the call went and what it cost.
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    talk_seconds: Mapped[int | None] = mapped_column(Integer)
+    dial_status: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    disconnect_cause: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    ended_by: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    charge_pence: Mapped[int | None] = mapped_column(Integer)  # None: not settled
+    settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    accepted: Mapped[bool | None] = mapped_column(Boolean)  # did the called party accept?
     __table_args__ = (
         # One active call per prisoner, enforced by the database itself.
         Index(
@@ -193,3 +206,9 @@ class Call(Base):
             sqlite_where=text("ended_at IS NULL"),
         ),
     )
+
+
+# The money tables (accounts, ledger, reservations, tariffs) live in billing_models.py on the
+# same Base; importing it here puts them in Base.metadata wherever the models are loaded
+# (Alembic's env.py, the schema test, the daemon).
+from callcontrol.adapters.db import billing_models  # noqa: E402, F401

@@ -1,0 +1,488 @@
+"""Prisoners' money: top-ups, adjustments, reservations for calls and their settlement.
+
+Money is whole pence (``int``), never a float. Every movement is a row appended to
+``ledger_entries`` (the database refuses to change or remove one), and the account's
+``balance_pence`` changes in the same transaction as the entry it follows, so the balance is
+always the sum of the ledger (``verify_account`` checks it). Money held for calls in progress
+is ``reserved_pence``, the sum of the open reservations; what can still be spent is
+``available = balance - reserved``.
+
+Every function takes an AsyncSession and only flushes: the caller commits (or rolls back, which
+it must do after a LedgerError). Concurrency, on both backends, without a lost update:
+
+- PostgreSQL (READ COMMITTED): a function that changes an account first locks its row
+  (``SELECT ... FOR UPDATE``; ``reserve`` uses one conditional ``UPDATE ... WHERE
+  balance_pence - reserved_pence >= amount``, which waits for the row and re-checks the
+  condition on its latest version). Settling or releasing also locks the reservation row first.
+  Everything is read again after the lock. CHECK constraints back it all up.
+- SQLite (one writer at a time): the first statement of every change is a write (the
+  ``INSERT ... ON CONFLICT DO NOTHING`` that makes sure the account exists, or the conditional
+  UPDATE), which takes the database's write lock at once; what is read after it cannot change
+  until the commit. Other writers wait (busy timeout). (The driver, as SQLAlchemy sets it up,
+  begins a transaction at its first write: the reads before it hold no lock to upgrade, so
+  writers cannot deadlock.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import Row, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callcontrol.adapters.db.billing_models import Account, LedgerEntry, Reservation, TariffRow
+from callcontrol.adapters.db.models import Call, Prisoner, utcnow
+from callcontrol.domain.tariffs import Rounding, Tariff
+
+MAX_REFERENCE = 190
+SYSTEM = "system"
+_NO_SYNC = {"synchronize_session": False}
+
+
+class LedgerError(Exception):
+    """A money operation refused; the message says why, for the operator. Nothing was changed
+    by it, but the caller must roll its transaction back."""
+
+
+class AccountMismatch(LedgerError):
+    """An account disagrees with its ledger or its reservations (``verify_account``)."""
+
+
+class Balance(NamedTuple):
+    balance: int  # pence: the sum of the ledger
+    reserved: int  # pence held for calls in progress
+    available: int  # pence that can be spent: balance - reserved
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    """A ledger entry, with its call (number, start, talk time, charge) for call charges."""
+
+    entry: LedgerEntry
+    number: str | None
+    started_at: datetime | None
+    talk_seconds: int | None
+    charge_pence: int | None
+
+
+def pounds(pence: int) -> str:
+    """Pence as pounds for people: 1234 -> "£12.34", -5 -> "-£0.05"."""
+    sign = "-" if pence < 0 else ""
+    return f"{sign}£{abs(pence) // 100}.{abs(pence) % 100:02d}"
+
+
+# --- checks ------------------------------------------------------------------------------------
+
+
+def _whole(value: object, what: str, positive: bool = False, nonzero: bool = False) -> int:
+    """``value`` if it is a whole number (not a bool) as required, else LedgerError."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise LedgerError(f"{what} must be a whole number, not {value!r}")
+    if positive and value <= 0:
+        raise LedgerError(f"{what} must be more than 0, not {value}")
+    if nonzero and value == 0:
+        raise LedgerError(f"{what} must not be 0")
+    if not positive and not nonzero and value < 0:
+        raise LedgerError(f"{what} must not be negative, not {value}")
+    return value
+
+
+def _text(value: str, what: str, max_len: int) -> str:
+    value = value.strip()
+    if not value:
+        raise LedgerError(f"{what} must not be empty")
+    if len(value) > max_len:
+        raise LedgerError(f"{what} is too long (at most {max_len} characters)")
+    if not value.isprintable():
+        raise LedgerError(f"{what} contains control characters")
+    return value
+
+
+async def find_prisoner(session: AsyncSession, prisoner_number: str) -> int:
+    """The id of the prisoner with this prison number, else LedgerError."""
+    pid = await session.scalar(select(Prisoner.id).where(Prisoner.prison_number == prisoner_number))
+    if pid is None:
+        raise LedgerError(f"no prisoner with prison number {prisoner_number!r}")
+    return pid
+
+
+# --- accounts and entries ----------------------------------------------------------------------
+
+
+async def _lock_account(session: AsyncSession, prisoner_id: int) -> tuple[int, int]:
+    """Make sure the account exists and lock it until the end of the transaction.
+
+    Returns (balance, reserved), read after the lock."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    await session.execute(
+        dialect.insert(Account)
+        .values(prisoner_id=prisoner_id, balance_pence=0, reserved_pence=0, updated_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["prisoner_id"])
+    )
+    row = (
+        await session.execute(
+            select(Account.balance_pence, Account.reserved_pence)
+            .where(Account.prisoner_id == prisoner_id)
+            .with_for_update()
+        )
+    ).one()
+    return row.balance_pence, row.reserved_pence
+
+
+async def _update(session: AsyncSession, model: Any, where: Any, **values: Any) -> None:
+    await session.execute(update(model).where(where).values(**values).execution_options(**_NO_SYNC))
+
+
+async def _set_account(session: AsyncSession, prisoner_id: int, **values: Any) -> None:
+    await _update(
+        session, Account, Account.prisoner_id == prisoner_id, updated_at=utcnow(), **values
+    )
+
+
+async def find_entry(session: AsyncSession, idempotency_key: str) -> LedgerEntry | None:
+    """The entry written with ``idempotency_key``, if any."""
+    return await session.scalar(
+        select(LedgerEntry).where(LedgerEntry.idempotency_key == idempotency_key)
+    )
+
+
+async def _post(
+    session: AsyncSession,
+    prisoner_id: int,
+    kind: str,
+    amount: int,
+    key: str,
+    reference: str,
+    by: str,
+    call_id: int | None = None,
+    max_balance: int | None = None,
+    what: str = "",
+) -> LedgerEntry:
+    """Append an entry and apply it to the account; an identical earlier one is returned as is.
+
+    Refused: the same key with anything else different; a balance that would fall below what
+    is reserved (so below zero); a credit taking the balance over ``max_balance``."""
+    balance, reserved = await _lock_account(session, prisoner_id)
+    existing = await find_entry(session, key)
+    if existing is not None:
+        same = (existing.prisoner_id, existing.kind, existing.amount_pence, existing.call_id)
+        if same == (prisoner_id, kind, amount, call_id):
+            return existing
+        whose = "this" if existing.prisoner_id == prisoner_id else "another"
+        raise LedgerError(
+            f"{what or repr(key)} was already used by entry {existing.id}, "
+            f"a {existing.kind} of {existing.amount_pence}p for {whose} prisoner"
+        )
+    new = balance + amount
+    if new < 0:
+        raise LedgerError(
+            f"refused: {amount}p would take the balance of {pounds(balance)} below zero"
+        )
+    if new < reserved:
+        raise LedgerError(
+            f"refused: {amount}p would take the balance of {pounds(balance)} below the "
+            f"{pounds(reserved)} held for a call in progress"
+        )
+    if max_balance is not None and amount > 0 and new > max_balance:
+        raise LedgerError(
+            f"refused: {amount}p would take the balance of {pounds(balance)} to {pounds(new)}, "
+            f"over the limit of {pounds(max_balance)}"
+        )
+    entry = LedgerEntry(
+        prisoner_id=prisoner_id, kind=kind, amount_pence=amount, balance_after=new,
+        idempotency_key=key, reference=reference, call_id=call_id, created_at=utcnow(),
+        created_by=by,
+    )  # fmt: skip
+    session.add(entry)
+    try:
+        await session.flush()
+    except IntegrityError:  # the same key written meanwhile, for another account
+        raise LedgerError(f"{what or repr(key)} was already used") from None
+    await _set_account(session, prisoner_id, balance_pence=new)
+    return entry
+
+
+def topup_key(reference: str) -> str:
+    """The idempotency key of a top-up with this reference (the default)."""
+    return f"topup:{reference.strip()}"
+
+
+async def topup(
+    session: AsyncSession,
+    prisoner_number: str,
+    amount_pence: int,
+    reference: str,
+    by: str,
+    idempotency_key: str | None = None,
+    max_balance: int = 5000,
+) -> LedgerEntry:
+    """Credit ``amount_pence`` (> 0) to a prisoner's account; returns the entry.
+
+    The key defaults to ``topup:REFERENCE``. A retry (same key, prisoner and amount) returns
+    the first entry and changes nothing; the same key with different data is refused. Refused
+    too: a balance over ``max_balance`` afterwards (nothing is credited then)."""
+    amount = _whole(amount_pence, "a top-up", positive=True)
+    reference = _text(reference, "the reference", MAX_REFERENCE)
+    key = idempotency_key or topup_key(reference)
+    pid = await find_prisoner(session, prisoner_number)
+    by = _text(by, "who", 100)
+    what = f"top-up reference {reference!r}"
+    return await _post(session, pid, "topup", amount, key, reference, by, None, max_balance, what)
+
+
+async def adjust(
+    session: AsyncSession,
+    prisoner_number: str,
+    amount_pence: int,
+    reference: str,
+    by: str,
+    idempotency_key: str,
+    max_balance: int | None = None,
+) -> LedgerEntry:
+    """A correction, signed (never 0), idempotent like ``topup``. Refused when it would take
+    the balance below zero or below what calls in progress hold (or over ``max_balance``)."""
+    amount = _whole(amount_pence, "an adjustment", nonzero=True)
+    reference = _text(reference, "the reference", MAX_REFERENCE)
+    key = _text(idempotency_key, "the idempotency key", 200)
+    pid = await find_prisoner(session, prisoner_number)
+    by = _text(by, "who", 100)
+    return await _post(session, pid, "adjustment", amount, key, reference, by, None, max_balance)
+
+
+async def balance(session: AsyncSession, prisoner_id: int) -> Balance:
+    """(balance, reserved, available) in pence; (0, 0, 0) for an account never used."""
+    query = select(Account.balance_pence, Account.reserved_pence)
+    row = (await session.execute(query.where(Account.prisoner_id == prisoner_id))).one_or_none()
+    if row is None:
+        return Balance(0, 0, 0)
+    return Balance(row.balance_pence, row.reserved_pence, row.balance_pence - row.reserved_pence)
+
+
+# --- reservations ------------------------------------------------------------------------------
+
+
+async def reserve(
+    session: AsyncSession,
+    prisoner_id: int,
+    call_id: int,
+    amount_pence: int,
+    *,
+    max_seconds: int,
+    rate: int,
+    destination_class: str,
+    rounding: Rounding | str,
+    free: bool,
+) -> bool:
+    """Hold ``amount_pence`` of the prisoner's available money for a call, atomically.
+
+    True when held; False, with nothing changed, when less than that is available. A free call
+    holds 0 and always succeeds. Each call has at most one reservation (LedgerError)."""
+    amount = 0 if free else _whole(amount_pence, "a reservation")
+    _whole(max_seconds, "the longest call (seconds)")
+    _whole(rate, "the rate")
+    try:
+        rounding = Rounding(rounding)
+    except ValueError:
+        raise LedgerError(f"unknown rounding {rounding!r}") from None
+    owner = await session.scalar(select(Call.prisoner_id).where(Call.id == call_id))
+    if owner is None:
+        raise LedgerError(f"no call {call_id}")
+    if owner != prisoner_id:
+        raise LedgerError(f"call {call_id} is not a call of prisoner {prisoner_id}")
+    taken = select(Reservation.id).where(Reservation.call_id == call_id)
+    if await session.scalar(taken) is not None:
+        raise LedgerError(f"call {call_id} already has a reservation")
+    if amount > 0:
+        held = await session.scalar(
+            update(Account)
+            .where(
+                Account.prisoner_id == prisoner_id,
+                Account.balance_pence - Account.reserved_pence >= amount,
+            )
+            .values(reserved_pence=Account.reserved_pence + amount, updated_at=utcnow())
+            .returning(Account.prisoner_id)
+            .execution_options(**_NO_SYNC)
+        )
+        if held is None:
+            return False
+    reservation = Reservation(
+        prisoner_id=prisoner_id, call_id=call_id, amount_pence=amount, max_seconds=max_seconds,
+        rate=rate, destination_class=destination_class, rounding=str(rounding), free=free,
+        status="open", created_at=utcnow(),
+    )  # fmt: skip
+    session.add(reservation)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise LedgerError(f"call {call_id} already has a reservation") from None
+    return True
+
+
+async def _open_reservation(session: AsyncSession, call_id: int) -> Row[Any] | None:
+    """The call's reservation, locked, read after its account is locked too; None if it has
+    none. (Re-read after the account lock: on SQLite that is when the write lock is held.)"""
+    query = select(Reservation.prisoner_id, Reservation.amount_pence, Reservation.status).where(
+        Reservation.call_id == call_id
+    )
+    first = (await session.execute(query.with_for_update())).one_or_none()
+    if first is None:
+        return None
+    await _lock_account(session, first.prisoner_id)
+    return (await session.execute(query)).one()
+
+
+async def _close(
+    session: AsyncSession, call_id: int, prisoner_id: int, held: int, status: str
+) -> None:
+    await _set_account(session, prisoner_id, reserved_pence=Account.reserved_pence - held)
+    where = Reservation.call_id == call_id
+    await _update(session, Reservation, where, status=status, closed_at=utcnow())
+
+
+async def settle(
+    session: AsyncSession,
+    call_id: int,
+    charge_pence: int,
+    *,
+    talk_seconds: int,
+    answered_at: datetime | None = None,
+    dial_status: str | None = None,
+    disconnect_cause: str | None = None,
+    ended_by: str | None = None,
+    accepted: bool | None = None,
+) -> LedgerEntry | None:
+    """Charge a call once, release its reservation, and record the outcome on the call.
+
+    The charge is ``min(charge_pence, reserved amount)``: never more than was reserved (the
+    reservation covered the longest the call was allowed to last, so a larger figure can only
+    be an error, and the prisoner is not charged for it); a free call reserved 0 and is never
+    charged. A charge entry is written only when the charge is above 0; returns it (or None).
+    Exactly once: settling a call already settled or released changes nothing and returns its
+    charge entry, if any (key ``call:ID:charge``). LedgerError when the call has no reservation.
+    """
+    asked = _whole(charge_pence, "a charge")
+    _whole(talk_seconds, "the talk time (seconds)")
+    key = f"call:{call_id}:charge"
+    res = await _open_reservation(session, call_id)
+    if res is None:
+        raise LedgerError(f"call {call_id} has no reservation to settle")
+    if res.status != "open":
+        return await find_entry(session, key)
+    charge = min(asked, res.amount_pence)
+    await _close(session, call_id, res.prisoner_id, res.amount_pence, "settled")
+    entry = None
+    if charge > 0:
+        entry = await _post(
+            session, res.prisoner_id, "charge", -charge, key, f"call {call_id}", SYSTEM, call_id
+        )
+    outcome = {
+        "answered_at": answered_at,
+        "dial_status": dial_status,
+        "disconnect_cause": disconnect_cause,
+        "ended_by": ended_by,
+        "accepted": accepted,
+    }
+    given = {k: v for k, v in outcome.items() if v is not None}
+    await _update(
+        session, Call, Call.id == call_id,
+        charge_pence=charge, talk_seconds=talk_seconds, settled_at=utcnow(), **given,
+    )  # fmt: skip
+    return entry
+
+
+async def release(session: AsyncSession, call_id: int) -> None:
+    """Release a call's reservation without charging (unanswered, refused, not accepted,
+    dropped by the system): the call is recorded as charged 0. Idempotent: nothing happens
+    for a call already settled or released, or without a reservation."""
+    res = await _open_reservation(session, call_id)
+    if res is None or res.status != "open":
+        return
+    await _close(session, call_id, res.prisoner_id, res.amount_pence, "released")
+    await _update(session, Call, Call.id == call_id, charge_pence=0, settled_at=utcnow())
+
+
+# --- reading and checking ----------------------------------------------------------------------
+
+
+async def statement(session: AsyncSession, prisoner_number: str) -> list[StatementLine]:
+    """The prisoner's ledger, oldest first, with each charged call's details."""
+    pid = await find_prisoner(session, prisoner_number)
+    rows = await session.execute(
+        select(LedgerEntry, Call.number, Call.started_at, Call.talk_seconds, Call.charge_pence)
+        .outerjoin(Call, LedgerEntry.call_id == Call.id)
+        .where(LedgerEntry.prisoner_id == pid)
+        .order_by(LedgerEntry.id)
+    )
+    return [StatementLine(*row) for row in rows]
+
+
+async def verify_account(session: AsyncSession, prisoner_id: int) -> None:
+    """Raise AccountMismatch unless the balance is the sum of the ledger, each entry's
+    ``balance_after`` is the running sum, and the reserved money is the sum of the open
+    reservations."""
+    held = await balance(session, prisoner_id)
+    amounts = await session.execute(
+        select(LedgerEntry.id, LedgerEntry.amount_pence, LedgerEntry.balance_after)
+        .where(LedgerEntry.prisoner_id == prisoner_id)
+        .order_by(LedgerEntry.id)
+    )
+    running = 0
+    for entry_id, amount, after in amounts:
+        running += amount
+        if after != running:
+            raise AccountMismatch(
+                f"prisoner {prisoner_id}: entry {entry_id} says balance {after}p, "
+                f"the ledger sums to {running}p there"
+            )
+    if held.balance != running:
+        raise AccountMismatch(
+            f"prisoner {prisoner_id}: balance {held.balance}p, the ledger sums to {running}p"
+        )
+    reserved = await session.scalar(
+        select(func.coalesce(func.sum(Reservation.amount_pence), 0)).where(
+            Reservation.prisoner_id == prisoner_id, Reservation.status == "open"
+        )
+    )
+    if held.reserved != reserved:
+        raise AccountMismatch(
+            f"prisoner {prisoner_id}: reserved {held.reserved}p, "
+            f"the open reservations hold {reserved}p"
+        )
+
+
+# --- tariffs -----------------------------------------------------------------------------------
+
+
+async def list_tariffs(session: AsyncSession) -> list[Tariff]:
+    rows = await session.scalars(select(TariffRow).order_by(TariffRow.destination_class))
+    return [Tariff(r.destination_class, r.rate, r.weekend_rate) for r in rows]
+
+
+async def set_tariff(
+    session: AsyncSession,
+    destination_class: str,
+    rate: int,
+    weekend_rate: int | None,
+    by: str,
+) -> Tariff:
+    """Change the rates (hundredths of a penny per minute) of an existing destination class;
+    ``weekend_rate`` None: the weekday rate at weekends too."""
+    _whole(rate, "the rate")
+    if weekend_rate is not None:
+        _whole(weekend_rate, "the weekend rate")
+    try:
+        tariff = Tariff(destination_class, rate, weekend_rate)
+    except ValueError as e:
+        raise LedgerError(str(e)) from None
+    row = await session.get(TariffRow, destination_class, with_for_update=True)
+    if row is None:
+        known = ", ".join(t.destination_class for t in await list_tariffs(session))
+        raise LedgerError(f"no destination class {destination_class!r} (known: {known})")
+    row.rate, row.weekend_rate = tariff.rate, tariff.weekend_rate
+    row.updated_at, row.updated_by = utcnow(), _text(by, "who", 100)
+    await session.flush()
+    return tariff

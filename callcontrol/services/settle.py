@@ -1,0 +1,148 @@
+"""Settle calls: rate what was talked, charge it once, release the rest of the reservation.
+
+The end of a call reaches us from the caller's hangup handler over FastAGI, or, when the daemon
+was not there to hear it, from the journal Asterisk writes. Whichever comes first settles the
+call; the store makes sure nothing is settled twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from callcontrol.domain.call_end import CallEnd, JournalEntry, ended_by
+from callcontrol.domain.tariffs import Rounding, charge_pence
+
+log = logging.getLogger("callcontrol.settlement")
+
+
+@dataclass(frozen=True)
+class OpenCall:
+    """An allowed call not yet settled, with what its reservation fixed at the decision."""
+
+    call_id: int
+    uniqueid: str
+    channel: str
+    prisoner_id: int
+    number: str
+    started_at: datetime
+    rate: int  # hundredths of a penny a minute
+    rounding: Rounding
+    free: bool
+    max_seconds: int  # the time limit given to Dial
+    reserved_pence: int
+
+
+@dataclass(frozen=True)
+class Settlement:
+    call_id: int
+    talk_seconds: int
+    charge_pence: int
+    ended_by: str  # caller | called | limit | system
+    accepted: bool
+
+
+class SettlementStore(Protocol):
+    async def open_call(self, uniqueid: str) -> OpenCall | None:
+        """The unsettled call on that channel, if any."""
+        ...
+
+    async def unsettled_calls(self) -> Sequence[OpenCall]: ...
+
+    async def settle(self, call: OpenCall, end: CallEnd, settlement: Settlement) -> bool:
+        """Record the end, charge and release, in one transaction. False if it was settled
+        already (nothing changed)."""
+        ...
+
+
+def settle_charge(call: OpenCall, end: CallEnd, free_drop_s: int) -> Settlement:
+    """What a call costs, from the facts of its end. Pure."""
+    accepted = end.accepted_at is not None
+    talk = min(end.talk_seconds(), call.max_seconds) if accepted else 0
+    who = ended_by(end, call.channel, call.max_seconds) if accepted else "nobody"
+    if not accepted or call.free or (who == "system" and talk < free_drop_s):
+        charge = 0
+    else:
+        charge = min(charge_pence(call.rate, talk, call.rounding), call.reserved_pence)
+    return Settlement(call.call_id, talk, charge, who, accepted)
+
+
+class Settler:
+    def __init__(
+        self, store: SettlementStore, *, free_drop_s: int, clock: Callable[[], datetime]
+    ) -> None:
+        self.store = store
+        self.free_drop_s = free_drop_s
+        self.clock = clock
+
+    async def settle(self, end: CallEnd, source: str) -> Settlement | None:
+        call = await self.store.open_call(end.uniqueid)
+        if call is None:
+            log.debug(
+                "end of %s from %s: no unsettled call (settled already?)", end.uniqueid, source
+            )
+            return None
+        return await self._settle(call, end, source)
+
+    async def _settle(self, call: OpenCall, end: CallEnd, source: str) -> Settlement | None:
+        settlement = settle_charge(call, end, self.free_drop_s)
+        if not await self.store.settle(call, end, settlement):
+            return None
+        log.info(
+            "SETTLED call %s to %s: %s, talked %d s, charged %dp (reserved %dp), ended by %s, "
+            "cause %s, from the %s",
+            call.call_id,
+            call.number,
+            "accepted" if settlement.accepted else "not accepted",
+            settlement.talk_seconds,
+            settlement.charge_pence,
+            call.reserved_pence,
+            settlement.ended_by,
+            end.hangup_cause or "-",
+            source,
+        )
+        return settlement
+
+    async def reconcile(
+        self,
+        live: set[str],
+        journal: Mapping[str, JournalEntry],
+        asterisk_lost_at: datetime | None = None,
+    ) -> int:
+        """Settle every unsettled call whose channel Asterisk no longer has. Returns how many.
+
+        From the journal when it has the end; when it has only the acceptance (Asterisk went
+        away mid-call), the call ended when Asterisk was lost, or, if nobody saw that, at its
+        acceptance: a call nobody saw end is never charged for time nobody saw.
+        """
+        settled = 0
+        for call in await self.store.unsettled_calls():
+            if call.uniqueid in live:
+                continue
+            entry = journal.get(call.uniqueid, JournalEntry())
+            if entry.end is not None:
+                end, source = entry.end, "journal"
+            elif entry.accepted_at is not None:
+                ended = (
+                    asterisk_lost_at
+                    if asterisk_lost_at and asterisk_lost_at > entry.accepted_at
+                    else entry.accepted_at
+                )
+                end = CallEnd(
+                    call.uniqueid, entry.accepted_at, ended, "ANSWER", "", "asterisk went away"
+                )
+                source = "journal (acceptance only: Asterisk lost the call)"
+                log.warning(
+                    "call %s: Asterisk lost it mid-call; settling to %s",
+                    call.call_id,
+                    ended.isoformat(),
+                )
+            else:
+                end = CallEnd(call.uniqueid, None, self.clock(), "", "", "")
+                source = "reconciliation (never accepted)"
+            if await self._settle(call, end, source) is not None:
+                settled += 1
+        return settled
