@@ -135,6 +135,9 @@ class AsteriskSettings:
     cells_conf: str = ""
     # Seconds that Dial lets the called party ring.
     ring_timeout_s: int = 45
+    # The officers' listening desk (a SIP endpoint that answers calls originated to it).
+    officers_host: str = "127.0.0.1"
+    officers_port: int = 5090
     # The journal where Asterisk writes each call's acceptance and end (the daemon reads it to
     # settle calls it did not hear end). Empty: the lab's (in its spool folder).
     journal_file: str = ""
