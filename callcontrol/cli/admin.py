@@ -14,7 +14,7 @@ from alembic.util import CommandError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callcontrol.adapters.db import admin, call_limits
+from callcontrol.adapters.db import admin, audit, call_limits
 from callcontrol.adapters.db.engine import (
     DatabaseError,
     current_revision,
@@ -89,11 +89,24 @@ async def cell_add(args: Args, settings: Settings) -> int:
 async def cell_disable(args: Args, settings: Settings) -> int:
     async with admin_session(settings) as s:
         cell = await admin.disable_cell(s, args.cell, args.reason)
+        await _audit(s, args, "disable", f"cell:{cell.name}")
     why = f" ({cell.disabled_reason})" if cell.disabled_reason else ""
     text = f"cell {cell.name} disabled{why}: no calls from it"
     path = f"/cells/{quote(cell.name)}/cut-calls"
     reason = args.reason or f"cell {cell.name} disabled"
     return await _cut_live_calls(args, settings, row(cell, CELL), text, path, reason)
+
+
+async def _audit(s: Any, args: Args, action: str, target: str) -> None:
+    """Every supervisory act from the command line goes into the audit log, like the API's."""
+    await audit.record(
+        s,
+        actor=who(args),
+        role="operator",
+        action=action,
+        target=target,
+        reason=getattr(args, "reason", "") or "",
+    )
 
 
 async def _cut_live_calls(
@@ -112,6 +125,7 @@ async def _cut_live_calls(
 async def cell_enable(args: Args, settings: Settings) -> int:
     async with admin_session(settings) as s:
         cell = await admin.enable_cell(s, args.cell)
+        await _audit(s, args, "enable", f"cell:{cell.name}")
     return done(args, row(cell, CELL), f"cell {cell.name} enabled")
 
 
@@ -166,6 +180,7 @@ async def prisoner_move(args: Args, settings: Settings) -> int:
 async def prisoner_suspend(args: Args, settings: Settings) -> int:
     async with admin_session(settings) as s:
         p = await admin.suspend_prisoner(s, args.prisoner, args.reason)
+        await _audit(s, args, "suspend", f"prisoner:{p.prison_number}")
         data = await _prisoner(s, p)
     why = f" ({p.suspended_reason})" if p.suspended_reason else ""
     text = f"prisoner {p.prison_number} suspended{why}: every call refused"
@@ -177,6 +192,7 @@ async def prisoner_suspend(args: Args, settings: Settings) -> int:
 async def prisoner_reinstate(args: Args, settings: Settings) -> int:
     async with admin_session(settings) as s:
         p = await admin.reinstate_prisoner(s, args.prisoner)
+        await _audit(s, args, "resume", f"prisoner:{p.prison_number}")
         data = await _prisoner(s, p)
     return done(args, data, f"prisoner {p.prison_number} reinstated")
 

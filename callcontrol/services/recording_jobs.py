@@ -60,8 +60,11 @@ class RecordingJobs:
                 self.sessions, self.store_dir, call_id, self.spool_file(uniqueid), self.bitrate
             )
         except Exception:
-            log.exception("ingesting the recording of call %d failed; it stays in the spool "
-                          "and is tried again at the next start", call_id)
+            log.exception(
+                "ingesting the recording of call %d failed; it stays in the spool "
+                "and is tried again at the next start",
+                call_id,
+            )
 
     async def catch_up(self) -> int:
         """Ingest what the spool still holds for settled calls (a crash, a restart), and mark
@@ -96,8 +99,7 @@ class RecordingJobs:
                     )
                 ).first()
             if row is None:
-                log.error("recording spool file %s belongs to no call: left for an operator",
-                          path)
+                log.error("recording spool file %s belongs to no call: left for an operator", path)
             elif row.settled_at is not None:
                 await self.ingest(row.id, path.stem)
                 done += 1

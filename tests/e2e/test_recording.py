@@ -11,13 +11,17 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 from pydub import AudioSegment
 
 from callcontrol.adapters.ami.session import AmiSession
+from callcontrol.adapters.db.engine import make_engine, session_factory
 from callcontrol.config import load_settings
+from callcontrol.services import recordings
 from callcontrol.simulator import sipp
 from tests.e2e.conftest import E2E, PORTS
 from tests.e2e.test_billing import settled
@@ -262,6 +266,19 @@ def test_disabling_a_cell_cuts_its_call_and_blocks_new_ones(e2e: E2E) -> None:
     assert (call["outcome"], call["reason"]) == ("refused", "handset_disabled")
 
 
+def tamper(e2e: E2E, sql: str) -> None:
+    """Change a row as an attacker with the database's superuser would: past the triggers."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(e2e.db_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await conn.execute(f"SET session_replication_role = replica; {sql}")
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
 def test_verify_names_an_altered_file_and_row_and_purge_keeps_the_chain(e2e: E2E) -> None:
     """Last in this file: it purges every recording made so far."""
     cell, _, pin = provision(e2e, (LONDON, "approved"))
@@ -271,7 +288,7 @@ def test_verify_names_an_altered_file_and_row_and_purge_keeps_the_chain(e2e: E2E
     path = store_dir(e2e) / str(rec["file_name"])
     original = path.read_bytes()
     path.write_bytes(original + b"tampered")
-    e2e.sql("UPDATE recordings SET duration_ms = duration_ms + 5000 WHERE id = $1", rec["id"])
+    tamper(e2e, f"UPDATE recordings SET duration_ms = duration_ms + 5000 WHERE id = {rec['id']}")
     try:
         out = e2e.cli("recordings", "verify", check=False)
         assert out.returncode == 1
@@ -280,8 +297,63 @@ def test_verify_names_an_altered_file_and_row_and_purge_keeps_the_chain(e2e: E2E
         assert "duration_ms" in problems, problems
     finally:
         path.write_bytes(original)
-        e2e.sql("UPDATE recordings SET duration_ms = duration_ms - 5000 WHERE id = $1", rec["id"])
+        tamper(
+            e2e, f"UPDATE recordings SET duration_ms = duration_ms - 5000 WHERE id = {rec['id']}"
+        )
     assert e2e.cli("recordings", "verify").returncode == 0
-    e2e.cli("recordings", "purge", "--older-than-days", "0", "--by", "e2e")
-    assert not path.exists()
+    # Retention: a call recorded 100 days ago (its audio taken from this call) is purged.
+    old = old_recording(e2e, path)
+    old_path = store_dir(e2e) / str(old["file_name"])
+    assert old_path.exists()
+    e2e.cli("recordings", "purge", "--older-than-days", "90", "--by", "e2e")
+    assert not old_path.exists() and path.exists()
+    receipts = e2e.sql("SELECT body FROM recording_chain WHERE kind = 'deletion'")
+    assert any(f'"recording_id":{old["id"]}' in r["body"] for r in receipts), receipts
     assert e2e.cli("recordings", "verify").returncode == 0
+    assert e2e.sql("SELECT * FROM audit_log WHERE action = 'purge' AND actor = 'e2e'")
+
+
+def old_recording(e2e: E2E, like: Path) -> dict[str, object]:
+    """A settled call from 100 days ago with real audio, ingested by the real service."""
+    ids = e2e.sql(
+        "SELECT c.prisoner_id, c.cell_id, c.decision_id FROM calls c ORDER BY c.id DESC LIMIT 1"
+    )[0]
+    then = datetime.now(UTC) - timedelta(days=100)
+    uniqueid = f"old-{time.monotonic_ns()}"
+    decision = e2e.sql(
+        "INSERT INTO call_decisions (at, handset, cell_id, prisoner_id, dialled, number, outcome,"
+        " reason, detail, privileged, channel, uniqueid, sip_call_id) VALUES ($1, 'old', $2, $3,"
+        " '02079460000', '+442079460000', 'allow', 'approved_contact', '', false, 'PJSIP/old',"
+        " $4, '') RETURNING id",
+        then,
+        ids["cell_id"],
+        ids["prisoner_id"],
+        uniqueid,
+    )[0]["id"]
+    call_id = e2e.sql(
+        "INSERT INTO calls (decision_id, prisoner_id, cell_id, number, privileged, channel,"
+        " uniqueid, started_at, answered_at, ended_at, settled_at, accepted, talk_seconds,"
+        " charge_pence) VALUES ($1, $2, $3, '+442079460000', false, 'PJSIP/old', $4, $5, $5, $5,"
+        " $5, true, 3, 1) RETURNING id",
+        decision,
+        ids["prisoner_id"],
+        ids["cell_id"],
+        uniqueid,
+        then,
+    )[0]["id"]
+    raw = e2e.config.parent / f"{uniqueid}.raw"
+    AudioSegment.from_file(like).set_frame_rate(8000).set_sample_width(2).export(
+        raw, format="s16le"
+    )
+
+    async def ingest() -> None:
+        engine = make_engine(e2e.db_url)
+        try:
+            await recordings.ingest(session_factory(engine), store_dir(e2e), call_id, raw, 24000)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(ingest())
+    rec = recording_of(e2e, call_id, wait=0)
+    assert rec is not None
+    return rec
