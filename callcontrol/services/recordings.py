@@ -157,10 +157,13 @@ async def ingest(
     if call is None:
         raise RecordingError(f"no call {call_id}")
     if call.privileged:
-        wav_path.unlink(missing_ok=True)
-        log.error(
-            "call %d is privileged: its audio (%s) was deleted, not stored", call_id, wav_path
-        )
+        if wav_path.exists():  # must never happen: the dialplan records only when told to
+            wav_path.unlink(missing_ok=True)
+            log.error(
+                "call %d is privileged but audio was spooled (%s): deleted, not stored",
+                call_id,
+                wav_path,
+            )
         return None
     try:
         info, digest, size = await asyncio.to_thread(

@@ -179,6 +179,11 @@ store_dir = "{base}/recordings"
     os.environ.pop("CALLCONTROL_CONFIG", None)
     lab = Lab(load_settings(config))
     lab.down()
+    # A fresh database: what earlier runs left in the test lab's spool and journal is void.
+    for leftover in lab.recordings_spool.glob("*.raw"):
+        leftover.unlink()
+    if lab.journal_path.exists():
+        lab.journal_path.write_text("")
     lab.up()
     daemon = Daemon(config, base / "daemon.log")
     daemon.start()

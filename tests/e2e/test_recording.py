@@ -109,7 +109,8 @@ def test_recording_has_each_party_on_its_own_channel_and_the_talk_length(e2e: E2
     # The called party sends 400 Hz, the handset 1 kHz: each on its own channel.
     assert tone_power(list(lp), rate, 400) > 100 * tone_power(list(lp), rate, 1000)
     assert tone_power(list(rp), rate, 1000) > 100 * tone_power(list(rp), rate, 400)
-    assert not any(spool(e2e).glob("*.raw")), "the spool file was left behind"
+    uniqueid = e2e.sql("SELECT uniqueid FROM calls WHERE id = $1", s["id"])[0]["uniqueid"]
+    assert not (spool(e2e) / f"{uniqueid}.raw").exists(), "the spool file was left behind"
     assert e2e.cli("recordings", "verify").returncode == 0
 
 
