@@ -7,6 +7,7 @@ import logging
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from callcontrol import channel_vars as cv
@@ -14,7 +15,7 @@ from callcontrol.adapters.agi.call_end import CallEndHandler
 from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
 from callcontrol.adapters.agi.server import FastAgiServer
 from callcontrol.adapters.ami.channels import ChannelTracker
-from callcontrol.adapters.ami.session import AmiActionLost, AmiError, AmiSession
+from callcontrol.adapters.ami.session import AmiActionLost, AmiError, AmiSession, AmiUnavailable
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.engine import (
     check_schema_current,
@@ -23,6 +24,10 @@ from callcontrol.adapters.db.engine import (
     session_factory,
 )
 from callcontrol.adapters.db.settlement_store import SqlSettlementStore
+from callcontrol.adapters.db.supervise_store import SqlAuditLog, SqlSuperviseStore
+from callcontrol.adapters.http import HttpServer
+from callcontrol.adapters.http.api import make_app
+from callcontrol.adapters.http.auth import TokenFile
 from callcontrol.config import ConfigError, Settings
 from callcontrol.domain.call_end import read_journal
 from callcontrol.domain.limits import Caps
@@ -31,7 +36,9 @@ from callcontrol.domain.rules import SitePolicy
 from callcontrol.domain.tariffs import Rounding
 from callcontrol.domain.windows import parse_windows, parse_wing_windows
 from callcontrol.services.authorise import Authoriser, BillingPolicy
+from callcontrol.services.recording_jobs import RecordingJobs
 from callcontrol.services.settle import Settler
+from callcontrol.services.supervise import CallControlGuard, Supervisor
 
 log = logging.getLogger("callcontrol.daemon")
 
@@ -91,6 +98,15 @@ def journal_path(settings: Settings) -> Path:
     return Lab(settings).journal_path
 
 
+def recordings_spool(settings: Settings) -> Path:
+    """Where MixMonitor streams recorded calls, as the daemon sees it."""
+    if settings.recording.spool_dir:
+        return settings.path(settings.recording.spool_dir)
+    from callcontrol.lab.lab import Lab
+
+    return Lab(settings).recordings_spool
+
+
 def read_journal_file(path: Path) -> dict:
     try:
         with path.open(encoding="utf-8", errors="replace") as f:
@@ -102,13 +118,41 @@ def read_journal_file(path: Path) -> dict:
     return calls
 
 
+# --- the supervision API (adapters/http, services/supervise) ---------------------------------
+
+
+def build_http_server(
+    settings: Settings, sessions: Any, ami: AmiSession, tracker: ChannelTracker, journal: Path
+) -> HttpServer:
+    """The officers' API: live calls, cut, listen, cells and prisoners; every act audited."""
+
+    async def acceptances() -> dict[str, datetime]:
+        calls = await asyncio.to_thread(read_journal_file, journal)
+        return {uid: e.accepted_at for uid, e in calls.items() if e.accepted_at is not None}
+
+    control = CallControlGuard(
+        ami, unavailable=(AmiUnavailable,), lost=(AmiActionLost,), failed=(AmiError,)
+    )
+    supervisor = Supervisor(
+        SqlSuperviseStore(sessions),
+        control,
+        SqlAuditLog(sessions),
+        clock=utcnow,
+        channels=lambda: {c.uniqueid: c.channel for c in tracker.live()},
+        acceptances=acceptances,
+    )
+    tokens = TokenFile(settings.path(settings.http.tokens_file))
+    return HttpServer(make_app(supervisor, tokens), settings.http.host, settings.http.port)
+
+
 class Daemon:
-    """Runs the FastAGI server and the AMI session until ``stop`` is set."""
+    """Runs the FastAGI server, the AMI session and the supervision API until ``stop`` is set."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.agi: FastAgiServer | None = None
         self.ami: AmiSession | None = None
+        self.http: HttpServer | None = None
         self.started = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -124,6 +168,10 @@ class Daemon:
                 SqlSettlementStore(sessions), free_drop_s=s.billing.free_drop_s, clock=utcnow
             )
             journal = journal_path(s)
+            jobs = RecordingJobs(
+                sessions, recordings_spool(s), s.path(s.recording.store_dir), s.recording.bitrate
+            )
+            settler.on_settled.append(jobs.after_settlement)
             handler = CellCallHandler(
                 auth, PinPrompting(tries=s.site.pin_tries_per_call, digits=s.site.pin_digits)
             )
@@ -162,16 +210,21 @@ class Daemon:
                     read_journal_file(journal),
                     asterisk_lost_at=self.ami.lost_at,
                 )
+                await jobs.catch_up()
 
             tracker.on_hangup(ended)
             self.ami.on_connected(reconcile)
             await self.agi.start()
             await self.ami.start()
             log.info("AMI: connecting to %s:%s as %s", s.ami.host, s.ami.port, s.ami.username)
+            self.http = build_http_server(s, sessions, self.ami, tracker, journal)
+            await self.http.start()
             self.started.set()
             await stop.wait()
             log.info("stopping")
         finally:
+            if self.http is not None:
+                await self.http.stop()
             if self.agi is not None:
                 await self.agi.stop()
             if self.ami is not None:

@@ -13,6 +13,8 @@ REFUSE = "refuse"
 NUMBER = "CC_NUMBER"
 # The call's time limit in milliseconds (Dial's L()): the least of every limit and the credit.
 LIMIT_MS = "CC_LIMIT_MS"
+# "yes" when the call is to be recorded; anything else (a privileged call) is never recorded.
+RECORD = "CC_RECORD"
 # Why: the Reason value, for the dialplan's log line.
 REASON = "CC_REASON"
 # The caller's hangup handler reports the call's end here:

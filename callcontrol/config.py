@@ -81,6 +81,31 @@ class BillingSettings:
 
 
 @dataclass(frozen=True)
+class RecordingSettings:
+    # Where Asterisk's MixMonitor writes the audio while a call runs, as the daemon sees it.
+    # Empty: the lab's (in its spool folder).
+    spool_dir: str = ""
+    # Where ingested recordings are kept, named by their SHA-256.
+    store_dir: str = "var/recordings"
+    # Days a recording is kept; `callcontrol recordings purge` deletes older ones.
+    retention_days: int = 90
+    # Opus in Ogg at this bit rate (bits per second) for the stereo speech recordings.
+    bitrate: int = 24000
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    # The supervision API (officers and administrators), on the daemon.
+    host: str = "127.0.0.1"
+    port: int = 8088
+    # API tokens, one per line: "ROLE NAME TOKEN" (role officer or admin). Created by
+    # `callcontrol token add`.
+    tokens_file: str = "var/api-tokens"
+    # The token the CLI uses to call the API (or CALLCONTROL_HTTP_TOKEN).
+    token: str = ""
+
+
+@dataclass(frozen=True)
 class AgiSettings:
     host: str = "127.0.0.1"
     port: int = 4573
@@ -110,6 +135,9 @@ class AsteriskSettings:
     cells_conf: str = ""
     # Seconds that Dial lets the called party ring.
     ring_timeout_s: int = 45
+    # The officers' listening desk (a SIP endpoint that answers calls originated to it).
+    officers_host: str = "127.0.0.1"
+    officers_port: int = 5090
     # The journal where Asterisk writes each call's acceptance and end (the daemon reads it to
     # settle calls it did not hear end). Empty: the lab's (in its spool folder).
     journal_file: str = ""
@@ -133,6 +161,8 @@ class Settings:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     site: SiteSettings = field(default_factory=SiteSettings)
     billing: BillingSettings = field(default_factory=BillingSettings)
+    recording: RecordingSettings = field(default_factory=RecordingSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     agi: AgiSettings = field(default_factory=AgiSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
     asterisk: AsteriskSettings = field(default_factory=AsteriskSettings)
@@ -165,7 +195,18 @@ class Settings:
         return value.encode()
 
 
-_SECTIONS = ("database", "security", "site", "billing", "agi", "ami", "asterisk", "lab")
+_SECTIONS = (
+    "database",
+    "security",
+    "site",
+    "billing",
+    "recording",
+    "http",
+    "agi",
+    "ami",
+    "asterisk",
+    "lab",
+)
 
 
 def _coerce(value: Any, kind: Any, where: str) -> Any:

@@ -101,7 +101,7 @@ def command(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from callcontrol.cli import admin, billing, ops  # they use the helpers above
+    from callcontrol.cli import admin, billing, ops, recordings, supervise  # use the helpers
 
     parents = [common_options()]
     parser = Parser(
@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     admin.register(sub, parents)
     billing.register(sub, parents)
     ops.register(sub, parents)
+    recordings.register(sub, parents)
+    supervise.register(sub, parents)
     return parser
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 from typing import Any
+from urllib.parse import quote
 
 from alembic.util import CommandError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callcontrol.adapters.db import admin, call_limits
+from callcontrol.adapters.db import admin, audit, call_limits
 from callcontrol.adapters.db.engine import (
     DatabaseError,
     current_revision,
@@ -25,7 +26,8 @@ from callcontrol.adapters.db.engine import (
 )
 from callcontrol.adapters.db.models import Cell, Contact, Prisoner
 from callcontrol.cli import Parents, admin_session, command, db_reason, group, row, table, who
-from callcontrol.cli.common import EXIT_FAILED, EXIT_OK, CliError, emit
+from callcontrol.cli import supervise as supervise_cli
+from callcontrol.cli.common import EXIT_FAILED, EXIT_OK, CliError, emit, fail
 from callcontrol.config import Settings
 
 Args = argparse.Namespace
@@ -87,13 +89,43 @@ async def cell_add(args: Args, settings: Settings) -> int:
 async def cell_disable(args: Args, settings: Settings) -> int:
     async with admin_session(settings) as s:
         cell = await admin.disable_cell(s, args.cell, args.reason)
+        await _audit(s, args, "disable", f"cell:{cell.name}")
     why = f" ({cell.disabled_reason})" if cell.disabled_reason else ""
-    return done(args, row(cell, CELL), f"cell {cell.name} disabled{why}: no calls from it")
+    text = f"cell {cell.name} disabled{why}: no calls from it"
+    path = f"/cells/{quote(cell.name)}/cut-calls"
+    reason = args.reason or f"cell {cell.name} disabled"
+    return await _cut_live_calls(args, settings, row(cell, CELL), text, path, reason)
+
+
+async def _audit(s: Any, args: Args, action: str, target: str) -> None:
+    """Every supervisory act from the command line goes into the audit log, like the API's."""
+    await audit.record(
+        s,
+        actor=who(args),
+        role="operator",
+        action=action,
+        target=target,
+        reason=getattr(args, "reason", "") or "",
+    )
+
+
+async def _cut_live_calls(
+    args: Args, settings: Settings, data: dict[str, Any], text: str, path: str, reason: str
+) -> int:
+    """After the change: the daemon refuses new calls; ask it to cut those already up."""
+    token = supervise_cli.api_token(args, settings)
+    if token:
+        live = await supervise_cli.cut_live_calls(settings, path, reason, token)
+    else:
+        live = {"daemon": "not asked", "failed": False, "note": supervise_cli.NO_TOKEN}
+    emit(args, data | {"live_calls": live}, f"{text}\n{live['note']}")
+    return fail(live["note"], EXIT_FAILED) if live["failed"] else EXIT_OK
 
 
 async def cell_enable(args: Args, settings: Settings) -> int:
     async with admin_session(settings) as s:
         cell = await admin.enable_cell(s, args.cell)
+        await _audit(s, args, "enable", f"cell:{cell.name}")
     return done(args, row(cell, CELL), f"cell {cell.name} enabled")
 
 
@@ -148,14 +180,19 @@ async def prisoner_move(args: Args, settings: Settings) -> int:
 async def prisoner_suspend(args: Args, settings: Settings) -> int:
     async with admin_session(settings) as s:
         p = await admin.suspend_prisoner(s, args.prisoner, args.reason)
+        await _audit(s, args, "suspend", f"prisoner:{p.prison_number}")
         data = await _prisoner(s, p)
     why = f" ({p.suspended_reason})" if p.suspended_reason else ""
-    return done(args, data, f"prisoner {p.prison_number} suspended{why}: every call refused")
+    text = f"prisoner {p.prison_number} suspended{why}: every call refused"
+    path = f"/prisoners/{quote(p.prison_number)}/cut-calls"
+    reason = args.reason or f"prisoner {p.prison_number} suspended"
+    return await _cut_live_calls(args, settings, data, text, path, reason)
 
 
 async def prisoner_reinstate(args: Args, settings: Settings) -> int:
     async with admin_session(settings) as s:
         p = await admin.reinstate_prisoner(s, args.prisoner)
+        await _audit(s, args, "resume", f"prisoner:{p.prison_number}")
         data = await _prisoner(s, p)
     return done(args, data, f"prisoner {p.prison_number} reinstated")
 
@@ -279,6 +316,12 @@ MINUTES = arg(
     help="the longest call in minutes; 0 for no limit of its own",
 )
 BY = arg("--by", metavar="NAME", help="who makes the change, for the history (default: you)")
+TOKEN = arg(
+    "--token",
+    metavar="TOKEN",
+    help="API token to cut live calls through the running daemon "
+    "(default: CALLCONTROL_HTTP_TOKEN, else [http] token)",
+)
 KINDS = ("social", "legal")
 
 GROUPS = (
@@ -311,7 +354,9 @@ COMMANDS: tuple[tuple[str, str, Any, str, str, tuple[Arg, ...]], ...] = (
       arg("--wing", metavar="W", default="", help="the wing or landing, for lists"))),
     ("cell", "disable", cell_disable, "refuse every call from a cell's handset",
      "Disable a cell: every call from its handset is refused (and `callcontrol asterisk sync` "
-     "leaves it out) until it is enabled.", (CELL_ARG, REASON)),
+     "leaves it out) until it is enabled. Its live calls are cut through the running daemon's "
+     "API when a token is given (--token, CALLCONTROL_HTTP_TOKEN or [http] token).",
+     (CELL_ARG, REASON, TOKEN)),
     ("cell", "enable", cell_enable, "let a disabled cell call again",
      "Enable a disabled cell: its handset may call again.", (CELL_ARG,)),
     ("cell", "list", cell_list, "list the cells",
@@ -335,8 +380,9 @@ COMMANDS: tuple[tuple[str, str, Any, str, str, tuple[Arg, ...]], ...] = (
      "Move a prisoner to another cell: from now on they call from its handset.",
      (PRISONER_ARG, arg("--cell", required=True, metavar="CELL", help="the new cell"))),
     ("prisoner", "suspend", prisoner_suspend, "refuse every call of a prisoner",
-     "Suspend a prisoner: every call they try is refused until they are reinstated.",
-     (PRISONER_ARG, REASON)),
+     "Suspend a prisoner: every call they try is refused until they are reinstated. Their "
+     "live calls are cut through the running daemon's API when a token is given (--token, "
+     "CALLCONTROL_HTTP_TOKEN or [http] token).", (PRISONER_ARG, REASON, TOKEN)),
     ("prisoner", "reinstate", prisoner_reinstate, "let a suspended prisoner call again",
      "Reinstate a suspended prisoner.", (PRISONER_ARG,)),
     ("prisoner", "list", prisoner_list, "list the prisoners",

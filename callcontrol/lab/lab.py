@@ -116,6 +116,15 @@ class Lab:
         return f"{self.spool_dir}/journal.log"
 
     @property
+    def recordings_in_asterisk(self) -> str:
+        return f"{self.spool_dir}/recordings"
+
+    @property
+    def recordings_spool(self) -> Path:
+        """Where MixMonitor writes recordings, as the daemon sees it (a host path)."""
+        return self.inside(self.recordings_in_asterisk)
+
+    @property
     def journal_path(self) -> Path:
         """The call journal as the daemon sees it (a host path)."""
         return self.inside(self.journal_in_asterisk)
@@ -175,6 +184,9 @@ class Lab:
             "WARNING_MS": str(s.billing.warning_s * 1000),
             "WARNING_REPEAT_MS": str(s.billing.warning_repeat_s * 1000),
             "JOURNAL": self.journal_in_asterisk,
+            "RECORDINGS": self.recordings_in_asterisk,
+            "OFFICERS_HOST": s.asterisk.officers_host,
+            "OFFICERS_PORT": str(s.asterisk.officers_port),
             "RTP_END": str(s.asterisk.rtp_end),
         }
 
@@ -199,6 +211,7 @@ class Lab:
         sounds.mkdir(exist_ok=True)
         for src in (CONF_SOURCE / "sounds").glob("*"):
             shutil.copyfile(src, sounds / src.name)
+        self.recordings_spool.mkdir(parents=True, exist_ok=True)
         # FILE() appends only to a file that exists.
         self.journal_path.touch(exist_ok=True)
         cells = conf / CELLS_CONF

@@ -77,6 +77,8 @@ class Settler:
         self.store = store
         self.free_drop_s = free_drop_s
         self.clock = clock
+        # Called with (call, settlement) once a call is settled (recordings are ingested then).
+        self.on_settled: list[Callable[[OpenCall, Settlement], None]] = []
 
     async def settle(self, end: CallEnd, source: str) -> Settlement | None:
         call = await self.store.open_call(end.uniqueid)
@@ -91,6 +93,8 @@ class Settler:
         settlement = settle_charge(call, end, self.free_drop_s)
         if not await self.store.settle(call, end, settlement):
             return None
+        for callback in self.on_settled:
+            callback(call, settlement)
         log.info(
             "SETTLED call %s to %s: %s, talked %d s, charged %dp (reserved %dp), ended by %s, "
             "cause %s, from the %s",

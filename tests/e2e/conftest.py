@@ -167,12 +167,23 @@ pstn_port = {PORTS["pstn"]}
 ring_timeout_s = 10
 rtp_start = 25000
 rtp_end = 29999
+officers_port = 5190
 [billing]
 accept_timeout_s = 6
+[http]
+port = 8188
+tokens_file = "{base}/api-tokens"
+[recording]
+store_dir = "{base}/recordings"
 """)
     os.environ.pop("CALLCONTROL_CONFIG", None)
     lab = Lab(load_settings(config))
     lab.down()
+    # A fresh database: what earlier runs left in the test lab's spool and journal is void.
+    for leftover in lab.recordings_spool.glob("*.raw"):
+        leftover.unlink()
+    if lab.journal_path.exists():
+        lab.journal_path.write_text("")
     lab.up()
     daemon = Daemon(config, base / "daemon.log")
     daemon.start()

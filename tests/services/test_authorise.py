@@ -184,6 +184,7 @@ async def test_allowed_call_sets_number_then_allow(world) -> None:
         cv.REASON: "approved_contact",
         cv.NUMBER: "+442079460000",
         cv.LIMIT_MS: "1800000",
+        cv.RECORD: "yes",
         cv.DECISION: cv.ALLOW,
     }
     assert store.records[0].plan is not None
@@ -318,6 +319,7 @@ async def test_privileged_calls_are_free_and_need_no_credit(world) -> None:
     assert ch.variables[cv.DECISION] == cv.ALLOW
     plan = store.records[-1].plan
     assert plan is not None and plan.free and plan.limit.reserve_pence == 0
+    assert ch.variables[cv.RECORD] == "no"  # a legal call is never recorded
 
 
 async def test_outside_the_calling_window_is_refused(world) -> None:

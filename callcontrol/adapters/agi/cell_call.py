@@ -108,6 +108,7 @@ class CellCallHandler:
             # allow, and only with a time limit.
             await channel.set_variable(cv.NUMBER, decision.number)
             await channel.set_variable(cv.LIMIT_MS, str(plan.limit.seconds * 1000))
+            await channel.set_variable(cv.RECORD, "no" if decision.privileged else "yes")
             await channel.set_variable(cv.DECISION, cv.ALLOW)
         else:
             await channel.set_variable(cv.DECISION, cv.REFUSE)

@@ -211,4 +211,4 @@ class Call(Base):
 # The money tables (accounts, ledger, reservations, tariffs) live in billing_models.py on the
 # same Base; importing it here puts them in Base.metadata wherever the models are loaded
 # (Alembic's env.py, the schema test, the daemon).
-from callcontrol.adapters.db import billing_models  # noqa: E402, F401
+from callcontrol.adapters.db import billing_models, recording_models  # noqa: E402, F401

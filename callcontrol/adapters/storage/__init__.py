@@ -1,0 +1,119 @@
+"""Files of the recording store: each recording is ``<sha256>.ogg`` in one folder.
+
+Writing is atomic: compressed to a temporary name in the store, hashed, synced, then renamed to
+its hash (the same audio always gives the same bytes, hence the same name). Blocking: call from
+a thread in async code. The audio itself is audio.py's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from callcontrol.adapters.storage import audio
+
+CHUNK = 1 << 20
+SUFFIX = ".ogg"
+
+
+def file_name(sha256: str) -> str:
+    return f"{sha256}{SUFFIX}"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _temporary(folder: Path, prefix: str, suffix: str) -> Path:
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    os.close(fd)
+    return Path(name)
+
+
+def store(
+    store_dir: Path, tag: str, source: Path, bitrate: int
+) -> tuple[audio.AudioInfo, str, int]:
+    """Compress ``source`` into the store; returns what the file holds, its SHA-256 and size.
+
+    Raises audio.AudioError when the source is missing, empty or not audio. A file already
+    there under the same name is kept if it still has that hash, else replaced."""
+    store_dir.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary(store_dir, f".ingest-{tag}-", SUFFIX)
+    try:
+        info = audio.compress(source, tmp, bitrate)
+        digest, size = sha256_file(tmp), tmp.stat().st_size
+        target = store_dir / file_name(digest)
+        if not target.exists() or sha256_file(target) != digest:
+            tmp.chmod(0o440)  # read-only: not changed by mistake
+            _fsync(tmp)
+            os.replace(tmp, target)
+            _fsync(store_dir)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return info, digest, size
+
+
+def file_state(path: Path, sha256: str) -> str:
+    """A stored file against its hash: intact, altered or missing."""
+    try:
+        return "intact" if sha256_file(path) == sha256 else "altered"
+    except FileNotFoundError:
+        return "missing"
+
+
+def hashes(paths: list[Path]) -> dict[Path, str | None]:
+    """The SHA-256 of each file (None: missing)."""
+    out: dict[Path, str | None] = {}
+    for path in paths:
+        try:
+            out[path] = sha256_file(path)
+        except FileNotFoundError:
+            out[path] = None
+    return out
+
+
+def remove(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def stage_copy(source: Path, to_path: Path) -> tuple[Path, str]:
+    """Copy ``source`` to a hidden temporary file beside ``to_path``; returns it and the SHA-256
+    of the copy (what would be handed over). FileNotFoundError when the source is missing."""
+    tmp = _temporary(to_path.parent, f".{to_path.name}.", ".partial")
+    try:
+        shutil.copyfile(source, tmp)
+        return tmp, sha256_file(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def publish(tmp: Path, to_path: Path) -> None:
+    """Give a staged copy its name; FileExistsError (and the copy removed) if it is taken."""
+    try:
+        try:
+            os.link(tmp, to_path)  # unlike a rename, never replaces a file
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links
+            if to_path.exists():
+                raise FileExistsError(to_path) from None
+            os.replace(tmp, to_path)
+    finally:
+        tmp.unlink(missing_ok=True)
