@@ -137,8 +137,12 @@ def test_a_privileged_call_leaves_no_audio_and_no_mixmonitor_event(e2e: E2E) -> 
     call = asyncio.run(watch_and_call())
     assert call["outcome"] == "connected", call
     s = settled(e2e, call)
-    uniqueid = e2e.sql("SELECT uniqueid, privileged FROM calls WHERE id = $1", s["id"])[0]
+    uniqueid = e2e.sql(
+        "SELECT uniqueid, privileged, recording_note FROM calls WHERE id = $1", s["id"]
+    )[0]
     assert uniqueid["privileged"] is True
+    # The call's own record says why it was not recorded.
+    assert uniqueid["recording_note"] == "not recorded: privileged (an approved legal contact)"
     time.sleep(2)
     assert events == [], f"AMI saw recording or monitoring of a privileged call: {events}"
     assert not (spool(e2e) / f"{uniqueid['uniqueid']}.raw").exists(), "audio spooled"

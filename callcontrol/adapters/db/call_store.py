@@ -17,6 +17,7 @@ from callcontrol.domain.model import (
     Contact,
     ContactKind,
     ContactStatus,
+    Decision,
     GlobalNumber,
     GlobalPolicy,
     Handset,
@@ -26,6 +27,18 @@ from callcontrol.domain.model import (
 )
 from callcontrol.domain.tariffs import tariffs_by_class
 from callcontrol.services.authorise import BillingContext, DecisionRecord
+
+
+def not_recorded_note(decision: Decision) -> str:
+    """Why an allowed call will not be recorded, for the call's record ("" if it will be)."""
+    if not decision.privileged:
+        return ""
+    why = {
+        Reason.APPROVED_CONTACT: "an approved legal contact",
+        Reason.GLOBAL_ALLOWED: "a number marked privileged for everyone",
+        Reason.EMERGENCY_ALLOWED: "an emergency call",
+    }.get(decision.reason, decision.reason.value)
+    return f"not recorded: privileged ({why})"
 
 
 class _Refused(Exception):
@@ -215,6 +228,7 @@ class SqlCallStore:
                         channel=a.channel[:128],
                         uniqueid=a.uniqueid[:64],
                         started_at=record.at,
+                        recording_note=not_recorded_note(d),
                     )
                     s.add(call)
                     try:

@@ -196,6 +196,8 @@ class Call(Base):
     charge_pence: Mapped[int | None] = mapped_column(Integer)  # None: not settled
     settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     accepted: Mapped[bool | None] = mapped_column(Boolean)  # did the called party accept?
+    # Why a call is not recorded (a privileged call), written with the decision; "" otherwise.
+    recording_note: Mapped[str] = mapped_column(Text, default="", server_default="")
     __table_args__ = (
         # One active call per prisoner, enforced by the database itself.
         Index(
