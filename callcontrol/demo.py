@@ -130,6 +130,8 @@ async def burst(settings: Settings, config: str | None) -> None:
             call.dial,
             "--hold",
             str(call.hold),
+            "--pin-tries",
+            str(call.pin_tries),
             "--port",
             str(settings.asterisk.pjsip_port),
             "--called-party-port",
