@@ -193,7 +193,10 @@ class Daemon:
                 # The hangup handler reports the end at once; if it could not (the FastAGI
                 # request failed), the journal has it.
                 await asyncio.sleep(JOURNAL_GRACE_S)
-                entry = read_journal_file(journal).get(uniqueid)
+                if await settler.store.open_call(uniqueid) is None:
+                    return  # settled already, or not a call of ours: no need to read the journal
+                calls = await asyncio.to_thread(read_journal_file, journal)
+                entry = calls.get(uniqueid)
                 if entry is not None and entry.end is not None:
                     await settler.settle(entry.end, source="journal")
 
