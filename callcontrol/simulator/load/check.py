@@ -233,6 +233,21 @@ def judge(planned: PlannedCall, sip: SipFacts, db: DbFacts) -> Verdict:
     return Verdict(planned, sip, db, outcome, problems)
 
 
+def judge_sip_only(planned: PlannedCall, sip: SipFacts) -> Verdict:
+    """A call with no daemon to ask (the benchmark's static dialplan bridges every call): it
+    is connected when the called party answered, keyed its digit and talked; else failed."""
+    h, c = sip.handset, sip.called
+    problems: list[str] = []
+    if h is None or h.answered_at is None:
+        problems.append(f"Asterisk did not answer the handset (SIP status {sip.status})")
+    elif c is None or c.invite_at is None:
+        problems.append("the called party never got an INVITE")
+    elif sip.observed_talk_s is None:
+        problems.append("the called party saw no talk")
+    outcome = "failed" if problems else "connected"
+    return Verdict(planned, sip, DbFacts(), outcome, problems)
+
+
 # --- gathering ---------------------------------------------------------------------------------
 
 

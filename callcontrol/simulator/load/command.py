@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 from callcontrol.config import ConfigError, Settings, load_settings
 from callcontrol.simulator.call import Endpoints
-from callcontrol.simulator.load import check, mix, plan, provision, report, runner
+from callcontrol.simulator.load import job, mix, plan, provision, report
 from callcontrol.simulator.sipp import SimError
 
 EXIT_OK, EXIT_NOT_OK, EXIT_USAGE = 0, 1, 2
@@ -182,127 +181,38 @@ async def run(args: argparse.Namespace) -> int:
     except plan.PlanError as e:
         raise UsageError(f"callcontrol-sim load: {e}") from None
     out = args.out or settings.path("var/load") / time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
     say = (
         (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     )
-    if args.no_provision:
-        passwords = await _passwords(settings, the_plan)
-    else:
-        say(f"provisioning {len(the_plan.cells)} cells ({the_plan.needed} needed by the plan)")
-        done = await provision.provision(settings, the_plan)
-        passwords = done.passwords
-        say(
-            f"  added {done.cells_added} cells, {done.prisoners_added} prisoners, "
-            f"{done.contacts_added} contacts; topped up {done.topped_up_pence}p"
-        )
-        if not args.no_sync:
-            await provision.sync_asterisk(args.config)
-    ep = Endpoints(
-        host=args.host,
-        port=args.port or settings.asterisk.pjsip_port,
-        local_ip=args.local_ip,
-        local_port=args.local_port,
-        media_port=args.media_port,
-        called_party_port=args.called_party_port or settings.asterisk.pstn_port,
-        called_party_media_port=args.called_party_media_port,
+    the_job = job.LoadJob(
+        settings=settings,
+        config=args.config,
+        plan=the_plan,
+        weights=weights,
+        endpoints=Endpoints(
+            host=args.host,
+            port=args.port or settings.asterisk.pjsip_port,
+            local_ip=args.local_ip,
+            local_port=args.local_port,
+            media_port=args.media_port,
+            called_party_port=args.called_party_port or settings.asterisk.pstn_port,
+            called_party_media_port=args.called_party_media_port,
+        ),
+        out=out,
+        provision=not args.no_provision,
+        sync=not args.no_sync,
+        settle_timeout_s=args.settle_timeout,
+        chart=not args.no_chart,
+        say=say,
+        progress=not args.quiet,
+        command=" ".join(["callcontrol-sim", *sys.argv[1:]]),
     )
-    watch = {
-        "asterisk": runner.pid_listening(settings.ami.port),
-        "daemon": runner.pid_listening(settings.agi.port),
-    }
-    say(
-        f"placing {args.calls} calls at {args.rate:g}/s ({mix.describe(weights)}); "
-        f"asterisk pid {watch['asterisk']}, daemon pid {watch['daemon']}"
-    )
-    result = await runner.run_load(
-        the_plan,
-        passwords,
-        ep,
-        accept_digit=settings.billing.accept_digit,
-        watch=watch,
-        on_progress=None if args.quiet else runner.print_progress(args.calls),
-    )
-    if not args.quiet and sys.stderr.isatty():
-        print(file=sys.stderr)
-    try:
-        sip = check.sip_facts(
-            result.run.host, result.call_id_prefix, the_plan.calls, timing.dtmf_ms
-        )
-        say("waiting for every call to be settled and recorded, then checking each")
-        db, problems, settle_s = await check.db_facts(
-            settings, [s.call_id for s in sip], args.settle_timeout
-        )
-        verdicts = [
-            check.judge(p, s, db.get(s.call_id, check.DbFacts()))
-            for p, s in zip(the_plan.calls, sip, strict=True)
-        ]
-        figs = report.figures(
-            verdicts,
-            result.progress,
-            result.watches,
-            settings={
-                "cells": len(the_plan.cells),
-                "rate": args.rate,
-                "calls": args.calls,
-                "hold_s": args.hold,
-                "mix": mix.describe(weights),
-                "asterisk": f"{ep.host}:{ep.port}",
-                "command": " ".join(["callcontrol-sim", *sys.argv[2:]]) if sys.argv else "",
-            },
-            settle_s=settle_s,
-            store_problems=problems,
-            started_at=result.started_at,
-            ended_at=result.ended_at,
-        )
-        report.write_json(out / "load.json", figs, verdicts)
-        if not args.no_chart:
-            report.chart(
-                out / "load.png",
-                verdicts,
-                result.progress,
-                result.watches,
-                result.started_at,
-                f"callcontrol-sim load: {args.calls} calls at {args.rate:g}/s, "
-                f"hold {args.hold:g} s",
-            )
-    finally:
-        _keep_logs(result.run.host, out / "sipp")
-        result.run.remove()
+    figs, _ = await job.run_job(the_job)
     print(report.summary(figs))
     print(
         f"figures: {out / 'load.json'}" + ("" if args.no_chart else f"  chart: {out / 'load.png'}")
     )
     return EXIT_OK if figs["ok"] else EXIT_NOT_OK
-
-
-def _keep_logs(run_dir: Path, dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    for f in run_dir.iterdir():
-        if f.suffix in (".log", ".csv", ".out"):
-            shutil.copyfile(f, dest / f.name)
-
-
-async def _passwords(settings: Settings, the_plan: plan.LoadPlan) -> dict[str, str]:
-    from sqlalchemy import select
-
-    from callcontrol.adapters.db.engine import database_url, make_engine
-    from callcontrol.adapters.db.models import Cell
-
-    engine = make_engine(database_url(settings))
-    try:
-        async with engine.connect() as conn:
-            rows = (await conn.execute(select(Cell.name, Cell.sip_password))).all()
-    finally:
-        await engine.dispose()
-    have = {r.name: r.sip_password for r in rows}
-    missing = [c.name for c in the_plan.cells if c.name not in have]
-    if missing:
-        raise UsageError(
-            f"callcontrol-sim load: --no-provision, but {len(missing)} of the plan's cells are not"
-            f" in the database (first: {missing[0]}); run without --no-provision"
-        )
-    return {c.name: have[c.name] for c in the_plan.cells}
 
 
 def main_load(args: argparse.Namespace) -> int:

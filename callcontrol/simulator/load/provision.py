@@ -169,3 +169,25 @@ async def sync_asterisk(config: str | None) -> None:
             "`callcontrol asterisk sync` failed (is the lab up? see the message above): "
             "Asterisk does not know the load cells"
         )
+
+
+async def passwords(settings: Settings, the_plan: LoadPlan) -> dict[str, str]:
+    from sqlalchemy import select
+
+    from callcontrol.adapters.db.engine import database_url, make_engine
+    from callcontrol.adapters.db.models import Cell
+
+    engine = make_engine(database_url(settings))
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(Cell.name, Cell.sip_password))).all()
+    finally:
+        await engine.dispose()
+    have = {r.name: r.sip_password for r in rows}
+    missing = [c.name for c in the_plan.cells if c.name not in have]
+    if missing:
+        raise ProvisionError(
+            f"{len(missing)} of the plan's cells are not in the database (first: {missing[0]});"
+            " provision them (run without --no-provision)"
+        )
+    return {c.name: have[c.name] for c in the_plan.cells}
