@@ -100,6 +100,7 @@ def _problems(kind: Kind, **changes: object) -> list[str]:
         (Kind.APPROVED, {"store_problems": ["recording 3 (call 7): file x altered"]}, "altered"),
         (Kind.APPROVED, {"talk_seconds": 30}, "seen by the called party"),
         (Kind.APPROVED, {"ended_by": "limit"}, "ended by limit"),
+        (Kind.APPROVED, {"free": True}, "rated as free"),
         (Kind.APPROVED, {"reason": "global_allowed"}, "expected allow/approved_contact"),
         (Kind.PRIVILEGED, {"recording_ms": 40000}, "must never be"),
         (Kind.PRIVILEGED, {"recording_note": ""}, "without its note"),

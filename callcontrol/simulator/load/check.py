@@ -204,8 +204,8 @@ def judge(planned: PlannedCall, sip: SipFacts, db: DbFacts) -> Verdict:
                 f"dial status {db.dial_status or 'none'}, expected {'/'.join(want.dial_statuses)}"
             )
     expected = expected_charge(db)
-    if want.charged and not expected:
-        problems.append("charged nothing, expected a charge")
+    if want.charged and db.free:
+        problems.append("rated as free, expected the tariff")
     if not want.charged and db.charge_pence:
         problems.append(f"charged {db.charge_pence}p, expected nothing")
     if expected is not None and db.charge_pence != expected:
