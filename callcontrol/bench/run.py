@@ -300,15 +300,21 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             )  # fmt: skip
             results["concurrent"] = {"target": args.concurrent, "passed": bool(figs["ok"]),
                                      **_brief(figs)}  # fmt: skip
-        if args.micro_calls:
-            say("the FastAGI micro-benchmark")
-            micro_url = await agi_micro.create_scratch_database(server_url)
-            results["micro"] = await agi_micro.run_micro(
-                micro_url, calls=args.micro_calls, concurrency=50, progress=say
-            )
     finally:
         bench.daemon_stop()
-        lab.down()
+        await asyncio.to_thread(lab.down)
+    try:
+        if args.micro_calls:  # with the lab and the daemon stopped: nothing else runs
+            say("the FastAGI micro-benchmark")
+            micro_url = await agi_micro.create_scratch_database(server_url)
+            try:
+                results["micro"] = await agi_micro.run_micro(
+                    micro_url, calls=args.micro_calls, concurrency=50, progress=say
+                )
+            finally:
+                await agi_micro.drop_scratch_database(server_url, micro_url)
+    finally:
+        await agi_micro.drop_scratch_database(server_url, db_url)
         if server is not None:
             server.stop()
     (base / "bench.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
@@ -428,8 +434,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rates",
         type=_rates,
-        default=_rates("5,10,20,30,40,50,60,80"),
-        help="the ladder of call rates, calls/s (default: 5,10,20,30,40,50,60,80)",
+        default=_rates("2,5,10,20,30,40,60,80"),
+        help="the ladder of call rates, calls/s (default: 2,5,10,20,30,40,60,80)",
     )
     p.add_argument(
         "--latency-rate",

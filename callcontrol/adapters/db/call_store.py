@@ -162,25 +162,26 @@ class SqlCallStore:
                 )
                 .subquery()
             )
-            today = (
+            # Today's and this week's use in one statement (they overlap: the week's calls
+            # start at the earlier of the two bounds).
+            is_today = paid.c.started_at >= day_start
+            is_week = paid.c.started_at >= week_start
+            today_calls, today_s, week_s = (
                 await s.execute(
-                    select(func.count(), func.coalesce(func.sum(paid.c.talk_seconds), 0)).where(
-                        paid.c.started_at >= day_start
+                    select(
+                        func.count().filter(is_today),
+                        func.coalesce(func.sum(paid.c.talk_seconds).filter(is_today), 0),
+                        func.coalesce(func.sum(paid.c.talk_seconds).filter(is_week), 0),
                     )
                 )
             ).one()
-            week = await s.scalar(
-                select(func.coalesce(func.sum(paid.c.talk_seconds), 0)).where(
-                    paid.c.started_at >= week_start
-                )
-            )
             tariffs = tariffs_by_class(await ledger.list_tariffs(s))
         return BillingContext(
             available_pence=money.available,
             usage=Usage(
-                calls_today=int(today[0]),
-                seconds_today=int(today[1]),
-                seconds_this_week=int(week or 0),
+                calls_today=int(today_calls),
+                seconds_today=int(today_s),
+                seconds_this_week=int(week_s or 0),
             ),
             wing=prisoner.wing or "",
             prisoner_max_s=prisoner.max_call_s,
