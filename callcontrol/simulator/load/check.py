@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +43,12 @@ class DbFacts:
     rounding: str = ""
     free: bool = False
     reserved_pence: int | None = None
-    ledger_charges: list[int] = field(default_factory=list)  # amounts (negative) of its charges
+    ledger_charges: list[int] = field(default_factory=list)  # every ledger amount of the call
+    reservation_status: str = ""  # open | settled | released
+    privileged: bool | None = None  # the decision's and the call's flags agree, or None
+    uniqueid: str = ""  # the caller's channel: its spool file is UNIQUEID.raw
+    spooled: bool = False  # audio for it was seen in the recordings spool during the run
+    decisions: int = 1  # how many decisions the daemon recorded for this handset call
     recording_ms: int | None = None  # the stored recording's length
     recording_missing: str = ""  # why, if the daemon marked it missing
     store_problems: list[str] = field(default_factory=list)  # verify's lines about this call
@@ -58,6 +63,7 @@ class SipFacts:
     called: logs.CalledPartyLog | None = None
     status: int | None = None  # the last final response to the handset's INVITE
     dtmf_ms: int = 200
+    called_invites: int = 0  # INVITEs the called party got for this handset call
 
     @property
     def observed_talk_s(self) -> float | None:
@@ -164,6 +170,10 @@ def judge(planned: PlannedCall, sip: SipFacts, db: DbFacts) -> Verdict:
         return Verdict(planned, sip, db, outcome, problems)
     if h is not None and h.invite_data.split()[:1] != [planned.cell.name]:
         problems.append(f"SIPp placed this call as {h.invite_data!r}, not from its planned cell")
+    if db.decisions > 1:
+        problems.append(f"{db.decisions} decisions recorded for one handset call")
+    if sip.called_invites > 1:
+        problems.append(f"the called party got {sip.called_invites} INVITEs for one call")
     if db.decision != want.decision or db.reason != want.reason:
         problems.append(
             f"decided {db.decision}/{db.reason}, expected {want.decision}/{want.reason}"
@@ -183,15 +193,32 @@ def judge(planned: PlannedCall, sip: SipFacts, db: DbFacts) -> Verdict:
     if db.charge_pence is None:
         problems.append("never settled")
         return Verdict(planned, sip, db, outcome, problems)
+    if db.rate is None:
+        problems.append("allowed without a credit reservation")
+    elif db.reservation_status not in ("settled", "released"):
+        problems.append(f"its reservation is still {db.reservation_status or 'unknown'}")
+    want_privileged = planned.kind is Kind.PRIVILEGED
+    if db.privileged is None:
+        problems.append("the decision and the call disagree on whether it is privileged")
+    elif db.privileged != want_privileged:
+        problems.append(f"privileged is {db.privileged}, expected {want_privileged}")
+    if db.rate is not None and db.free != (not want.charged):
+        problems.append(
+            "rated as free, expected the tariff"
+            if db.free
+            else "rated at the tariff, expected free"
+        )
     if want.bridged:
         if not db.accepted:
             problems.append(f"not bridged (dial status {db.dial_status or 'none'})")
         if db.ended_by != "caller":
             problems.append(f"ended by {db.ended_by or 'nobody'}, expected the caller")
         observed = sip.observed_talk_s
-        if observed is None:
+        if db.talk_seconds is None:
+            problems.append("bridged, but no talk time recorded")
+        elif observed is None:
             problems.append("the called party saw no talk")
-        elif db.talk_seconds is not None and abs(db.talk_seconds - observed) > TALK_TOLERANCE_S:
+        elif abs(db.talk_seconds - observed) > TALK_TOLERANCE_S:
             problems.append(
                 f"talk time {db.talk_seconds} s in the records, {observed:.1f} s seen by the "
                 "called party"
@@ -204,8 +231,6 @@ def judge(planned: PlannedCall, sip: SipFacts, db: DbFacts) -> Verdict:
                 f"dial status {db.dial_status or 'none'}, expected {'/'.join(want.dial_statuses)}"
             )
     expected = expected_charge(db)
-    if want.charged and db.free:
-        problems.append("rated as free, expected the tariff")
     if not want.charged and db.charge_pence:
         problems.append(f"charged {db.charge_pence}p, expected nothing")
     if expected is not None and db.charge_pence != expected:
@@ -213,7 +238,7 @@ def judge(planned: PlannedCall, sip: SipFacts, db: DbFacts) -> Verdict:
     wanted_entries = [-db.charge_pence] if db.charge_pence else []
     if sorted(db.ledger_charges) != wanted_entries:
         problems.append(
-            f"ledger charges {db.ledger_charges} for a charge of {db.charge_pence}p "
+            f"ledger entries {db.ledger_charges} for a charge of {db.charge_pence}p "
             "(billed exactly once expected)"
         )
     if want.recorded:
@@ -228,6 +253,8 @@ def judge(planned: PlannedCall, sip: SipFacts, db: DbFacts) -> Verdict:
     else:
         if db.recording_ms is not None:
             problems.append("recorded, but its kind must never be")
+        if db.spooled:
+            problems.append("audio was spooled (recorded) for it during the call")
         if planned.kind is Kind.PRIVILEGED and not db.recording_note.startswith("not recorded"):
             problems.append(f"privileged call without its note (note {db.recording_note!r})")
     return Verdict(planned, sip, db, outcome, problems)
@@ -262,16 +289,23 @@ def sip_facts(
     """Each planned call as the two SIPp logs and the message trace tell it."""
     read = _read
     handsets = logs.handset_calls(logs.parse_events(read(run_dir / "handset_logs.log")))
-    called = {
-        c.x_cc_call: c
-        for c in logs.called_party_calls(logs.parse_events(read(run_dir / "called_party_logs.log")))
-        if c.invite_at is not None
-    }
+    called: dict[str, logs.CalledPartyLog] = {}
+    invites: dict[str, int] = {}
+    for c in logs.called_party_calls(logs.parse_events(read(run_dir / "called_party_logs.log"))):
+        if c.invite_at is None:
+            continue
+        invites[c.x_cc_call] = invites.get(c.x_cc_call, 0) + 1
+        called.setdefault(c.x_cc_call, c)
     statuses = final_statuses(logs.parse_trace(read(run_dir / "handset_messages.log")))
     out = []
     for p in calls:
         cid = call_id_of(prefix, p)
-        out.append(SipFacts(cid, handsets.get(cid), called.get(cid), statuses.get(cid), dtmf_ms))
+        out.append(
+            SipFacts(
+                cid, handsets.get(cid), called.get(cid), statuses.get(cid), dtmf_ms,
+                invites.get(cid, 0),
+            )
+        )  # fmt: skip
     return out
 
 
@@ -294,7 +328,8 @@ def _read(path: Path) -> str:
 _DECISIONS = """
 SELECT d.sip_call_id, d.outcome, d.reason, d.decision_ms, c.id AS call_row, c.accepted,
        c.dial_status, c.ended_by, c.talk_seconds, c.charge_pence, c.recording_note,
-       r.rate, r.rounding, r.free, r.amount_pence AS reserved,
+       d.privileged AS d_privileged, c.privileged AS c_privileged, c.uniqueid,
+       r.rate, r.rounding, r.free, r.amount_pence AS reserved, r.status AS reservation_status,
        rec.duration_ms, m.why AS missing_why, m.resolved_at AS missing_resolved
 FROM call_decisions d
 LEFT JOIN calls c ON c.decision_id = d.id
@@ -305,8 +340,7 @@ WHERE d.sip_call_id IN ({ids})
 ORDER BY d.id
 """
 _CHARGES = """
-SELECT c.id, e.amount_pence FROM ledger_entries e JOIN calls c ON c.id = e.call_id
-WHERE e.kind = 'charge' AND c.id IN ({ids})
+SELECT e.call_id, e.amount_pence FROM ledger_entries e WHERE e.call_id IN ({ids})
 """
 _PENDING = """
 SELECT count(*) FROM call_decisions d JOIN calls c ON c.decision_id = d.id
@@ -324,7 +358,10 @@ def _in(values: Sequence[object], name: str) -> tuple[str, dict[str, object]]:
 
 
 async def db_facts(
-    settings: Settings, call_ids: Sequence[str], settle_timeout_s: float = 60.0
+    settings: Settings,
+    call_ids: Sequence[str],
+    settle_timeout_s: float = 60.0,
+    spooled: Collection[str] = (),
 ) -> tuple[dict[str, DbFacts], list[str], float]:
     """The daemon's records by Call-ID, once every allowed call is settled and every recordable
     one ingested (or ``settle_timeout_s`` has passed); also the store's problems (``recordings
@@ -367,11 +404,22 @@ async def db_facts(
                         free=bool(r.free),
                         reserved_pence=r.reserved,
                         recording_ms=r.duration_ms,
+                        reservation_status=r.reservation_status or "",
+                        privileged=(
+                            bool(r.d_privileged)
+                            if r.call_row is None or bool(r.c_privileged) == bool(r.d_privileged)
+                            else None
+                        ),
+                        uniqueid=r.uniqueid or "",
+                        spooled=bool(r.uniqueid) and f"{r.uniqueid}.raw" in spooled,
                         recording_missing=(r.missing_why or "")
                         if r.missing_resolved is None
                         else "",
                     )
-                    facts[r.sip_call_id] = f  # the last decision on the Call-ID wins
+                    earlier = facts.get(r.sip_call_id)
+                    if earlier is not None:  # the last decision stands; the count shows
+                        f.decisions = earlier.decisions + 1
+                    facts[r.sip_call_id] = f
                     if f.call_row is not None:
                         rows_by_call[f.call_row] = f
             rows = list(rows_by_call)

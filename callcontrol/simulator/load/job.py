@@ -62,6 +62,8 @@ async def run_job(job: LoadJob) -> tuple[dict[str, Any], list[check.Verdict]]:
         f"placing {total} calls at {the_plan.rate:g}/s ({mix.describe(job.weights)}); "
         f"asterisk pid {watch['asterisk']}, daemon pid {watch['daemon']}"
     )
+    from callcontrol.app import recordings_spool
+
     result = await runner.run_load(
         the_plan,
         passwords,
@@ -69,6 +71,7 @@ async def run_job(job: LoadJob) -> tuple[dict[str, Any], list[check.Verdict]]:
         accept_digit=settings.billing.accept_digit,
         watch=watch,
         on_progress=runner.print_progress(total) if job.progress else None,
+        spool=recordings_spool(settings),
     )
     if job.progress and sys.stderr.isatty():
         print(file=sys.stderr)
@@ -78,7 +81,7 @@ async def run_job(job: LoadJob) -> tuple[dict[str, Any], list[check.Verdict]]:
         if job.verify:
             say("waiting for every call to be settled and recorded, then checking each")
             db, problems, settle_s = await check.db_facts(
-                settings, [s.call_id for s in sip], job.settle_timeout_s
+                settings, [s.call_id for s in sip], job.settle_timeout_s, result.spooled
             )
             verdicts = [
                 check.judge(p, s, db.get(s.call_id, check.DbFacts()))
@@ -127,5 +130,6 @@ async def run_job(job: LoadJob) -> tuple[dict[str, Any], list[check.Verdict]]:
 def keep_logs(run_dir: Path, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for f in run_dir.iterdir():
-        if f.suffix in (".log", ".csv", ".out"):
+        # Not the injection file (handset.csv): it holds the cells' SIP passwords.
+        if f.suffix in (".log", ".csv", ".out") and f.name != "handset.csv":
             shutil.copyfile(f, dest / f.name)

@@ -209,7 +209,7 @@ class RunOutput:
     progress: list[Progress]
     watches: list[ProcWatch]
     handset_exit: int | None
-    stopped_early: bool = False
+    spooled: set[str] = field(default_factory=set)  # file names seen in the recordings spool
 
 
 def rate_options(rate: float) -> list[str]:
@@ -228,8 +228,12 @@ async def run_load(
     on_progress: Callable[[Progress], None] | None = None,
     prefix: list[str] | None = None,
     run: RunDir | None = None,
+    spool: Path | None = None,
 ) -> RunOutput:
-    """Place every call of ``plan`` through SIPp at the plan's rate; stop both SIPps."""
+    """Place every call of ``plan`` through SIPp at the plan's rate; stop both SIPps.
+
+    ``spool``: the recordings spool, listed every second (what was recorded, even if it is
+    deleted before the end: the privileged calls' audio must never appear there)."""
     prefix = prefix or find_sipp()
     run = run or RunDir.create(prefix, "callcontrol-load-")
     handset_xml = stage_scenario(run, "handset.xml")
@@ -284,6 +288,7 @@ async def run_load(
         run.h("handset_stats.csv"),
     )
     progress: list[Progress] = []
+    spooled: set[str] = set()
     cp_proc = hs_proc = None
     started = time.time()
     code: int | None = None
@@ -300,6 +305,7 @@ async def run_load(
             now = time.time()
             for w in watches:
                 w.sample(now)
+            spooled.update(list_spool(spool))
             p = counter.update(started, now)
             progress.append(p)
             if on_progress:
@@ -317,16 +323,26 @@ async def run_load(
         # The called party's last calls end with the handsets' (Asterisk's BYE or CANCEL).
         end_by = time.monotonic() + 15
         while time.monotonic() < end_by:
+            spooled.update(list_spool(spool))
             current, _ = sipp_stats(run.h("called_party_stats.csv"))
             if not current:
                 break
             await asyncio.sleep(0.5)
-        return RunOutput(run, cid_prefix, started, time.time(), progress, watches, code)
+        return RunOutput(run, cid_prefix, started, time.time(), progress, watches, code, spooled)
     finally:
         if hs_proc is not None and hs_proc.returncode is None:
             await _stop(hs_proc)
         if cp_proc is not None and cp_proc.returncode is None:
             await _stop(cp_proc)
+
+
+def list_spool(spool: Path | None) -> list[str]:
+    if spool is None:
+        return []
+    try:
+        return os.listdir(spool)
+    except OSError:
+        return []
 
 
 def print_progress(total: int) -> Callable[[Progress], None]:
