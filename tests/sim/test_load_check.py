@@ -48,7 +48,8 @@ def db(kind: Kind, talk: int = 10) -> DbFacts:
         return f
     f.call_row = 7
     f.rate, f.rounding, f.reserved_pence = 310, "per_second", 93
-    f.free = kind is Kind.PRIVILEGED
+    f.free = f.privileged = kind is Kind.PRIVILEGED
+    f.reservation_status = "settled"
     if want.bridged:
         f.accepted, f.ended_by, f.talk_seconds = True, "caller", talk
         f.dial_status = "ANSWER"
@@ -101,6 +102,15 @@ def _problems(kind: Kind, **changes: object) -> list[str]:
         (Kind.APPROVED, {"talk_seconds": 30}, "seen by the called party"),
         (Kind.APPROVED, {"ended_by": "limit"}, "ended by limit"),
         (Kind.APPROVED, {"free": True}, "rated as free"),
+        (Kind.PRIVILEGED, {"free": False}, "rated at the tariff, expected free"),
+        (Kind.PRIVILEGED, {"privileged": False}, "privileged is False"),
+        (Kind.APPROVED, {"privileged": None}, "disagree on whether it is privileged"),
+        (Kind.APPROVED, {"rate": None}, "without a credit reservation"),
+        (Kind.APPROVED, {"reservation_status": "open"}, "reservation is still open"),
+        (Kind.APPROVED, {"talk_seconds": None}, "no talk time recorded"),
+        (Kind.APPROVED, {"decisions": 2}, "2 decisions recorded"),
+        (Kind.PRIVILEGED, {"spooled": True}, "audio was spooled"),
+        (Kind.APPROVED, {"ledger_charges": [-2, 5]}, "billed exactly once"),
         (Kind.APPROVED, {"reason": "global_allowed"}, "expected allow/approved_contact"),
         (Kind.PRIVILEGED, {"recording_ms": 40000}, "must never be"),
         (Kind.PRIVILEGED, {"recording_note": ""}, "without its note"),
@@ -125,6 +135,13 @@ def test_a_refused_call_that_reached_the_called_party_is_a_mismatch() -> None:
     s = sip(Kind.APPROVED)
     v = check.judge(planned(Kind.UNAPPROVED), s, db(Kind.UNAPPROVED))
     assert any("got an INVITE" in p for p in v.problems)
+
+
+def test_two_invites_to_the_called_party_for_one_call_is_a_mismatch() -> None:
+    s = sip(Kind.APPROVED)
+    s.called_invites = 2
+    v = check.judge(planned(Kind.APPROVED), s, db(Kind.APPROVED, 40))
+    assert any("2 INVITEs" in p for p in v.problems)
 
 
 def test_a_call_placed_from_another_cell_is_a_mismatch() -> None:

@@ -202,7 +202,9 @@ def judge(planned: PlannedCall, sip: SipFacts, db: DbFacts) -> Verdict:
         problems.append("the decision and the call disagree on whether it is privileged")
     elif db.privileged != want_privileged:
         problems.append(f"privileged is {db.privileged}, expected {want_privileged}")
-    if db.rate is not None and db.free != (not want.charged):
+    # Privileged calls are free; the others are rated at the tariff (busy and unanswered ones
+    # then cost nothing because nobody talked).
+    if db.rate is not None and db.free != want_privileged:
         problems.append(
             "rated as free, expected the tariff"
             if db.free

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from callcontrol.config import ConfigError, Settings, load_settings
 from callcontrol.simulator.call import Endpoints
 from callcontrol.simulator.load import job, mix, plan, provision, report
@@ -69,7 +71,7 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter], types: dict[str,
     p.add_argument(
         "--prefix",
         default="LOAD",
-        help="names of the load cells (PREFIX-0001) and prisoners (PREFIX0001); 1 to 8 letters",
+        help="names of the load cells (PREFIX-0001) and prisoners (PREFIX00001); 1 to 8 letters",
     )
     p.add_argument(
         "--host", default="127.0.0.1", help="Asterisk's address (default: the lab, on loopback)"
@@ -121,8 +123,8 @@ def rate_type(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of calls per second: {text!r}") from None
-    if not 0 < value <= 1000:
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1000: {text!r}")
+    if not 0.01 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be 0.01 to 1000 calls a second: {text!r}")
     return value
 
 
@@ -165,8 +167,13 @@ def _mix(args: argparse.Namespace) -> dict[mix.Kind, float]:
 async def run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     weights = _mix(args)
-    if not (1 <= len(args.prefix) <= 8 and args.prefix.isalpha()):
+    if not (1 <= len(args.prefix) <= 8 and args.prefix.isascii() and args.prefix.isalpha()):
         raise UsageError("callcontrol-sim load: --prefix must be 1 to 8 letters")
+    if args.hold + 60 > settings.billing.max_call_s:
+        raise UsageError(
+            f"callcontrol-sim load: a {args.hold:g} s hold is too close to the site's longest "
+            f"call ([billing] max_call_s = {settings.billing.max_call_s}): calls would be cut"
+        )
     timing = plan.Timing(hold_s=args.hold)
     kinds = mix.sequence(weights, args.calls)
     try:
@@ -224,4 +231,8 @@ def main_load(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except (provision.ProvisionError, SimError) as e:
         print(f"callcontrol-sim load: {e}", file=sys.stderr)
+        return EXIT_NOT_OK
+    except (OSError, SQLAlchemyError) as e:  # the database or a folder, say
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"callcontrol-sim load: the run could not go on: {detail}", file=sys.stderr)
         return EXIT_NOT_OK

@@ -15,6 +15,7 @@ from typing import Any
 from callcontrol.config import Settings
 from callcontrol.simulator.call import Endpoints
 from callcontrol.simulator.load import check, mix, plan, provision, report, runner
+from callcontrol.simulator.sipp import RunDir, find_sipp
 
 
 @dataclass
@@ -64,55 +65,69 @@ async def run_job(job: LoadJob) -> tuple[dict[str, Any], list[check.Verdict]]:
     )
     from callcontrol.app import recordings_spool
 
-    result = await runner.run_load(
-        the_plan,
-        passwords,
-        job.endpoints,
-        accept_digit=settings.billing.accept_digit,
-        watch=watch,
-        on_progress=runner.print_progress(total) if job.progress else None,
-        spool=recordings_spool(settings),
-    )
-    if job.progress and sys.stderr.isatty():
-        print(file=sys.stderr)
+    prefix = find_sipp(settings)
+    run = RunDir.create(prefix, "callcontrol-load-")
     try:
-        dtmf_ms = the_plan.timing.dtmf_ms
-        sip = check.sip_facts(result.run.host, result.call_id_prefix, the_plan.calls, dtmf_ms)
-        if job.verify:
-            say("waiting for every call to be settled and recorded, then checking each")
-            db, problems, settle_s = await check.db_facts(
-                settings, [s.call_id for s in sip], job.settle_timeout_s, result.spooled
-            )
-            verdicts = [
-                check.judge(p, s, db.get(s.call_id, check.DbFacts()))
-                for p, s in zip(the_plan.calls, sip, strict=True)
-            ]
-        else:
-            problems, settle_s = [], 0.0
-            verdicts = [
-                check.judge_sip_only(p, s) for p, s in zip(the_plan.calls, sip, strict=True)
-            ]
-        figs = report.figures(
-            verdicts,
-            result.progress,
-            result.watches,
-            settings={
-                "cells": len(the_plan.cells),
-                "rate": the_plan.rate,
-                "calls": total,
-                "hold_s": the_plan.timing.hold_s,
-                "mix": mix.describe(job.weights),
-                "asterisk": f"{job.endpoints.host}:{job.endpoints.port}",
-                "verified_against_the_daemon": job.verify,
-                "command": job.command,
-            },
-            settle_s=settle_s,
-            store_problems=problems,
-            started_at=result.started_at,
-            ended_at=result.ended_at,
+        result = await runner.run_load(
+            the_plan,
+            passwords,
+            job.endpoints,
+            accept_digit=settings.billing.accept_digit,
+            watch=watch,
+            on_progress=runner.print_progress(total) if job.progress else None,
+            spool=recordings_spool(settings),
+            prefix=prefix,
+            run=run,
         )
-        report.write_json(job.out / "load.json", figs, verdicts)
-        if job.chart:
+        if job.progress and sys.stderr.isatty():
+            print(file=sys.stderr)
+        return await _judge(job, result)
+    finally:  # the SIPp logs are kept whatever happened: they say what went wrong
+        keep_logs(run.host, job.out / "sipp")
+        run.remove()
+
+
+async def _judge(
+    job: LoadJob, result: runner.RunOutput
+) -> tuple[dict[str, Any], list[check.Verdict]]:
+    settings, the_plan, say = job.settings, job.plan, job.say
+    total = len(the_plan.calls)
+    dtmf_ms = the_plan.timing.dtmf_ms
+    sip = check.sip_facts(result.run.host, result.call_id_prefix, the_plan.calls, dtmf_ms)
+    if job.verify:
+        say("waiting for every call to be settled and recorded, then checking each")
+        db, problems, settle_s = await check.db_facts(
+            settings, [s.call_id for s in sip], job.settle_timeout_s, result.spooled
+        )
+        verdicts = [
+            check.judge(p, s, db.get(s.call_id, check.DbFacts()))
+            for p, s in zip(the_plan.calls, sip, strict=True)
+        ]
+    else:
+        problems, settle_s = [], 0.0
+        verdicts = [check.judge_sip_only(p, s) for p, s in zip(the_plan.calls, sip, strict=True)]
+    figs = report.figures(
+        verdicts,
+        result.progress,
+        result.watches,
+        settings={
+            "cells": len(the_plan.cells),
+            "rate": the_plan.rate,
+            "calls": total,
+            "hold_s": the_plan.timing.hold_s,
+            "mix": mix.describe(job.weights),
+            "asterisk": f"{job.endpoints.host}:{job.endpoints.port}",
+            "verified_against_the_daemon": job.verify,
+            "command": job.command,
+        },
+        settle_s=settle_s,
+        store_problems=problems,
+        started_at=result.started_at,
+        ended_at=result.ended_at,
+    )
+    report.write_json(job.out / "load.json", figs, verdicts)
+    if job.chart:
+        try:
             report.chart(
                 job.out / "load.png",
                 verdicts,
@@ -121,9 +136,8 @@ async def run_job(job: LoadJob) -> tuple[dict[str, Any], list[check.Verdict]]:
                 result.started_at,
                 f"{total} calls at {the_plan.rate:g}/s, hold {the_plan.timing.hold_s:g} s",
             )
-    finally:
-        keep_logs(result.run.host, job.out / "sipp")
-        result.run.remove()
+        except ImportError:
+            say("no chart: matplotlib is not installed (pip install 'callcontrol[sim]')")
     return figs, verdicts
 
 

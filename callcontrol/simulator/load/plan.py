@@ -160,7 +160,8 @@ def cell_name(prefix: str, pool: str, n: int) -> str:
 
 
 def prison_number(prefix: str, pool: str, n: int) -> str:
-    tag = {MAIN: "", SHORT: "S", WRONG: "W"}[pool]
+    # A digit per pool (the prefix is letters only), so no two prefixes share a number.
+    tag = {MAIN: "0", SHORT: "1", WRONG: "2"}[pool]
     return f"{prefix}{tag}{n:04d}"
 
 

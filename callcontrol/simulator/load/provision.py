@@ -162,7 +162,7 @@ async def sync_asterisk(config: str | None) -> None:
     """``callcontrol asterisk sync``: Asterisk learns the load cells' handsets."""
     from callcontrol.cli import main as cli
 
-    argv = ["asterisk", "sync", "--json"] + (["--config", config] if config else [])
+    argv = ["asterisk", "sync"] + (["--config", config] if config else [])
     code = await asyncio.to_thread(cli, argv)
     if code != 0:
         raise ProvisionError(

@@ -59,7 +59,9 @@ class ProcWatch:
         except OSError:
             return
         fields = stat.rsplit(")", 1)[1].split()
-        ticks = int(fields[11]) + int(fields[12])  # utime + stime
+        # utime + stime, and cutime + cstime: the children it waited for (Asterisk's per-call
+        # AGI scripts, the daemon's ffmpeg) are its work too.
+        ticks = sum(int(x) for x in fields[11:15])
         rss_kb = next(
             (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
         )
