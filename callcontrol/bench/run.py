@@ -171,6 +171,12 @@ async def step(
     return figs
 
 
+async def settle_down(args: argparse.Namespace, passed: bool) -> None:
+    """The pause before the next step. After a failed step the daemon may still be working off
+    what it fell behind with (recordings to compress): a minute, so the next step starts quiet."""
+    await asyncio.sleep(args.pause_s if passed else max(args.pause_s, 60.0))
+
+
 def passed(figs: dict[str, Any]) -> bool:
     return bool(figs["ok"]) and figs["connected"] == figs["attempted"]
 
@@ -201,7 +207,7 @@ async def ladder(
             provision=False,
         )
         steps.append({"rate": rate, "passed": passed(figs), "figures": _brief(figs)})
-        await asyncio.sleep(args.pause_s)
+        await settle_down(args, passed(figs))
         if not passed(figs):
             break
         best = rate
@@ -214,7 +220,7 @@ async def ladder(
             hold=args.hold, cells=cells, out=bench.base / f"{mode}-{rate:g}cps", provision=False,
         )  # fmt: skip
         steps.append({"rate": rate, "passed": passed(figs), "figures": _brief(figs)})
-        await asyncio.sleep(args.pause_s)
+        await settle_down(args, passed(figs))
         if passed(figs):
             best = rate
     return {"mode": mode, "sustained_cps": best, "steps": steps}
@@ -302,7 +308,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         results["comparison"] = compare(ways, args.latency_rate)
         if args.concurrent:
             rate = args.concurrent_rate
-            hold = args.concurrent / rate
+            # A call is up for its hold plus about 8 s (PIN, ringing, acceptance, the end).
+            hold = max(10.0, args.concurrent / rate - 8)
             n = round(rate * (hold + 20))
             say(f"daemon: {args.concurrent} recorded calls at once ({n} calls at {rate:g}/s)")
             # Approved calls only: every one of them recorded and billed.
