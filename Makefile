@@ -5,11 +5,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup system-deps lint format check-format clean help
+.PHONY: run test bench setup system-deps lint format check-format clean help
 
 help:
 	@echo "make run    - set up, start the Asterisk lab, the daemon and a demo prison (Ctrl-C stops)"
 	@echo "make test   - set up and run the whole test suite (unit, protocol, database, end to end)"
+	@echo "make bench  - set up and run the benchmark (static dialplan, daemon, pyst2 AGI; about 30 min)"
 	@echo "make lint   - ruff check and format check"
 
 $(BIN)/.installed: pyproject.toml
@@ -32,6 +33,10 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -ra
+
+# The benchmark: docs/benchmarks.md says what it measures and what it found.
+bench: setup
+	$(BIN)/python -m callcontrol.bench.run --from-make $(BENCH_ARGS)
 
 lint:
 	$(BIN)/ruff check .

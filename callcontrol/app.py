@@ -189,16 +189,16 @@ class Daemon:
             tracker.attach(self.ami)
 
             async def ended(uniqueid: str, cause: str, cause_txt: str) -> None:
+                hung_up_at = utcnow()
                 await auth.call_ended(uniqueid, f"{cause} {cause_txt}".strip())
                 # The hangup handler reports the end at once; if it could not (the FastAGI
-                # request failed), the journal has it.
+                # request failed), the journal has it; if the handler never ran (the caller
+                # hung up before the Dial), the call ended at this hangup.
                 await asyncio.sleep(JOURNAL_GRACE_S)
                 if await settler.store.open_call(uniqueid) is None:
                     return  # settled already, or not a call of ours: no need to read the journal
                 calls = await asyncio.to_thread(read_journal_file, journal)
-                entry = calls.get(uniqueid)
-                if entry is not None and entry.end is not None:
-                    await settler.settle(entry.end, source="journal")
+                await settler.settle_after_hangup(uniqueid, calls.get(uniqueid), hung_up_at)
 
             async def reconcile() -> None:
                 assert self.ami is not None

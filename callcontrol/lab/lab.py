@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from callcontrol import channel_vars as cv
 from callcontrol.config import REPO_ROOT, Settings
 
 log = logging.getLogger("callcontrol.lab")
@@ -28,6 +29,13 @@ CONF_SOURCE = REPO_ROOT / "asterisk-conf"
 DIALPLAN_SOURCE = REPO_ROOT / "dialplan"
 CELLS_CONF = "pjsip_cells.conf"
 MIN_ASTERISK = 20
+# The dialplan context of the cell handsets' endpoints, and who decides their calls: by default
+# dialplan/cells.conf asking the daemon over FastAGI. The benchmark switches both (see `switch`).
+DEFAULT_CELLS_CONTEXT = "cells"
+_CONTEXT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# An AGI() script: an agi:// URL or a path. Nothing that the dialplan would read as an argument
+# separator, a comment, an expression or a variable.
+_AGI_TARGET = re.compile(r"[A-Za-z0-9_./:@+-]{1,255}")
 
 
 class LabError(Exception):
@@ -61,14 +69,42 @@ def _asterisk_version(cmd: list[str]) -> tuple[int, str] | None:
     return (int(m.group(1)), out.strip()) if m else None
 
 
+def _checked_context(name: str) -> str:
+    if not _CONTEXT_NAME.fullmatch(name):
+        raise LabError(f"cells context {name!r}: use letters, digits, '-' or '_'")
+    return name
+
+
+def _checked_agi(target: str) -> str:
+    if not _AGI_TARGET.fullmatch(target):
+        raise LabError(
+            f"decision AGI {target!r}: an agi:// URL or a path, without spaces, commas, "
+            "semicolons or variables"
+        )
+    return target
+
+
 class Lab:
-    def __init__(self, settings: Settings) -> None:
+    """One named lab. ``cells_context`` is the dialplan context of the cell handsets' endpoints;
+    ``decide_agi`` the AGI() that decides their calls in the cells context (None: the daemon's
+    FastAGI route). Both only matter to the benchmark; their defaults are the production set-up.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        cells_context: str = DEFAULT_CELLS_CONTEXT,
+        decide_agi: str | None = None,
+    ) -> None:
         self.settings = settings
         self.name = settings.lab.name
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", self.name):
             raise LabError(f"lab name {self.name!r}: use letters, digits, '-' or '_'")
         self.tag = f"callcontrol-lab-{self.name}"
         self.root = self._choose_root()
+        self.cells_context = _checked_context(cells_context)
+        self.decide_agi = None if decide_agi is None else _checked_agi(decide_agi)
 
     # --- where things are -------------------------------------------------------------------
     def _choose_root(self) -> Path:
@@ -134,6 +170,16 @@ class Lab:
         """Where `asterisk sync` writes the cells' endpoints for this lab (a host path)."""
         return self.inside(self.conf_dir) / CELLS_CONF
 
+    @property
+    def agi_url(self) -> str:
+        """The daemon's FastAGI address."""
+        return f"agi://{self.settings.agi.host}:{self.settings.agi.port}"
+
+    @property
+    def daemon_decide_agi(self) -> str:
+        """The daemon's FastAGI route that decides a cell's call (the default decision AGI)."""
+        return f"{self.agi_url}/{cv.CELL_CALL_SCRIPT}"
+
     def command(self, *args: str) -> list[str]:
         """A command line run against this lab's Asterisk (inside the root when there is one)."""
         prefix = ["chroot", str(self.root)] if self.chrooted else []
@@ -175,7 +221,9 @@ class Lab:
             "PJSIP_PORT": str(s.asterisk.pjsip_port),
             "PSTN_HOST": s.asterisk.pstn_host,
             "PSTN_PORT": str(s.asterisk.pstn_port),
-            "AGI_URL": f"agi://{s.agi.host}:{s.agi.port}",
+            "AGI_URL": self.agi_url,
+            "CELLS_CONTEXT": self.cells_context,
+            "DECIDE_AGI": self.decide_agi or self.daemon_decide_agi,
             "DECIDE_TIMEOUT": str(int(s.agi.session_timeout_s) + 5),
             "RING_TIMEOUT": str(s.asterisk.ring_timeout_s),
             "RTP_START": str(s.asterisk.rtp_start),
@@ -188,6 +236,8 @@ class Lab:
             "OFFICERS_HOST": s.asterisk.officers_host,
             "OFFICERS_PORT": str(s.asterisk.officers_port),
             "RTP_END": str(s.asterisk.rtp_end),
+            # Off in the lab only (SIPp sends DTMF from another socket): see asterisk-conf/rtp.conf.
+            "STRICT_RTP": "no",
         }
 
     def render(self) -> None:
@@ -199,6 +249,14 @@ class Lab:
             self.inside(d).mkdir(parents=True, exist_ok=True)
         sources = [(p, conf / p.name) for p in CONF_SOURCE.glob("*.conf")]
         sources += [(p, conf / "dialplan" / p.name) for p in DIALPLAN_SOURCE.glob("*.conf")]
+        if not any(
+            line.strip() == f"[{self.cells_context}]"
+            for src in DIALPLAN_SOURCE.glob("*.conf")
+            for line in src.read_text().splitlines()
+        ):
+            raise LabError(
+                f"cells context [{self.cells_context}] is in no file of {DIALPLAN_SOURCE}"
+            )
         for src, dst in sources:
             text = src.read_text()
             for key, value in values.items():
@@ -283,6 +341,43 @@ class Lab:
 
     def reload(self) -> None:
         self._rx("core reload")
+
+    def switch(
+        self, *, cells_context: str = DEFAULT_CELLS_CONTEXT, decide_agi: str | None = None
+    ) -> None:
+        """Send the cells' new calls to ``cells_context``, decided by ``decide_agi`` (None: the
+        daemon). The configuration is written again; a running lab reloads PJSIP and the
+        dialplan, and LabError says so if the change did not take. Calls in progress go on as
+        they were. The defaults put back the production set-up."""
+        self.cells_context = _checked_context(cells_context)
+        self.decide_agi = None if decide_agi is None else _checked_agi(decide_agi)
+        self.render()
+        if self.pid() is None:
+            return
+        for cli in ("module reload res_pjsip.so", "dialplan reload"):
+            if self._rx(cli) is None:
+                raise LabError(f"lab {self.name}: `{cli}` failed")
+        shown = (self._rx("dialplan show globals") or "").split()
+        for want in (
+            f"CC_DECIDE_AGI={self.decide_agi or self.daemon_decide_agi}",
+            f"CC_CELLS_CONTEXT={self.cells_context}",
+        ):
+            if want not in shown:
+                raise LabError(f"lab {self.name}: the dialplan did not take {want}")
+        cell = self._a_cell_endpoint()
+        if cell is not None:
+            shown = (self._rx(f"pjsip show endpoint {cell}") or "").split("\n")
+            if not any(line.split() == ["context", ":", self.cells_context] for line in shown):
+                raise LabError(f"lab {self.name}: endpoint {cell} did not take the new context")
+
+    def _a_cell_endpoint(self) -> str | None:
+        """One cell endpoint of pjsip_cells.conf (as `asterisk sync` writes it), if any."""
+        try:
+            text = self.cells_conf_path.read_text()
+        except OSError:
+            return None
+        found = re.search(r"^\[([A-Za-z0-9_-]+)\]\(cell-endpoint\)", text, re.MULTILINE)
+        return found.group(1) if found else None
 
     def status(self) -> LabStatus:
         s = self.settings

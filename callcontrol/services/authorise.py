@@ -6,8 +6,10 @@ themselves live in callcontrol.domain.rules. Every outcome is stored, allowed or
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -160,6 +162,12 @@ class Authoriser:
         self.billing = billing
         self._pin_secret = pin_secret
         self.clock = clock
+
+    def reading(self) -> AbstractAsyncContextManager[None]:
+        """A block whose reads share one database session, where the store can share one
+        (SqlCallStore.reading); a block that changes nothing otherwise."""
+        reading = getattr(self.store, "reading", None)
+        return reading() if reading is not None else contextlib.nullcontext()
 
     async def handset(self, attempt: CallAttempt) -> tuple[Handset | None, Decision | None]:
         handset = await self.store.handset(attempt.endpoint)

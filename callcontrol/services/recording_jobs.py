@@ -23,6 +23,35 @@ log = logging.getLogger("callcontrol.recordings")
 
 # MixMonitor closes its file as the call's last channel goes: give it this long after the end.
 GRACE_S = 1.5
+# Under load MixMonitor's thread writes late: at 10 calls a second, files of calls just ended
+# were still empty 1.5 s after the end. A file that is missing, empty or still growing is
+# looked at again every STEADY_S, for up to SPOOL_WAIT_S, before it counts as missing.
+STEADY_S = 0.5
+SPOOL_WAIT_S = 20.0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+async def wait_until_written(
+    path: Path, steady_s: float = STEADY_S, limit_s: float = SPOOL_WAIT_S
+) -> bool:
+    """Wait until ``path`` holds audio that stopped growing (True), or ``limit_s`` passed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    last = _size(path)
+    while True:
+        await asyncio.sleep(steady_s)
+        size = _size(path)
+        if size > 0 and size == last:
+            return True
+        if loop.time() >= deadline:
+            return False
+        last = size
 
 
 class RecordingJobs:
@@ -52,6 +81,7 @@ class RecordingJobs:
 
     async def _ingest_later(self, call_id: int, uniqueid: str) -> None:
         await asyncio.sleep(GRACE_S)
+        await wait_until_written(self.spool_file(uniqueid))
         await self.ingest(call_id, uniqueid)
 
     async def ingest(self, call_id: int, uniqueid: str) -> None:

@@ -110,6 +110,33 @@ class Settler:
         )
         return settlement
 
+    async def settle_after_hangup(
+        self, uniqueid: str, entry: JournalEntry | None, hung_up_at: datetime
+    ) -> Settlement | None:
+        """A call whose caller hung up but whose end nobody reported (its hangup handler never
+        ran: the caller hung up between the decision and the Dial). From the journal's end if it
+        has one; otherwise the call ended at the hangup, accepted or not as the journal says.
+        None when the call is settled already or not ours."""
+        call = await self.store.open_call(uniqueid)
+        if call is None:
+            return None
+        entry = entry or JournalEntry()
+        if entry.end is not None:
+            return await self._settle(call, entry.end, "journal")
+        end = CallEnd(
+            uniqueid,
+            entry.accepted_at,
+            max(hung_up_at, entry.accepted_at) if entry.accepted_at else hung_up_at,
+            "ANSWER" if entry.accepted_at else "",
+            "",
+            "hangup seen on AMI",
+        )
+        log.warning(
+            "call %s: its channel hung up and no end was reported; settling to the hangup",
+            call.call_id,
+        )
+        return await self._settle(call, end, "AMI hangup (no end reported)")
+
     async def reconcile(
         self,
         live: set[str],

@@ -19,6 +19,7 @@ from callcontrol.config import ConfigError, load_settings
 from callcontrol.simulator import logs
 from callcontrol.simulator.call import CALLED_PARTY_MODES, DTMF_DIGITS
 from callcontrol.simulator.calls import called_party_plan, handset_call, place_call
+from callcontrol.simulator.load import command as load_command
 from callcontrol.simulator.sipp import SimError
 
 EXIT_OK, EXIT_HARNESS, EXIT_USAGE = 0, 1, 2
@@ -291,6 +292,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the run's folder (scenarios, injection file, SIPp logs and "
         "message traces) and print its path in run_dir",
     )
+    load_command.register(
+        sub,
+        _Formatter,
+        {
+            "count": load_command.count_type,
+            "rate": load_command.rate_type,
+            "seconds": _seconds,
+            "port": _port,
+        },
+    )
     return parser
 
 
@@ -371,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             _pins(args)
             return asyncio.run(_call(args))
+        if args.command == "load":
+            return load_command.main_load(args)
     except _UsageError as e:
         print(str(e), file=sys.stderr)
         print(f"Try '{e.prog} --help'.", file=sys.stderr)

@@ -64,6 +64,7 @@ class HandsetLog:
     invite_at: float | None = None
     answered_at: float | None = None
     pin_at: list[float] = field(default_factory=list)
+    invite_data: str = ""  # "CELL NUMBER" as the injection line gave them
     bye_sent_at: float | None = None
     bye_received_at: float | None = None
     rejected_at: float | None = None
@@ -125,6 +126,9 @@ def handset_calls(events: Iterable[LogEvent]) -> dict[str, HandsetLog]:
         call = calls.setdefault(e.call_id, HandsetLog(e.call_id))
         if e.event == "pin":
             call.pin_at.append(e.at)
+        elif e.event == "invite" and not call.invite_data:
+            call.invite_data = e.data
+            call.invite_at = e.at
         elif e.event in _HANDSET_TIMES and getattr(call, _HANDSET_TIMES[e.event]) is None:
             setattr(call, _HANDSET_TIMES[e.event], e.at)
     return calls

@@ -101,3 +101,57 @@ async def test_an_allowed_call_reserves_its_credit_or_is_refused(store: SqlCallS
     assert await store.record(allow(prisoner, "3.1", reserve=40)) is None
     async with store.sessions() as s:
         assert await ledger.balance(s, prisoner.id) == (50, 40, 10)
+
+
+async def test_reads_inside_reading_share_one_session(store: SqlCallStore) -> None:
+    checkouts = 0
+    real = store.sessions
+
+    def counting() -> object:
+        nonlocal checkouts
+        checkouts += 1
+        return real()
+
+    store.sessions = counting  # type: ignore[assignment]
+    async with store.reading():
+        (prisoner,) = await store.prisoners_in_cell("A1-01")
+        await store.pin_failures_since(prisoner.id, NOW)
+        await store.contacts(prisoner.id)
+        await store.global_numbers()
+        await store.has_active_call(prisoner.id)
+    assert checkouts == 1
+    await store.contacts(prisoner.id)  # outside the block: a session of its own
+    assert checkouts == 2
+
+
+async def test_the_allowance_counts_paid_calls_of_today_and_this_week(store: SqlCallStore) -> None:
+    (prisoner,) = await store.prisoners_in_cell("A1-01")
+    async with store.sessions.begin() as s:
+        await ledger.topup(s, "A1234BC", 5000, "ref-2", "test")
+    day, week = NOW.replace(hour=0), NOW - timedelta(days=3)
+    calls = [  # (started, talk seconds, reserve: 0 is a free call)
+        (NOW - timedelta(hours=1), 120, 10),  # today, paid
+        (NOW - timedelta(hours=2), None, 10),  # today, paid, not settled yet
+        (NOW - timedelta(hours=3), 600, 0),  # today, free: not counted
+        (NOW - timedelta(days=1), 300, 10),  # this week, paid
+        (NOW - timedelta(days=5), 900, 10),  # before the week
+    ]
+    for i, (started, talk, reserve) in enumerate(calls):
+        record = allow(prisoner, f"9.{i}", reserve=reserve)
+        record = DecisionRecord(**{**record.__dict__, "at": started})
+        assert await store.record(record) is None
+        async with store.sessions.begin() as s:
+            await s.execute(
+                m.Call.__table__.update()
+                .where(m.Call.uniqueid == f"9.{i}")
+                .values(ended_at=started, talk_seconds=talk)
+            )
+    ctx = await store.billing_context(prisoner.id, "+442079460000", day, week)
+    assert (ctx.usage.calls_today, ctx.usage.seconds_today) == (2, 120)
+    assert ctx.usage.seconds_this_week == 420
+    empty = await store.billing_context(prisoner.id, "+442079460000", NOW, NOW)
+    assert (empty.usage.calls_today, empty.usage.seconds_today, empty.usage.seconds_this_week) == (
+        0,
+        0,
+        0,
+    )

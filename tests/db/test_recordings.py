@@ -449,3 +449,20 @@ async def test_ingest_mixmonitor_raw_stereo(
     rec = await store.ingest(sessions, store_dir, await add_call(sessions), raw, 24000)
     assert rec is not None and not raw.exists()
     assert (rec.channels, rec.sample_rate) == (2, 8000) and abs(rec.duration_ms - 2000) <= 100
+
+
+def test_opus_headers_say_what_ffprobe_says(tmp_path: Path) -> None:
+    wav = make_wav(tmp_path / "call.wav")
+    out = tmp_path / "call.ogg"
+    written = audio.compress(wav, out, 24000)
+    mine, theirs = audio.ogg_opus_info(out), audio.probe(out)
+    assert mine is not None and written == mine
+    assert (mine.channels, mine.sample_rate, mine.codec) == (
+        theirs.channels,
+        theirs.sample_rate,
+        "opus",
+    )
+    assert abs(mine.duration_ms - theirs.duration_ms) <= 20
+    assert audio.ogg_opus_info(wav) is None  # not Ogg Opus: the caller falls back to ffprobe
+    (tmp_path / "cut.ogg").write_bytes(out.read_bytes()[:40])
+    assert audio.ogg_opus_info(tmp_path / "cut.ogg") is None

@@ -182,7 +182,7 @@ def test_command_lines() -> None:
 _SIPP_KEYWORDS = {
     "branch", "call_id", "call_number", "clock_tick", "len", "local_ip", "local_ip_type",
     "local_port", "media_ip", "media_ip_type", "media_port", "next_url", "pid", "routes",
-    "transport",
+    "rtpstream_audio_port", "transport",
 }  # fmt: skip
 
 

@@ -53,7 +53,8 @@ class CellCallHandler:
             plan: CallPlan | None = None
             if refusal is None:
                 assert prisoner is not None
-                decision, plan = await self.auth.decide_number(prisoner, attempt.dialled)
+                async with self.auth.reading():
+                    decision, plan = await self.auth.decide_number(prisoner, attempt.dialled)
             else:
                 decision = refusal
             decision = await self.auth.finish(
@@ -92,7 +93,8 @@ class CellCallHandler:
         prompt = cv.PROMPT_PIN
         for try_no in range(p.tries):
             digits, _timed_out = await channel.get_data(prompt, p.timeout_ms, p.digits)
-            check = await self.auth.check_pin(handset, digits, tries_left=p.tries - try_no)
+            async with self.auth.reading():  # after the digits: never held while waiting
+                check = await self.auth.check_pin(handset, digits, tries_left=p.tries - try_no)
             if check.refusal is not None:
                 return None, check.refusal
             if check.prisoner is not None:

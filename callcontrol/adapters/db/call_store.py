@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -47,21 +49,48 @@ class _Refused(Exception):
 
 
 MAX_DIALLED = 64
+# The session that reads share inside ``SqlCallStore.reading()`` (per task: per call).
+_reading: ContextVar[AsyncSession | None] = ContextVar("callcontrol_reading", default=None)
 
 
 class SqlCallStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
 
-    async def handset(self, sip_username: str) -> Handset | None:
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[None]:
+        """Within this block the reads share one session: one pool checkout (and its ping) and
+        one transaction to close, instead of one for each read. The reads of a decision run
+        back to back once the PIN is in; a block is never held across a wait for the caller.
+        Writes keep their own transactions."""
+        if _reading.get() is not None:
+            yield
+            return
         async with self.sessions() as s:
+            token = _reading.set(s)
+            try:
+                yield
+            finally:
+                _reading.reset(token)
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncSession]:
+        shared = _reading.get()
+        if shared is not None:
+            yield shared
+            return
+        async with self.sessions() as s:
+            yield s
+
+    async def handset(self, sip_username: str) -> Handset | None:
+        async with self._read() as s:
             cell = await s.scalar(select(m.Cell).where(m.Cell.sip_username == sip_username))
             if cell is None:
                 return None
             return Handset(cell=cell.name, sip_username=cell.sip_username, enabled=cell.enabled)
 
     async def prisoners_in_cell(self, cell: str) -> Sequence[Prisoner]:
-        async with self.sessions() as s:
+        async with self._read() as s:
             rows = await s.execute(
                 select(m.Prisoner)
                 .join(m.Cell, m.Prisoner.cell_id == m.Cell.id)
@@ -81,7 +110,7 @@ class SqlCallStore:
             ]
 
     async def pin_failures_since(self, prisoner_id: int, since: datetime) -> Sequence[datetime]:
-        async with self.sessions() as s:
+        async with self._read() as s:
             rows = await s.scalars(
                 select(m.PinFailure.at).where(
                     m.PinFailure.prisoner_id == prisoner_id, m.PinFailure.at >= since
@@ -100,7 +129,7 @@ class SqlCallStore:
                 s.add(m.PinFailure(prisoner_id=pid, cell_id=cell_id, at=at))
 
     async def contacts(self, prisoner_id: int) -> Sequence[Contact]:
-        async with self.sessions() as s:
+        async with self._read() as s:
             rows = await s.scalars(select(m.Contact).where(m.Contact.prisoner_id == prisoner_id))
             return [
                 Contact(
@@ -113,7 +142,7 @@ class SqlCallStore:
             ]
 
     async def global_numbers(self) -> Mapping[str, GlobalNumber]:
-        async with self.sessions() as s:
+        async with self._read() as s:
             rows = await s.scalars(select(m.GlobalNumber))
             return {
                 g.number: GlobalNumber(
@@ -126,7 +155,7 @@ class SqlCallStore:
             }
 
     async def has_active_call(self, prisoner_id: int) -> bool:
-        async with self.sessions() as s:
+        async with self._read() as s:
             found = await s.scalar(
                 select(m.Call.id)
                 .where(m.Call.prisoner_id == prisoner_id, m.Call.ended_at.is_(None))
@@ -137,7 +166,7 @@ class SqlCallStore:
     async def billing_context(
         self, prisoner_id: int, number: str, day_start: datetime, week_start: datetime
     ) -> BillingContext:
-        async with self.sessions() as s:
+        async with self._read() as s:
             money = await ledger.balance(s, prisoner_id)
             prisoner = (
                 await s.execute(
@@ -162,25 +191,26 @@ class SqlCallStore:
                 )
                 .subquery()
             )
-            today = (
+            # Today's and this week's use in one statement (they overlap: the week's calls
+            # start at the earlier of the two bounds).
+            is_today = paid.c.started_at >= day_start
+            is_week = paid.c.started_at >= week_start
+            today_calls, today_s, week_s = (
                 await s.execute(
-                    select(func.count(), func.coalesce(func.sum(paid.c.talk_seconds), 0)).where(
-                        paid.c.started_at >= day_start
+                    select(
+                        func.count().filter(is_today),
+                        func.coalesce(func.sum(paid.c.talk_seconds).filter(is_today), 0),
+                        func.coalesce(func.sum(paid.c.talk_seconds).filter(is_week), 0),
                     )
                 )
             ).one()
-            week = await s.scalar(
-                select(func.coalesce(func.sum(paid.c.talk_seconds), 0)).where(
-                    paid.c.started_at >= week_start
-                )
-            )
             tariffs = tariffs_by_class(await ledger.list_tariffs(s))
         return BillingContext(
             available_pence=money.available,
             usage=Usage(
-                calls_today=int(today[0]),
-                seconds_today=int(today[1]),
-                seconds_this_week=int(week or 0),
+                calls_today=int(today_calls),
+                seconds_today=int(today_s),
+                seconds_this_week=int(week_s or 0),
             ),
             wing=prisoner.wing or "",
             prisoner_max_s=prisoner.max_call_s,
@@ -262,6 +292,6 @@ class SqlCallStore:
             return bool(result.rowcount)
 
     async def open_calls(self) -> Sequence[str]:
-        async with self.sessions() as s:
+        async with self._read() as s:
             rows = await s.scalars(select(m.Call.uniqueid).where(m.Call.ended_at.is_(None)))
             return list(rows)

@@ -207,6 +207,8 @@ class Call(Base):
             postgresql_where=text("ended_at IS NULL"),
             sqlite_where=text("ended_at IS NULL"),
         ),
+        # A prisoner's recent calls, read by every decision (the daily and weekly allowance).
+        Index("ix_calls_prisoner_started", "prisoner_id", "started_at"),
     )
 
 

@@ -90,7 +90,9 @@ def compress(source: Path, out_path: Path, bitrate: int) -> AudioInfo:
         bitrate=str(bitrate),
         parameters=BIT_EXACT,
     ).close()
-    info = probe(out_path)
+    # What was written, read from its own headers (RFC 7845): no second process (ffprobe) per
+    # recording, which cost as much CPU as the encoding itself; ffprobe only if they are odd.
+    info = ogg_opus_info(out_path) or probe(out_path)
     if info.channels != segment.channels:
         raise AudioError(f"{out_path}: {info.channels} channels written, {segment.channels} read")
     return info
@@ -106,6 +108,33 @@ def _opus_head(path: Path) -> tuple[int, int] | None:
         return None
     pre_skip, rate = struct.unpack_from("<HI", head, at + 10)
     return int(pre_skip), int(rate)
+
+
+def ogg_opus_info(path: Path) -> AudioInfo | None:
+    """Duration, channels and input rate of an Ogg Opus file from its headers alone (RFC 7845:
+    the OpusHead packet, and the granule position of the last page, in 48 kHz samples, less the
+    pre-skip); None if it is not a well-formed Ogg Opus file."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(512)
+            f.seek(max(0, size - 65536))
+            tail = f.read()
+    except OSError:
+        return None
+    at = head.find(b"OpusHead")
+    if not head.startswith(b"OggS") or at < 0 or len(head) < at + 19:
+        return None
+    channels = head[at + 9]
+    pre_skip, rate = struct.unpack_from("<HI", head, at + 10)
+    last = tail.rfind(b"OggS")
+    if last < 0 or len(tail) < last + 14 or tail[last + 4] != 0:  # stream structure version 0
+        return None
+    (granule,) = struct.unpack_from("<q", tail, last + 6)
+    if granule < 0 or channels < 1:
+        return None
+    duration_ms = max(0, round((granule - pre_skip) / 48))
+    return AudioInfo(duration_ms=duration_ms, channels=channels, sample_rate=rate or 48000)
 
 
 def probe(path: Path) -> AudioInfo:

@@ -1,0 +1,1 @@
+"""Benchmarks: the FastAGI micro-benchmark, the three ways to decide a call, and `make bench`."""

@@ -1,0 +1,60 @@
+"""The server side: the daemon's FastAGI server with its two routes, or the baseline route."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcontrol import channel_vars as cv
+from callcontrol.adapters.agi.call_end import CallEndHandler
+from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
+from callcontrol.adapters.agi.protocol import AgiChannel
+from callcontrol.adapters.agi.server import FastAgiServer, Route
+from callcontrol.adapters.db.call_store import SqlCallStore
+from callcontrol.adapters.db.settlement_store import SqlSettlementStore
+from callcontrol.config import Settings
+from callcontrol.services.settle import Settler
+
+
+def build_routes(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> dict[str, Route]:
+    """The daemon's two FastAGI routes, wired as callcontrol.app.Daemon.run wires them."""
+    # Imported here: the client process, which imports this package too, has no use for the
+    # daemon (whose imports reach pydub, which warns when there is no ffmpeg).
+    from callcontrol.app import build_authoriser, utcnow
+
+    s = settings
+    auth = build_authoriser(s, SqlCallStore(sessions))
+    settler = Settler(SqlSettlementStore(sessions), free_drop_s=s.billing.free_drop_s, clock=utcnow)
+    handler = CellCallHandler(
+        auth, PinPrompting(tries=s.site.pin_tries_per_call, digits=s.site.pin_digits)
+    )
+    return {cv.CELL_CALL_SCRIPT: handler, cv.CALL_END_SCRIPT: CallEndHandler(settler)}
+
+
+async def answer_at_once(channel: AgiChannel) -> None:
+    """The baseline route: allow at once, with one SET VARIABLE."""
+    await channel.set_variable(cv.DECISION, cv.ALLOW)
+
+
+def _server(routes: dict[str, Route], settings: Settings) -> FastAgiServer:
+    return FastAgiServer(
+        routes,
+        "127.0.0.1",
+        0,  # an ephemeral port: never the daemon's or the lab's
+        read_timeout=settings.agi.read_timeout_s,
+        session_timeout=settings.agi.session_timeout_s,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _serving(routes: dict[str, Route], settings: Settings) -> AsyncIterator[FastAgiServer]:
+    server = _server(routes, settings)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

@@ -1,0 +1,1 @@
+"""Tools for developers: the test suite's and the benchmark's throw-away PostgreSQL."""
