@@ -63,7 +63,10 @@ _compressor_pool: ThreadPoolExecutor | None = None
 
 def _lower_priority() -> None:
     with contextlib.suppress(OSError, AttributeError):  # Linux: niceness is per thread
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), INGEST_NICENESS)
+        tid = threading.get_native_id()
+        os.setpriority(
+            os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + INGEST_NICENESS)
+        )
 
 
 def _compressor() -> ThreadPoolExecutor:
