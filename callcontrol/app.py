@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.call_end import CallEndHandler
@@ -28,61 +27,16 @@ from callcontrol.adapters.db.supervise_store import SqlAuditLog, SqlSuperviseSto
 from callcontrol.adapters.http import HttpServer
 from callcontrol.adapters.http.api import make_app
 from callcontrol.adapters.http.auth import TokenFile
-from callcontrol.config import ConfigError, Settings
+from callcontrol.config import Settings
 from callcontrol.domain.call_end import read_journal
-from callcontrol.domain.limits import Caps
-from callcontrol.domain.pins import LockoutPolicy
-from callcontrol.domain.rules import SitePolicy
-from callcontrol.domain.tariffs import Rounding
-from callcontrol.domain.windows import parse_windows, parse_wing_windows
-from callcontrol.services.authorise import Authoriser, BillingPolicy
 from callcontrol.services.recording_jobs import RecordingJobs
 from callcontrol.services.settle import Settler
 from callcontrol.services.supervise import CallControlGuard, Supervisor
+from callcontrol.wiring import billing_policy, build_authoriser, utcnow  # noqa: F401
 
 log = logging.getLogger("callcontrol.daemon")
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def billing_policy(settings: Settings) -> BillingPolicy:
-    """The billing settings, checked: a bad calling window stops the daemon at start."""
-    b = settings.billing
-    try:
-        windows = parse_windows(b.windows)
-        wing_windows = parse_wing_windows(b.wing_windows)
-    except ValueError as e:
-        raise ConfigError(f"[billing] calling windows: {e}") from None
-    return BillingPolicy(
-        rounding=Rounding(b.rounding),
-        max_call_s=b.max_call_s,
-        caps=Caps(b.max_calls_per_day, b.max_minutes_per_day, b.max_minutes_per_week),
-        windows=windows,
-        wing_windows=wing_windows,
-        tz=ZoneInfo(settings.site.timezone),
-    )
-
-
-def build_authoriser(settings: Settings, store: SqlCallStore) -> Authoriser:
-    site = settings.site
-    return Authoriser(
-        store,
-        billing=billing_policy(settings),
-        policy=SitePolicy(
-            region=site.region, emergency_calls_allowed=site.emergency_calls == "allow"
-        ),
-        lockout=LockoutPolicy(
-            failures=site.pin_lockout_failures,
-            window=timedelta(seconds=site.pin_lockout_window_s),
-            lockout=timedelta(seconds=site.pin_lockout_s),
-        ),
-        pin_secret=settings.pin_secret,
-        clock=utcnow,
-    )
 
 
 # Seconds after a call's channel hangs up before the journal is consulted for its end.

@@ -22,8 +22,6 @@ import logging
 import os
 import sys
 import time
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from asterisk.agi import (
     AGI,
@@ -39,12 +37,7 @@ from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
 from callcontrol.adapters.agi.protocol import AgiChannel, AgiError, AgiHangup, AgiReply
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.config import ConfigError, Settings, load_settings
-from callcontrol.domain.limits import Caps
-from callcontrol.domain.pins import LockoutPolicy
-from callcontrol.domain.rules import SitePolicy
-from callcontrol.domain.tariffs import Rounding
-from callcontrol.domain.windows import parse_windows, parse_wing_windows
-from callcontrol.services.authorise import Authoriser, BillingPolicy
+from callcontrol.wiring import build_authoriser
 
 _IMPORTED = time.perf_counter()
 
@@ -54,10 +47,6 @@ log = logging.getLogger("callcontrol.bench.pyst2")
 CONNECT_TIMEOUT_S = 10
 # res_agi's "511 Command Not Permitted on a dead channel".
 _DEAD_CHANNEL = 511
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Pyst2Channel(AgiChannel):
@@ -110,43 +99,6 @@ class Pyst2Channel(AgiChannel):
         value, data = result["result"]
         raw = f"200 result={value}" + (f" ({data})" if data else "")
         return AgiReply(code=200, result=value, data=data, raw=raw)
-
-
-def billing_policy(settings: Settings) -> BillingPolicy:
-    """As callcontrol.app.billing_policy (which imports the whole daemon: too much per call)."""
-    b = settings.billing
-    try:
-        windows = parse_windows(b.windows)
-        wing_windows = parse_wing_windows(b.wing_windows)
-    except ValueError as e:
-        raise ConfigError(f"[billing] calling windows: {e}") from None
-    return BillingPolicy(
-        rounding=Rounding(b.rounding),
-        max_call_s=b.max_call_s,
-        caps=Caps(b.max_calls_per_day, b.max_minutes_per_day, b.max_minutes_per_week),
-        windows=windows,
-        wing_windows=wing_windows,
-        tz=ZoneInfo(settings.site.timezone),
-    )
-
-
-def build_authoriser(settings: Settings, store: SqlCallStore) -> Authoriser:
-    """As callcontrol.app.build_authoriser (tests/unit/test_bench_render.py checks they agree)."""
-    site = settings.site
-    return Authoriser(
-        store,
-        billing=billing_policy(settings),
-        policy=SitePolicy(
-            region=site.region, emergency_calls_allowed=site.emergency_calls == "allow"
-        ),
-        lockout=LockoutPolicy(
-            failures=site.pin_lockout_failures,
-            window=timedelta(seconds=site.pin_lockout_window_s),
-            lockout=timedelta(seconds=site.pin_lockout_s),
-        ),
-        pin_secret=settings.pin_secret,
-        clock=utcnow,
-    )
 
 
 async def decide(channel: Pyst2Channel, settings: Settings) -> None:

@@ -46,7 +46,6 @@ class Provisioned:
     prisoners_added: int
     contacts_added: int
     topped_up_pence: int
-    short_balances: dict[str, int]  # prison number -> available pence of the short pool
 
 
 async def provision(settings: Settings, plan: LoadPlan) -> Provisioned:
@@ -57,7 +56,6 @@ async def provision(settings: Settings, plan: LoadPlan) -> Provisioned:
     region = settings.site.region
     counts = {"cells": 0, "prisoners": 0, "contacts": 0, "topup": 0}
     passwords: dict[str, str] = {}
-    short: dict[str, int] = {}
     run = uuid.uuid4().hex[:12]
     try:
         for cell in plan.cells:
@@ -78,14 +76,12 @@ async def provision(settings: Settings, plan: LoadPlan) -> Provisioned:
                         max_balance=settings.billing.max_balance_pence,
                     )
                     counts["topup"] += amount
-                if cell.pool == SHORT:
-                    short[cell.prison_number] = bal.available + amount
     except (admin.AdminError, ledger.LedgerError) as e:
         raise ProvisionError(f"cannot provision the load prison: {e}") from None
     finally:
         await engine.dispose()
     return Provisioned(
-        passwords, counts["cells"], counts["prisoners"], counts["contacts"], counts["topup"], short
+        passwords, counts["cells"], counts["prisoners"], counts["contacts"], counts["topup"]
     )
 
 
