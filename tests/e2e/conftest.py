@@ -1,6 +1,8 @@
 """End to end: the real Asterisk lab, the daemon as a process, SIPp handsets, PostgreSQL.
 
-The lab here is named "test" and uses its own ports, so it can run beside `make run`.
+The lab here is named "test" and uses its own ports, so it can run beside `make run`. Set
+CALLCONTROL_TEST_LAB to name it otherwise: two suites can then share one Asterisk root, each in a
+network namespace of its own (`ip netns exec NS make test`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from callcontrol.lab.lab import Lab
 from tests.conftest import create_pg_database, drop_pg_database
 
 BIN = Path(sys.executable).parent
+LAB_NAME = os.environ.get("CALLCONTROL_TEST_LAB", "test")
 PORTS = {"pjsip": 5160, "ami": 5138, "agi": 4673, "pstn": 5170}
 
 
@@ -154,7 +157,7 @@ url = "{e2e_database}"
 [security]
 pin_secret = "e2e-secret-{uuid.uuid4().hex}"
 [lab]
-name = "test"
+name = "{LAB_NAME}"
 [agi]
 port = {PORTS["agi"]}
 session_timeout_s = 20

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import E2E
+from tests.e2e.conftest import E2E, LAB_NAME
 from tests.e2e.test_cell_calls import LONDON, decision, provision
 
 pytestmark = pytest.mark.e2e
@@ -26,7 +26,7 @@ def lab_processes(e2e: E2E) -> list[str]:
 
 def test_lab_up_is_idempotent_and_status_says_what_runs(e2e: E2E) -> None:
     before = json.loads(e2e.cli("lab", "status", "--json").stdout)
-    assert before["running"] is True and before["name"] == "test"
+    assert before["running"] is True and before["name"] == LAB_NAME
     again = json.loads(e2e.cli("lab", "up", "--json").stdout)
     assert again["pid"] == before["pid"], "a second `lab up` must not start another Asterisk"
     assert len(lab_processes(e2e)) == 1
