@@ -153,6 +153,11 @@ class LabSettings:
     name: str = "default"
     # Use an asterisk already on the PATH (20 or newer) instead of the root: auto, yes or no.
     use_system_asterisk: str = "auto"
+    # True only where this configuration runs the lab (make run, the tests, the benchmark):
+    # conveniences that would be holes in a prison (the built-in AMI secret, a PIN given on the
+    # command line) are refused unless it is set. `make run` sets it through the environment
+    # (CALLCONTROL_LAB_ENABLED=true).
+    enabled: bool = False
 
 
 @dataclass(frozen=True)

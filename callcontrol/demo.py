@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -197,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # The demo runs the lab: its commands and daemon (children, which inherit this) may use
+    # the lab's conveniences, which are refused elsewhere ([lab] enabled).
+    os.environ.setdefault("CALLCONTROL_LAB_ENABLED", "true")
     settings = load_settings(args.config)
     settings.pin_secret(create=True)
     from callcontrol.lab.lab import Lab, LabError

@@ -91,6 +91,7 @@ url = "{db_url}"
 pin_secret = "bench-{uuid.uuid4().hex}"
 [lab]
 name = "bench"
+enabled = true
 [agi]
 port = {PORTS["agi"]}
 [ami]

@@ -158,6 +158,7 @@ url = "{e2e_database}"
 pin_secret = "e2e-secret-{uuid.uuid4().hex}"
 [lab]
 name = "{LAB_NAME}"
+enabled = true
 [agi]
 port = {PORTS["agi"]}
 session_timeout_s = 20
