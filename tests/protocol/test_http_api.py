@@ -272,7 +272,10 @@ async def test_disable_a_cell_cuts_its_calls(client: TestClient[Any, Any], world
     data = await answer(await client.post("/cells/A1-01/disable", json=body, headers=OFFICER), 200)
     assert data == {"cell": "A1-01", "enabled": False, "calls_cut": [1], "calls_not_cut": []}
     assert world.store.cells["A1-01"] == (False, "handset smashed")
-    data = await answer(await client.post("/cells/A1-01/enable", headers=OFFICER), 200)
+    # An officer cuts calls; only an admin lets the cell call again.
+    data = await answer(await client.post("/cells/A1-01/enable", headers=OFFICER), 403)
+    assert "admin" in data["error"] and world.store.cells["A1-01"][0] is False
+    data = await answer(await client.post("/cells/A1-01/enable", headers=ADMIN), 200)
     assert data == {"cell": "A1-01", "enabled": True}
     data = await answer(await client.post("/cells/B2-07/cut-calls", headers=OFFICER), 200)
     assert data == {"cell": "B2-07", "calls_cut": [2], "calls_not_cut": []}
@@ -291,7 +294,9 @@ async def test_suspend_a_prisoner(client: TestClient[Any, Any], world: World) ->
     path = "/prisoners/B5678CD"
     data = await answer(await client.post(f"{path}/suspend", json={}, headers=OFFICER), 200)
     assert data == {"prisoner": "B5678CD", "active": False, "calls_cut": [2], "calls_not_cut": []}
-    data = await answer(await client.post(f"{path}/reinstate", headers=OFFICER), 200)
+    data = await answer(await client.post(f"{path}/reinstate", headers=OFFICER), 403)
+    assert "admin" in data["error"] and world.store.prisoners["B5678CD"][0] is False
+    data = await answer(await client.post(f"{path}/reinstate", headers=ADMIN), 200)
     assert data == {"prisoner": "B5678CD", "active": True}
     data = await answer(await client.post(f"{path}/cut-calls", headers=OFFICER), 200)
     assert data["calls_cut"] == [2]
