@@ -98,11 +98,13 @@ class HttpSettings:
     # The supervision API (officers and administrators), on the daemon.
     host: str = "127.0.0.1"
     port: int = 8088
-    # API tokens, one per line: "ROLE NAME TOKEN" (role officer or admin). Created by
-    # `callcontrol token add`.
+    # API tokens: their SHA-256 hashes, owners and roles, one JSON object a line (mode 0600).
+    # Written by `callcontrol token add|revoke`; the daemon re-reads it when it changes.
     tokens_file: str = "var/api-tokens"
-    # The token the CLI uses to call the API (or CALLCONTROL_HTTP_TOKEN).
+    # The token the CLI uses to call the API (or CALLCONTROL_HTTP_TOKEN), or a file holding it
+    # (or CALLCONTROL_HTTP_TOKEN_FILE; `--token-file`). Never on the command line.
     token: str = ""
+    token_file: str = ""
 
 
 @dataclass(frozen=True)
