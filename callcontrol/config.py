@@ -160,6 +160,10 @@ class LabSettings:
     # command line) are refused unless it is set. `make run` sets it through the environment
     # (CALLCONTROL_LAB_ENABLED=true).
     enabled: bool = False
+    # The lab's simulated handsets' SIP passwords (cell -> password, mode 0600): the database
+    # keeps only digest hashes, so `callcontrol cell add` (with [lab] enabled) and the load's
+    # provisioning write the passwords they make here for `callcontrol-sim` to dial with.
+    handsets_file: str = "var/lab-handsets.json"
 
 
 @dataclass(frozen=True)
@@ -186,16 +190,19 @@ class Settings:
         """The key for PIN hashes. With ``create``, a missing key file is made."""
         if self.security.pin_secret:
             return self.security.pin_secret.encode()
+        from callcontrol import private_files  # 0600 whatever the umask; too open: tightened
+
         path = self.path(self.security.pin_secret_file)
         if not path.exists():
             if not create:
                 raise ConfigError(
                     f"PIN secret file {path} is missing: PINs cannot be checked without it"
                 )
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_files.private_dir(path.parent)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_hex(32) + "\n")
+        private_files.tighten(path)
         value = path.read_text().strip()
         if len(value) < 16:
             raise ConfigError(f"PIN secret in {path} is too short (at least 16 characters)")

@@ -7,8 +7,8 @@ folder made with Python's default 0777, or a file SQLite makes with its default 
 every local account under a permissive umask (0000 or 0002).
 
 What exists already is not silently trusted: a file of ours that is open to others is tightened
-to 0600 and the log says so; a folder that is open is only warned about (it may be a shared
-parent such as /srv, which is the operator's to change).
+to 0600 and the log says so; a folder others may write in is only warned about (it may be a
+shared parent such as /srv, which is the operator's to change).
 """
 
 from __future__ import annotations
@@ -47,14 +47,16 @@ def private_dir(path: Path) -> Path:
 
 
 def warn_if_open(path: Path) -> bool:
-    """Log a warning if the folder ``path`` is open to the group or others; True if so."""
+    """Log a warning if others may write in the folder ``path`` (replace or add files there:
+    a tokens file of their own, another database); True if so. A folder others may only read
+    or cross (0755) is left unsaid: the 0600 files in it stay private."""
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
         return False
-    if mode & OPEN_BITS:
+    if mode & 0o022 and not mode & stat.S_ISVTX:
         log.warning(
-            "%s is open to other accounts (mode %04o): `chmod 700 %s` (callcontrol keeps "
+            "%s is writable by other accounts (mode %04o): `chmod 700 %s` (callcontrol keeps "
             "secrets and records there)",
             path,
             mode,

@@ -25,7 +25,17 @@ from callcontrol.adapters.db.engine import (
     upgrade,
 )
 from callcontrol.adapters.db.models import Cell, Contact, Prisoner
-from callcontrol.cli import Parents, admin_session, command, db_reason, group, row, table, who
+from callcontrol.cli import (
+    Parents,
+    admin_session,
+    cell_secrets,
+    command,
+    db_reason,
+    group,
+    row,
+    table,
+    who,
+)
 from callcontrol.cli import supervise as supervise_cli
 from callcontrol.cli.common import EXIT_FAILED, EXIT_OK, CliError, emit, fail
 from callcontrol.config import Settings
@@ -77,13 +87,6 @@ async def db_upgrade(args: Args, settings: Settings) -> int:
 
 
 # --- cells -------------------------------------------------------------------------------------
-
-
-async def cell_add(args: Args, settings: Settings) -> int:
-    async with admin_session(settings) as s:
-        cell, password = await admin.add_cell(s, args.cell, args.sip_password, args.wing)
-    text = f"cell {cell.name} added; SIP username: {cell.sip_username}; SIP password: {password}"
-    return done(args, row(cell, CELL, sip_password=password), text)
 
 
 async def cell_disable(args: Args, settings: Settings) -> int:
@@ -352,14 +355,18 @@ COMMANDS: tuple[tuple[str, str, Any, str, str, tuple[Arg, ...]], ...] = (
     ("db", "upgrade", db_upgrade, "bring the database schema up to date",
      "Create the tables, or apply the migrations that the database lacks. Safe to run again. "
      "Every other command refuses a database that is not at the latest schema.", ()),
-    ("cell", "add", cell_add, "add a cell and its handset's SIP account",
-     "Add a cell. Its handset registers to Asterisk as SIP user CELL with the password printed "
-     "(generated unless --sip-password is given): set it on the handset, then run "
-     "`callcontrol asterisk sync`.",
+    ("cell", "add", cell_secrets.cell_add, "add a cell and its handset's SIP account",
+     "Add a cell. Its handset authenticates to Asterisk as SIP user CELL with the password "
+     "printed once (generated unless --sip-password-stdin): set it on the handset, then run "
+     "`callcontrol asterisk sync`. Only its digest hash is stored.",
      (arg("cell", metavar="CELL", help="1 to 32 letters, digits, '-' or '_', e.g. A1-01"),
-      arg("--sip-password", metavar="P", help="12 to 128 printable characters without spaces, "
-          "';' or '#' (default: a random 24-character password)"),
+      *cell_secrets.ARGS,
       arg("--wing", metavar="W", default="", help="the wing or landing, for lists"))),
+    ("cell", "set-password", cell_secrets.cell_set_password, "give a handset a new SIP password",
+     "Replace a cell handset's SIP password (a handset replaced, a password exposed): printed "
+     "once (generated unless --sip-password-stdin); only its digest hash is stored. The old "
+     "one stops working at the next `callcontrol asterisk sync`.",
+     (CELL_ARG, *cell_secrets.ARGS)),
     ("cell", "disable", cell_disable, "refuse every call from a cell's handset",
      "Disable a cell: every call from its handset is refused (and `callcontrol asterisk sync` "
      "leaves it out) until it is enabled. Its live calls are cut through the running daemon's "
