@@ -15,6 +15,7 @@ from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
 from callcontrol.adapters.agi.server import FastAgiServer
 from callcontrol.adapters.ami.channels import ChannelTracker
 from callcontrol.adapters.ami.session import AmiActionLost, AmiError, AmiSession, AmiUnavailable
+from callcontrol.adapters.anchor import AnchorError, SigningKey
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.engine import (
     check_schema_current,
@@ -27,8 +28,9 @@ from callcontrol.adapters.db.supervise_store import SqlAuditLog, SqlSuperviseSto
 from callcontrol.adapters.http import HttpServer
 from callcontrol.adapters.http.api import make_app
 from callcontrol.adapters.http.auth import TokenFile
-from callcontrol.config import Settings
+from callcontrol.config import ConfigError, Settings
 from callcontrol.domain.call_end import read_journal
+from callcontrol.services.chain_checkpoints import Checkpointer
 from callcontrol.services.recording_jobs import RecordingJobs
 from callcontrol.services.settle import Settler
 from callcontrol.services.supervise import CallControlGuard, Supervisor
@@ -99,6 +101,22 @@ def build_http_server(
     return HttpServer(make_app(supervisor, tokens), settings.http.host, settings.http.port)
 
 
+# How often the daemon looks at the recording chain's head (one row read) to sign a checkpoint
+# when it moved; it signs one at least every [recording] checkpoint_interval_s anyway.
+CHECKPOINT_POLL_S = 60.0
+
+
+async def keep_checkpointing(checkpointer: Checkpointer, poll_s: float) -> None:
+    """Sign the chain's head when due, until cancelled. A failure (database down, disk full)
+    is logged and tried again at the next poll: it must not stop the daemon deciding calls."""
+    while True:
+        try:
+            await checkpointer.tick(utcnow())
+        except Exception:
+            log.exception("could not write a checkpoint of the recording chain; will try again")
+        await asyncio.sleep(poll_s)
+
+
 class Daemon:
     """Runs the FastAGI server, the AMI session and the supervision API until ``stop`` is set."""
 
@@ -112,7 +130,13 @@ class Daemon:
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
         s.pin_secret()  # no key, no PIN checks: refuse to start rather than refuse every call
+        # No key, no anchor for the recordings: refuse to start (made 0600 on first start).
+        try:
+            chain_key = SigningKey.load(s.path(s.recording.signing_key_file), create=True)
+        except AnchorError as e:
+            raise ConfigError(str(e)) from None
         engine = make_engine(database_url(s))
+        tasks: list[asyncio.Task[None]] = []
         try:
             await check_schema_current(engine)
             sessions = session_factory(engine)
@@ -126,6 +150,20 @@ class Daemon:
                 sessions, recordings_spool(s), s.path(s.recording.store_dir), s.recording.bitrate
             )
             settler.on_settled.append(jobs.after_settlement)
+            checkpointer = Checkpointer(
+                sessions,
+                chain_key,
+                s.path(s.recording.checkpoints_file),
+                s.recording.checkpoint_interval_s,
+            )
+            tasks.append(
+                asyncio.create_task(
+                    keep_checkpointing(
+                        checkpointer, min(CHECKPOINT_POLL_S, s.recording.checkpoint_interval_s)
+                    ),
+                    name="chain-checkpoints",
+                )
+            )
             handler = CellCallHandler(
                 auth, PinPrompting(tries=s.site.pin_tries_per_call, digits=s.site.pin_digits)
             )
@@ -180,6 +218,9 @@ class Daemon:
             await stop.wait()
             log.info("stopping")
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if self.http is not None:
                 await self.http.stop()
             if self.agi is not None:
