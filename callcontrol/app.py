@@ -23,14 +23,16 @@ from callcontrol.adapters.db.engine import (
     make_engine,
     session_factory,
 )
+from callcontrol.adapters.db.journal_store import SqlJournalStore
 from callcontrol.adapters.db.settlement_store import SqlSettlementStore
 from callcontrol.adapters.db.supervise_store import SqlAuditLog, SqlSuperviseStore
 from callcontrol.adapters.http import HttpServer
 from callcontrol.adapters.http.api import make_app
 from callcontrol.adapters.http.auth import TokenFile
+from callcontrol.adapters.journal_file import JournalFile
 from callcontrol.config import ConfigError, Settings
-from callcontrol.domain.call_end import read_journal
 from callcontrol.services.chain_checkpoints import Checkpointer
+from callcontrol.services.journal import JournalFollower
 from callcontrol.services.recording_jobs import RecordingJobs
 from callcontrol.services.settle import Settler
 from callcontrol.services.supervise import CallControlGuard, Supervisor
@@ -63,27 +65,38 @@ def recordings_spool(settings: Settings) -> Path:
     return Lab(settings).recordings_spool
 
 
-def read_journal_file(path: Path) -> dict:
-    try:
-        with path.open(encoding="utf-8", errors="replace") as f:
-            calls, bad = read_journal(f)
-    except FileNotFoundError:
-        return {}
-    for line in bad[-5:]:
-        log.warning("call journal %s: unreadable line %r", path, line[:200])
-    return calls
+# How often the daemon reads what Asterisk appended to the journal (only the new bytes, in a
+# thread) and checks whether it is due for rotation. Settling never waits for it: whoever needs
+# the journal catches up first.
+JOURNAL_POLL_S = 5.0
+
+
+async def keep_following(follower: JournalFollower, settings: Settings, poll_s: float) -> None:
+    """Read the journal as it grows, and rotate it when due, until cancelled. A failure is
+    logged and tried again at the next poll."""
+    a = settings.asterisk
+    while True:
+        try:
+            await follower.rotate_if_due(a.journal_rotate_bytes, a.journal_rotate_s, utcnow())
+        except Exception:
+            log.exception("could not read or rotate the call journal; will try again")
+        await asyncio.sleep(poll_s)
 
 
 # --- the supervision API (adapters/http, services/supervise) ---------------------------------
 
 
 def build_http_server(
-    settings: Settings, sessions: Any, ami: AmiSession, tracker: ChannelTracker, journal: Path
+    settings: Settings,
+    sessions: Any,
+    ami: AmiSession,
+    tracker: ChannelTracker,
+    journal: JournalFollower,
 ) -> HttpServer:
     """The officers' API: live calls, cut, listen, cells and prisoners; every act audited."""
 
     async def acceptances() -> dict[str, datetime]:
-        calls = await asyncio.to_thread(read_journal_file, journal)
+        calls = await journal.entries(c.uniqueid for c in tracker.live())
         return {uid: e.accepted_at for uid, e in calls.items() if e.accepted_at is not None}
 
     control = CallControlGuard(
@@ -145,7 +158,10 @@ class Daemon:
             settler = Settler(
                 SqlSettlementStore(sessions), free_drop_s=s.billing.free_drop_s, clock=utcnow
             )
-            journal = journal_path(s)
+            journal = JournalFollower(JournalFile(journal_path(s)), SqlJournalStore(sessions))
+            tasks.append(
+                asyncio.create_task(keep_following(journal, s, JOURNAL_POLL_S), name="call-journal")
+            )
             jobs = RecordingJobs(
                 sessions, recordings_spool(s), s.path(s.recording.store_dir), s.recording.bitrate
             )
@@ -189,8 +205,8 @@ class Daemon:
                 await asyncio.sleep(JOURNAL_GRACE_S)
                 if await settler.store.open_call(uniqueid) is None:
                     return  # settled already, or not a call of ours: no need to read the journal
-                calls = await asyncio.to_thread(read_journal_file, journal)
-                await settler.settle_after_hangup(uniqueid, calls.get(uniqueid), hung_up_at)
+                entry = await journal.entry(uniqueid)
+                await settler.settle_after_hangup(uniqueid, entry, hung_up_at)
 
             async def reconcile() -> None:
                 assert self.ami is not None
@@ -200,9 +216,10 @@ class Daemon:
                 except (AmiError, AmiActionLost) as e:
                     log.warning("could not list Asterisk's channels to reconcile calls: %s", e)
                     return
+                unsettled = await settler.store.unsettled_calls()
                 await settler.reconcile(
                     {c.get("Uniqueid", "") for c in live},
-                    read_journal_file(journal),
+                    await journal.entries(c.uniqueid for c in unsettled),
                     asterisk_lost_at=self.ami.lost_at,
                 )
                 await jobs.catch_up()

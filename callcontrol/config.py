@@ -148,6 +148,10 @@ class AsteriskSettings:
     # The journal where Asterisk writes each call's acceptance and end (the daemon reads it to
     # settle calls it did not hear end). Empty: the lab's (in its spool folder).
     journal_file: str = ""
+    # The daemon moves the journal aside (to journal_file.<UTC time>, next to it) once it is this
+    # long, or its first line this old; `callcontrol journal rotate` does it at once.
+    journal_rotate_bytes: int = 16 * 1024 * 1024
+    journal_rotate_s: int = 86400
     rtp_start: int = 20000
     rtp_end: int = 24999
 
