@@ -71,7 +71,11 @@ class JournalFollower:
                 self._position, self._loaded = await self.store.position(), True
             total = 0
             while True:
-                batch = await asyncio.to_thread(self.files.read, self._position)
+                try:
+                    batch = await asyncio.to_thread(self.files.read, self._position)
+                except OSError as e:  # settle from what was kept rather than not at all
+                    log.error("call journal %s cannot be read: %s", self.files.path, e)
+                    return total
                 for note in batch.notes:
                     log.warning("call journal: %s", note)
                 calls, bad = read_journal(batch.lines)

@@ -71,3 +71,14 @@ async def test_rotation_when_due(tmp_path: Path) -> None:
     assert rotated is not None and rotated.read_text() == "accepted|u1|1790000000.000\n"
     assert path.read_text() == ""
     assert (await follower.entry("u1")) == JournalEntry(accepted_at=at(1790000000))
+
+
+async def test_an_unreadable_journal_leaves_what_was_kept(tmp_path: Path) -> None:
+    path = tmp_path / "journal.log"
+    path.write_text("accepted|u1|1790000000.000\n")
+    store = FakeStore()
+    await JournalFollower(JournalFile(path), store).catch_up()
+    path.unlink()
+    path.mkdir()  # reading it fails (IsADirectoryError)
+    follower = JournalFollower(JournalFile(path), store)
+    assert (await follower.entry("u1")) == JournalEntry(accepted_at=at(1790000000))
