@@ -91,6 +91,13 @@ class RecordingSettings:
     retention_days: int = 90
     # Opus in Ogg at this bit rate (bits per second) for the stereo speech recordings.
     bitrate: int = 24000
+    # The Ed25519 key that signs checkpoints of the recording chain (created 0600 on first use;
+    # never in the database). `callcontrol recordings export-key` prints its public half.
+    signing_key_file: str = "var/chain-signing-key"
+    # Signed checkpoints, appended one a line: ship this file off the host (rsync, syslog).
+    checkpoints_file: str = "var/chain-checkpoints"
+    # The daemon signs the chain's head when it moved, and at least this often when it did not.
+    checkpoint_interval_s: int = 3600
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,10 @@ class AsteriskSettings:
     # The journal where Asterisk writes each call's acceptance and end (the daemon reads it to
     # settle calls it did not hear end). Empty: the lab's (in its spool folder).
     journal_file: str = ""
+    # The daemon moves the journal aside (to journal_file.<UTC time>, next to it) once it is this
+    # long, or its first line this old; `callcontrol journal rotate` does it at once.
+    journal_rotate_bytes: int = 16 * 1024 * 1024
+    journal_rotate_s: int = 86400
     rtp_start: int = 20000
     rtp_end: int = 24999
 
@@ -344,6 +355,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"[site] timezone {s.site.timezone!r} is not a known time zone") from None
     if not 1 <= s.site.pin_tries_per_call <= 10:
         raise ConfigError("[site] pin_tries_per_call must be between 1 and 10")
+    if not 60 <= s.recording.checkpoint_interval_s <= 3600:
+        raise ConfigError("[recording] checkpoint_interval_s must be between 60 and 3600")
 
 
 def with_overrides(settings: Settings, **sections: dict[str, Any]) -> Settings:

@@ -101,6 +101,7 @@ def command(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import callcontrol.cli.journal as journal_commands
     from callcontrol.cli import admin, billing, ops, recordings, supervise  # use the helpers
 
     parents = [common_options()]
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     admin.register(sub, parents)
     billing.register(sub, parents)
+    journal_commands.register(sub, parents)
     ops.register(sub, parents)
     recordings.register(sub, parents)
     supervise.register(sub, parents)

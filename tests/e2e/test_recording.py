@@ -326,6 +326,56 @@ def test_verify_names_an_altered_file_and_row_and_purge_keeps_the_chain(e2e: E2E
     assert any(f'"recording_id":{old["id"]}' in r["body"] for r in receipts), receipts
     assert e2e.cli("recordings", "verify").returncode == 0
     assert e2e.sql("SELECT * FROM audit_log WHERE action = 'purge' AND actor = 'e2e'")
+    anchored_chain_catches_a_rewrite(e2e, rec)
+
+
+def rewrite_chain(e2e: E2E, recording_id: object, number: str) -> None:
+    """Give a recording another number and rewrite the chain from its entry on, rows and head
+    included, so that every link agrees again: what the database's superuser can do."""
+    from callcontrol.domain.chain import GENESIS, canonical, entry_hash, parse
+
+    statements, prev, changed = [], GENESIS, False
+    for e in e2e.sql("SELECT id, kind, recording_id, body FROM recording_chain ORDER BY id"):
+        event = parse(e["body"]) or {}
+        if e["kind"] == "recording" and e["recording_id"] == recording_id:
+            event["number"], changed = number, True
+        body = canonical(event)
+        link = entry_hash(prev, body)
+        if changed:
+            statements.append(
+                f"UPDATE recording_chain SET body = $${body}$$, prev_hash = '{prev}', "
+                f"entry_hash = '{link}' WHERE id = {e['id']}"
+            )
+            if e["kind"] == "recording":
+                statements.append(
+                    f"UPDATE recordings SET number = '{event['number']}', prev_entry_hash = "
+                    f"'{prev}', entry_hash = '{link}' WHERE id = {e['recording_id']}"
+                )
+        prev = link
+    statements.append(f"UPDATE recording_chain_head SET entry_hash = '{prev}' WHERE id = 1")
+    tamper(e2e, "; ".join(statements))
+
+
+def anchored_chain_catches_a_rewrite(e2e: E2E, rec: dict[str, object]) -> None:
+    """The daemon signed the chain's head (at start); the purge signed it again. A chain
+    rewritten consistently passes plain verify but not verify against the checkpoints."""
+    var = e2e.config.parent / "var"
+    lines = (var / "chain-checkpoints").read_text().splitlines()
+    assert lines[0].startswith("callcontrol-chain-checkpoint v1 entries=0 "), lines  # the daemon
+    public, off_host = e2e.config.parent / "chain.pub", e2e.config.parent / "off-host"
+    public.unlink(missing_ok=True)
+    e2e.cli("recordings", "export-key", "--to", str(public))
+    off_host.write_text((var / "chain-checkpoints").read_text())
+    anchored = ("recordings", "verify", "--public-key", str(public), "--checkpoints", str(off_host))
+    assert e2e.cli(*anchored).returncode == 0
+    rewrite_chain(e2e, rec["id"], "+447700900999")
+    try:
+        assert e2e.cli("recordings", "verify").returncode == 0  # the links alone cannot tell
+        out = e2e.cli(*anchored, check=False)
+        assert out.returncode == 1 and "the chain was rewritten" in out.stdout, out
+    finally:  # put it back (a checkpoint the daemon may have signed meanwhile stays)
+        rewrite_chain(e2e, rec["id"], str(rec["number"]))
+    assert e2e.cli("recordings", "verify").returncode == 0
 
 
 def old_recording(e2e: E2E, like: Path) -> dict[str, object]:

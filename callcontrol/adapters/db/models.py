@@ -220,4 +220,5 @@ class Call(Base):
 # The money tables (accounts, ledger, reservations, tariffs) live in billing_models.py on the
 # same Base; importing it here puts them in Base.metadata wherever the models are loaded
 # (Alembic's env.py, the schema test, the daemon).
+import callcontrol.adapters.db.journal_models  # noqa: E402, F401 (the call journal as read)
 from callcontrol.adapters.db import billing_models, recording_models  # noqa: E402, F401
