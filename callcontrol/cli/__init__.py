@@ -102,6 +102,7 @@ def command(
 
 def build_parser() -> argparse.ArgumentParser:
     from callcontrol.cli import admin, billing, ops, recordings, supervise  # use the helpers
+    from callcontrol.cli import agi as agi_cli
 
     parents = [common_options()]
     parser = Parser(
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops.register(sub, parents)
     recordings.register(sub, parents)
     supervise.register(sub, parents)
+    agi_cli.register(sub, parents)
     return parser
 
 

@@ -185,3 +185,32 @@ def test_agi_settings_defaults_and_overrides() -> None:
 def test_bad_agi_settings_are_refused(env: dict[str, str], why: str) -> None:
     with pytest.raises(ConfigError, match=why):
         load_settings(env=env)
+
+
+def test_callcontrol_agi_secret_makes_the_file_and_the_globals_line(tmp_path: Path) -> None:
+    config = tmp_path / "callcontrol.toml"
+    config.write_text(f'base_dir = "{tmp_path}"\n[agi]\nhost = "127.0.0.1"\nport = 4599\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCONTROL_")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "callcontrol"), "agi", "secret", *args, "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+
+    missing = cli()
+    assert missing.returncode == 1 and "is missing" in missing.stderr
+    globals_file = tmp_path / "cc_agi.conf"
+    made = cli("--create", "--globals", str(globals_file))
+    assert made.returncode == 0, made.stderr
+    secret = (tmp_path / "var/agi-secret").read_text().strip()
+    assert secret not in made.stdout + made.stderr  # never printed
+    assert mode(tmp_path / "var/agi-secret") == mode(globals_file) == 0o640
+    [line] = [x for x in globals_file.read_text().splitlines() if not x.startswith(";")]
+    assert line == f"CC_AGI_URL = agi://127.0.0.1:4599/{secret}"
+    again = cli("--create")  # kept, not replaced
+    assert again.returncode == 0 and "created" not in again.stdout
+    assert (tmp_path / "var/agi-secret").read_text().strip() == secret

@@ -68,8 +68,8 @@ def read_secret_file(path: Path) -> str:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
         raise AgiSecretError(
-            f"FastAGI secret file {path} is missing: create it (`callcontrol lab up` does in "
-            "the lab) and render it into Asterisk's CC_AGI_URL"
+            f"FastAGI secret file {path} is missing: make it and Asterisk's CC_AGI_URL with "
+            "`callcontrol agi secret --create --globals FILE` (the lab makes its own)"
         ) from None
     except OSError as e:
         raise AgiSecretError(f"FastAGI secret file {path} cannot be read: {e.strerror}") from None
