@@ -12,6 +12,7 @@ from typing import Any
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.call_end import CallEndHandler
 from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
+from callcontrol.adapters.agi.secret import AgiSecretError, load_secret
 from callcontrol.adapters.agi.server import FastAgiServer
 from callcontrol.adapters.ami.channels import ChannelTracker
 from callcontrol.adapters.ami.session import AmiActionLost, AmiError, AmiSession, AmiUnavailable
@@ -63,6 +64,17 @@ def recordings_spool(settings: Settings) -> Path:
     from callcontrol.lab.lab import Lab
 
     return Lab(settings).recordings_spool
+
+
+def agi_secret(settings: Settings) -> str:
+    """The FastAGI shared secret from [agi] secret_file; ConfigError (one line) if it cannot
+    serve. Only the lab may create a missing file: elsewhere Asterisk's configuration must
+    already carry the secret, so a new one would only lock Asterisk out."""
+    path = settings.path(settings.agi.secret_file)
+    try:
+        return load_secret(path, create=settings.lab.enabled, group=settings.agi.secret_group)
+    except AgiSecretError as e:
+        raise ConfigError(str(e)) from None
 
 
 # How often the daemon reads what Asterisk appended to the journal (only the new bytes, in a
@@ -148,6 +160,7 @@ class Daemon:
             chain_key = SigningKey.load(s.path(s.recording.signing_key_file), create=True)
         except AnchorError as e:
             raise ConfigError(str(e)) from None
+        secret = agi_secret(s)  # no secret, no request Asterisk can prove its own: likewise
         engine = make_engine(database_url(s))
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -187,8 +200,14 @@ class Daemon:
                 {cv.CELL_CALL_SCRIPT: handler, cv.CALL_END_SCRIPT: CallEndHandler(settler)},
                 s.agi.host,
                 s.agi.port,
+                secret=secret,
+                allowed_peers=s.agi.allowed_peers,
                 read_timeout=s.agi.read_timeout_s,
                 session_timeout=s.agi.session_timeout_s,
+                handshake_timeout=s.agi.handshake_timeout_s,
+                max_sessions=s.agi.max_sessions,
+                max_sessions_per_peer=s.agi.max_sessions_per_peer,
+                max_handshakes=s.agi.max_handshakes,
             )
             self.ami = AmiSession(
                 s.ami.host, s.ami.port, s.ami.username, s.ami.secret, reconnect_s=s.ami.reconnect_s

@@ -120,8 +120,24 @@ class AgiSettings:
     port: int = 4573
     # A whole AGI conversation (PIN prompts included) must finish within this many seconds.
     session_timeout_s: float = 60.0
-    # Reading the AGI environment, or one reply, must finish within this many seconds.
+    # Each reply of Asterisk's to a command must arrive within this many seconds.
     read_timeout_s: float = 20.0
+    # Only these addresses or networks may connect (Asterisk's); others are closed at once.
+    allowed_peers: tuple[str, ...] = ("127.0.0.1", "::1")
+    # The secret every request must carry (the first path segment of Asterisk's CC_AGI_URL).
+    # The lab creates the file (mode 0640); elsewhere the daemon refuses to start without it.
+    secret_file: str = "var/agi-secret"
+    # The group the secret file is given when created: the one Asterisk runs as, to read it.
+    # Empty: the creating process's own group.
+    secret_group: str = ""
+    # A new connection's whole environment, with the secret, must arrive within this.
+    handshake_timeout_s: float = 2.0
+    # Sessions that presented the secret, all peers together.
+    max_sessions: int = 500
+    # Connections from one address that have not yet presented the secret, and from all
+    # addresses; when full, the oldest is closed to make room for the new one.
+    max_sessions_per_peer: int = 64
+    max_handshakes: int = 256
 
 
 @dataclass(frozen=True)
@@ -357,6 +373,24 @@ def _validate(s: Settings) -> None:
         raise ConfigError("[site] pin_tries_per_call must be between 1 and 10")
     if not 60 <= s.recording.checkpoint_interval_s <= 3600:
         raise ConfigError("[recording] checkpoint_interval_s must be between 60 and 3600")
+    _validate_agi(s.agi)
+
+
+def _validate_agi(agi: AgiSettings) -> None:
+    import ipaddress
+
+    for peer in agi.allowed_peers:
+        try:
+            ipaddress.ip_network(peer.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"[agi] allowed_peers: {peer!r} is not an IP address or network "
+                "(e.g. 127.0.0.1, ::1, 10.0.0.0/24)"
+            ) from None
+    if min(agi.max_sessions, agi.max_sessions_per_peer, agi.max_handshakes) < 1:
+        raise ConfigError("[agi] max_sessions, max_sessions_per_peer and max_handshakes: 1+")
+    if not 0 < agi.handshake_timeout_s <= agi.read_timeout_s:
+        raise ConfigError("[agi] handshake_timeout_s must be above 0 and at most read_timeout_s")
 
 
 def with_overrides(settings: Settings, **sections: dict[str, Any]) -> Settings:

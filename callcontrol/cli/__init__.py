@@ -103,6 +103,7 @@ def command(
 def build_parser() -> argparse.ArgumentParser:
     import callcontrol.cli.journal as journal_commands
     from callcontrol.cli import admin, billing, ops, recordings, supervise  # use the helpers
+    from callcontrol.cli import agi as agi_cli
 
     parents = [common_options()]
     parser = Parser(
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops.register(sub, parents)
     recordings.register(sub, parents)
     supervise.register(sub, parents)
+    agi_cli.register(sub, parents)
     return parser
 
 
