@@ -218,14 +218,16 @@ def test_an_officer_cuts_a_live_call_within_a_second(e2e: E2E) -> None:
         call_id = live_call(e2e, prisoner)
         live = json.loads(e2e.cli("calls", "live", "--json", "--token-file", officer).stdout)
         assert call_id in [c["call_id"] for c in live["calls"]]
-        started = time.monotonic()
         e2e.cli("calls", "cut", str(call_id), "--reason", "threats", "--token-file", officer)
-        cut_in = time.monotonic() - started
     assert result["outcome"] == "connected" and result["ended_by"] == "network", result
     assert float(result["talk_s"]) < 20, result  # type: ignore[arg-type]
-    assert cut_in < 1.5
     entries = audit(e2e, "cut", f"call:{call_id}")
     assert entries and entries[0]["reason"] == "threats"
+    # Within a second of the officer's act, as the daemon saw both (the command line's own
+    # start-up, seconds on a loaded machine, is not part of the cut).
+    (ended,) = e2e.sql("SELECT ended_at FROM calls WHERE id = $1", call_id)
+    assert ended["ended_at"] is not None
+    assert abs((ended["ended_at"] - entries[0]["at"]).total_seconds()) < 1.0
     assert str(entries[0]["actor"]).startswith("E2E Officer ")  # the token's person
 
 
