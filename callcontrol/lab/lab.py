@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from callcontrol import channel_vars as cv
-from callcontrol.config import REPO_ROOT, Settings
+from callcontrol.config import REPO_ROOT, ConfigError, Settings
 
 log = logging.getLogger("callcontrol.lab")
 
@@ -28,6 +28,8 @@ BUILD_SCRIPT = Path(__file__).with_name("build-root.sh")
 CONF_SOURCE = REPO_ROOT / "asterisk-conf"
 DIALPLAN_SOURCE = REPO_ROOT / "dialplan"
 CELLS_CONF = "pjsip_cells.conf"
+# Rendered files that hold a secret: written mode 0600.
+SECRET_FILES = frozenset({"manager.conf"})
 MIN_ASTERISK = 20
 # The dialplan context of the cell handsets' endpoints, and who decides their calls: by default
 # dialplan/cells.conf asking the daemon over FastAGI. The benchmark switches both (see `switch`).
@@ -217,7 +219,8 @@ class Lab:
             "LIB_DIR": self.lib_dir,
             "AMI_PORT": str(s.ami.port),
             "AMI_USERNAME": s.ami.username,
-            "AMI_SECRET": s.ami.secret,
+            # Random, kept in [ami] secret_file (0600) for the daemon: never a well-known secret.
+            "AMI_SECRET": self._ami_secret(),
             "PJSIP_PORT": str(s.asterisk.pjsip_port),
             "PSTN_HOST": s.asterisk.pstn_host,
             "PSTN_PORT": str(s.asterisk.pstn_port),
@@ -239,6 +242,12 @@ class Lab:
             # Off in the lab only (SIPp sends DTMF from another socket): see asterisk-conf/rtp.conf.
             "STRICT_RTP": "no",
         }
+
+    def _ami_secret(self) -> str:
+        try:
+            return self.settings.ami_secret(create=True)
+        except ConfigError as e:
+            raise LabError(str(e)) from None
 
     def render(self) -> None:
         """Write asterisk-conf/ and dialplan/ with the placeholders filled in."""
@@ -264,7 +273,13 @@ class Lab:
             left = re.findall(r"@@[A-Z_]+@@", text)
             if left:
                 raise LabError(f"{src}: unknown placeholder(s) {', '.join(sorted(set(left)))}")
-            dst.write_text(text)
+            if dst.name in SECRET_FILES:  # the AMI secret: Asterisk's user only
+                fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.fchmod(fd, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(text)
+            else:
+                dst.write_text(text)
         sounds = conf / "sounds"
         sounds.mkdir(exist_ok=True)
         for src in (CONF_SOURCE / "sounds").glob("*"):
@@ -398,6 +413,14 @@ class Lab:
             agi=f"agi://{s.agi.host}:{s.agi.port}",
             pstn=f"{s.asterisk.pstn_host}:{s.asterisk.pstn_port}",
         )
+
+    def rx(self, cli: str, timeout: float = 20.0) -> str:
+        """Run one CLI command on this lab's Asterisk over its control socket (root's, not
+        AMI's: see asterisk sync); LabError when Asterisk does not answer."""
+        out = self._rx(cli, timeout)
+        if out is None:
+            raise LabError(f"lab {self.name}: `{cli}` failed (is the lab running?)")
+        return out
 
     def _rx(self, cli: str, timeout: float = 20.0) -> str | None:
         try:
