@@ -16,6 +16,7 @@ restart is refused (fail closed; the officer asks again).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -59,7 +60,8 @@ class ListenAuthoriser:
         if grant is None:
             return await self._refuse(None, "no such listen id (unknown, used or expired)",
                                       officer_channel)  # fmt: skip
-        if not officer_channel.startswith(f"PJSIP/{grant.desk}-"):
+        # PJSIP/<desk>-<8 hex digits>: that desk's channel, not one of a desk named like it.
+        if not re.fullmatch(rf"PJSIP/{re.escape(grant.desk)}-[0-9a-f]{{8}}", officer_channel):
             why = f"listen id issued for desk {grant.desk}, presented by {officer_channel}"
             return await self._refuse(grant, why, officer_channel)
         call = await self.store.call(grant.call_id)

@@ -91,7 +91,8 @@ async def test_an_expired_id_is_refused() -> None:
 async def test_the_id_only_serves_the_desk_it_was_issued_for() -> None:
     w = World([call(1)])
     lid = await listen_id(w)
-    for other in ("PJSIP/o-1-00000001", "PJSIP/officer-10-00000001", "Local/s@cc-listen-0;1"):
+    others = ("PJSIP/o-1-00000001", "PJSIP/officer-1-x-00000001", "Local/s@cc-listen-0;1")
+    for other in others:
         verdict = await authoriser(w).authorise(lid, other)
         assert not verdict.allowed and "presented by" in verdict.reason
         lid = await listen_id(w)
