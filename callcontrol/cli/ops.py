@@ -211,7 +211,7 @@ async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
                 args,
                 result,
                 None
-                if args.json
+                if getattr(args, "json", False)
                 else f"wrote {len(rows)} handset(s) to {path}, but could not reload PJSIP: {e}",
             )
             return EXIT_FAILED

@@ -443,6 +443,11 @@ class Lab:
         for kind, port in (("AMI", s.ami.port), ("PJSIP", s.asterisk.pjsip_port)):
             sock_type = socket.SOCK_STREAM if kind == "AMI" else socket.SOCK_DGRAM
             with socket.socket(socket.AF_INET, sock_type) as sock:
+                if kind == "AMI":
+                    # As Asterisk binds it: a connection it closed lately (TIME_WAIT, as when
+                    # the lab stopped under a logged-in daemon) does not hold the port; a
+                    # program listening on it does.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     sock.bind(("127.0.0.1", port))
                 except OSError:

@@ -232,6 +232,8 @@ def test_an_originate_into_cc_listen_needs_the_daemons_one_time_id(e2e: E2E) -> 
             )  # fmt: skip
             await until(lambda: bool(watch.spies), 15)
             assert [s.get("SpyeeChannel") for s in watch.spies] == [channel]
+            # The id the daemon gave the desk, as Asterisk logged its FastAGI request.
+            await until(lambda: bool(set(_listen_ids(e2e)) - known), 5)
             [used] = set(_listen_ids(e2e)) - known
             spies = len(watch.spies)
             await _originate_listen(ami, watch, {"CC_SPY_CHANNEL": channel, "CC_LISTEN_ID": used})
