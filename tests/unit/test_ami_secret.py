@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from callcontrol.adapters.agi.secret import create_secret_file
 from callcontrol.config import (
     BUILTIN_AMI_SECRET,
     AmiSettings,
@@ -147,6 +148,8 @@ def test_the_daemon_refuses_to_start_without_a_proper_secret(
     tmp_path: Path, ami: str, why: str
 ) -> None:
     config = _config(tmp_path, ami)
+    # The other keys the daemon checks first are there: only the AMI secret is wrong.
+    create_secret_file(tmp_path / "var/agi-secret", "")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCONTROL_")}
     cli = [str(BIN / "callcontrol")]
     subprocess.run(cli + ["db", "upgrade", "--config", str(config)], check=True, env=env,
