@@ -164,3 +164,23 @@ def test_the_daemon_refuses_to_start_without_a_proper_secret(
     assert proc.returncode == 1
     [line] = [x for x in proc.stderr.splitlines() if x.startswith("callcontrol: error:")]
     assert why in line and "ami" in line.lower(), proc.stderr
+
+
+def test_ami_secret_makes_a_random_secret_and_a_least_privilege_manager_conf(
+    tmp_path: Path,
+) -> None:
+    config = _config(tmp_path, "port = 5999")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCONTROL_")}
+    cli = [str(BIN / "callcontrol"), "ami", "secret", "--config", str(config)]
+    missing = subprocess.run(cli, capture_output=True, text=True, env=env, timeout=60)
+    assert missing.returncode == 1 and "ami-secret is missing" in missing.stderr
+    manager = tmp_path / "manager.conf"
+    made = subprocess.run(cli + ["--create", "--manager", str(manager), "--json"],
+                          capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    secret = (tmp_path / "var/ami-secret").read_text().strip()
+    assert secret not in made.stdout + made.stderr  # never printed
+    text = manager.read_text()
+    assert stat.S_IMODE(manager.stat().st_mode) == 0o600
+    assert f"secret = {secret}\n" in text and "port = 5999\n" in text
+    assert "write = call,reporting,originate\n" in text and "@@" not in text
