@@ -228,7 +228,7 @@ def test_an_originate_into_cc_listen_needs_the_daemons_one_time_id(e2e: E2E) -> 
             known = set(_listen_ids(e2e))
             await asyncio.to_thread(
                 e2e.cli, "calls", "listen", str(call_id), "--officer", "officers",
-                "--reason", "intelligence", "--token", officer,
+                "--reason", "intelligence", "--token-file", officer,
             )  # fmt: skip
             await until(lambda: bool(watch.spies), 15)
             assert [s.get("SpyeeChannel") for s in watch.spies] == [channel]
@@ -265,7 +265,7 @@ def test_an_originate_into_cc_listen_needs_the_daemons_one_time_id(e2e: E2E) -> 
 
 
 def channel_of(e2e: E2E, call_id: int, officer: str) -> str:
-    live = json.loads(e2e.cli("calls", "live", "--json", "--token", officer).stdout)
+    live = json.loads(e2e.cli("calls", "live", "--json", "--token-file", officer).stdout)
     [found] = [c for c in live["calls"] if c["call_id"] == call_id]
     return str(found["channel"])
 
@@ -282,7 +282,7 @@ def test_listening_from_a_desk_that_is_not_configured_is_refused_and_audited(e2e
     with call_in_background(e2e, cell, pin, "02079460000", 6) as result:
         call_id = live_call(e2e, prisoner)
         refused = e2e.cli(
-            "calls", "listen", str(call_id), "--officer", "visitor-phone", "--token", officer,
+            "calls", "listen", str(call_id), "--officer", "visitor-phone", "--token-file", officer,
             check=False,
         )  # fmt: skip
     assert result["outcome"] == "connected", result
