@@ -109,6 +109,10 @@ async def _audit(
     if settings is not None:
         token = supervise_cli.api_token(args, settings)
         owner = supervise_cli.token_owner(settings, token) if token else None
+    if owner is not None and owner.role != "admin" and action in ("enable", "resume"):
+        # As in the API: an officer cuts calls, only an admin lets them through again. (Not a
+        # boundary: whoever has the database's password may change it; a guard against slips.)
+        raise CliError(f"only an admin may {action} {target}: {owner.name}'s token is an officer's")
     await audit.record(
         s,
         actor=owner.name if owner else who(args),
@@ -135,7 +139,7 @@ async def _cut_live_calls(
 async def cell_enable(args: Args, settings: Settings) -> int:
     async with admin_session(settings) as s:
         cell = await admin.enable_cell(s, args.cell)
-        await _audit(s, args, "enable", f"cell:{cell.name}")
+        await _audit(s, args, "enable", f"cell:{cell.name}", settings)
     return done(args, row(cell, CELL), f"cell {cell.name} enabled")
 
 
@@ -202,7 +206,7 @@ async def prisoner_suspend(args: Args, settings: Settings) -> int:
 async def prisoner_reinstate(args: Args, settings: Settings) -> int:
     async with admin_session(settings) as s:
         p = await admin.reinstate_prisoner(s, args.prisoner)
-        await _audit(s, args, "resume", f"prisoner:{p.prison_number}")
+        await _audit(s, args, "resume", f"prisoner:{p.prison_number}", settings)
         data = await _prisoner(s, p)
     return done(args, data, f"prisoner {p.prison_number} reinstated")
 

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from callcontrol import private_files
+from callcontrol.adapters import storage
 from callcontrol.adapters.db import models as m
 from callcontrol.adapters.db.engine import downgrade, make_engine, upgrade
 from callcontrol.cli import main
 from tests.db.conftest import clean_environment
+from tests.db.test_recordings import make_wav
 
 
 def ha1(user: str, password: str, realm: str = "callcontrol") -> str:
@@ -93,7 +94,8 @@ def test_var_and_everything_in_it_are_private_whatever_the_umask(
     assert main(["cell", "add", "A1-01"]) == 0
     assert main(["prisoner", "add", "P1", "--name", "Ann", "--pin", "1234", "--cell", "A1-01"]) == 0
     assert main(["token", "add", "--person", "Jane Officer", "--role", "officer"]) == 0
-    private_files.private_dir(var / "recordings")  # as storage.store makes the store
+    source = make_wav(tmp_path / "spool" / "call.wav", seconds=1.0)
+    storage.store(var / "recordings", "t", source, 24000)  # a recording, as the daemon keeps it
     made = sorted(p.relative_to(var) for p in var.rglob("*"))
     for name in (
         "callcontrol.sqlite3",
@@ -104,8 +106,10 @@ def test_var_and_everything_in_it_are_private_whatever_the_umask(
     ):
         assert Path(name) in made, made
     assert mode(var) == 0o700
+    recordings = list((var / "recordings").iterdir())
+    assert len(recordings) == 1
     for path in [var, *var.rglob("*")]:
-        expected = 0o700 if path.is_dir() else 0o600
+        expected = 0o700 if path.is_dir() else 0o400 if path in recordings else 0o600
         assert mode(path) == expected, f"{path}: {mode(path):04o}"
 
 

@@ -706,3 +706,12 @@ def test_cell_disable_without_a_reachable_daemon(
     status, out, _ = run(capsys, "audit", "list", "--json")
     actors = [(e["actor"], e["role"]) for e in json.loads(out)]
     assert actors == [(getpass.getuser(), "operator"), ("alice", "officer")]
+    # With an officer's token, the command line does not undo it either; an admin's does.
+    cli_env.setenv("CALLCONTROL_HTTP_TOKEN", OFFICER_TOKEN)
+    status, _, err = run(capsys, "cell", "enable", "A1-01")
+    assert status == 2 and "only an admin may enable cell:A1-01" in err
+    assert json.loads(run(capsys, "cell", "list", "--json")[1])[0]["enabled"] is False
+    cli_env.setenv("CALLCONTROL_HTTP_TOKEN", ADMIN_TOKEN)
+    assert run(capsys, "cell", "enable", "A1-01")[0] == 0
+    status, out, _ = run(capsys, "audit", "list", "--json")
+    assert (json.loads(out)[0]["actor"], json.loads(out)[0]["action"]) == ("root", "enable")

@@ -215,6 +215,8 @@ class FastAgiServer:
             return None
         finally:
             self._unpend(conn)
+        if conn.evicted:  # its socket is closed already, though its environment had come
+            return None
         script = env.get("agi_network_script", "").lstrip("/")
         given, slash, route = script.partition("/")
         # Compared in constant time, so the answer's timing tells nothing of the secret.
