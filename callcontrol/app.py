@@ -12,6 +12,7 @@ from typing import Any
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.call_end import CallEndHandler
 from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
+from callcontrol.adapters.agi.listen import ListenHandler
 from callcontrol.adapters.agi.secret import AgiSecretError, load_secret
 from callcontrol.adapters.agi.server import FastAgiServer
 from callcontrol.adapters.ami.channels import ChannelTracker
@@ -34,6 +35,8 @@ from callcontrol.adapters.journal_file import JournalFile
 from callcontrol.config import ConfigError, Settings
 from callcontrol.services.chain_checkpoints import Checkpointer
 from callcontrol.services.journal import JournalFollower
+from callcontrol.services.listen import ListenAuthoriser
+from callcontrol.services.listen_grants import ListenGrants
 from callcontrol.services.recording_jobs import RecordingJobs
 from callcontrol.services.settle import Settler
 from callcontrol.services.supervise import CallControlGuard, Supervisor
@@ -104,6 +107,7 @@ def build_http_server(
     ami: AmiSession,
     tracker: ChannelTracker,
     journal: JournalFollower,
+    grants: ListenGrants | None = None,
 ) -> HttpServer:
     """The officers' API: live calls, cut, listen, cells and prisoners; every act audited."""
 
@@ -121,6 +125,8 @@ def build_http_server(
         clock=utcnow,
         channels=lambda: {c.uniqueid: c.channel for c in tracker.live()},
         acceptances=acceptances,
+        officer_desks=settings.asterisk.officer_desks,
+        grants=grants,
     )
     tokens = TokenFile(settings.path(settings.http.tokens_file))
     return HttpServer(make_app(supervisor, tokens), settings.http.host, settings.http.port)
@@ -161,6 +167,8 @@ class Daemon:
         except AnchorError as e:
             raise ConfigError(str(e)) from None
         secret = agi_secret(s)  # no secret, no request Asterisk can prove its own: likewise
+        # A built-in or missing AMI secret outside the lab: refuse to start (ConfigError).
+        ami_secret = s.ami_secret(create=s.lab.enabled)
         engine = make_engine(database_url(s))
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -196,8 +204,21 @@ class Daemon:
             handler = CellCallHandler(
                 auth, PinPrompting(tries=s.site.pin_tries_per_call, digits=s.site.pin_digits)
             )
+            tracker = ChannelTracker()
+            # One-time listen ids: issued by the API's listen, checked by [cc-listen]'s request.
+            grants = ListenGrants(utcnow)
+            listen = ListenAuthoriser(
+                grants,
+                SqlSuperviseStore(sessions),
+                SqlAuditLog(sessions),
+                lambda: {c.uniqueid: c.channel for c in tracker.live()},
+            )
             self.agi = FastAgiServer(
-                {cv.CELL_CALL_SCRIPT: handler, cv.CALL_END_SCRIPT: CallEndHandler(settler)},
+                {
+                    cv.CELL_CALL_SCRIPT: handler,
+                    cv.CALL_END_SCRIPT: CallEndHandler(settler),
+                    cv.LISTEN_SCRIPT: ListenHandler(listen.authorise),
+                },
                 s.agi.host,
                 s.agi.port,
                 secret=secret,
@@ -210,9 +231,8 @@ class Daemon:
                 max_handshakes=s.agi.max_handshakes,
             )
             self.ami = AmiSession(
-                s.ami.host, s.ami.port, s.ami.username, s.ami.secret, reconnect_s=s.ami.reconnect_s
+                s.ami.host, s.ami.port, s.ami.username, ami_secret, reconnect_s=s.ami.reconnect_s
             )
-            tracker = ChannelTracker()
             tracker.attach(self.ami)
 
             async def ended(uniqueid: str, cause: str, cause_txt: str) -> None:
@@ -248,7 +268,7 @@ class Daemon:
             await self.agi.start()
             await self.ami.start()
             log.info("AMI: connecting to %s:%s as %s", s.ami.host, s.ami.port, s.ami.username)
-            self.http = build_http_server(s, sessions, self.ami, tracker, journal)
+            self.http = build_http_server(s, sessions, self.ami, tracker, journal, grants)
             await self.http.start()
             self.started.set()
             await stop.wait()

@@ -140,12 +140,20 @@ class AgiSettings:
     max_handshakes: int = 256
 
 
+# The AMI secret this repository once shipped: public, so refused outside the lab.
+BUILTIN_AMI_SECRET = "callcontrol-ami-secret"
+
+
 @dataclass(frozen=True)
 class AmiSettings:
     host: str = "127.0.0.1"
     port: int = 5038
     username: str = "callcontrol"
-    secret: str = "callcontrol-ami-secret"
+    # The daemon's AMI secret, in this file (mode 0600, readable by the daemon only; the lab
+    # creates it with a random secret and renders it into manager.conf) unless ``secret`` is
+    # given directly (environment: CALLCONTROL_AMI_SECRET). Never a built-in one outside the lab.
+    secret_file: str = "var/ami-secret"
+    secret: str = ""
     reconnect_s: float = 2.0
 
 
@@ -163,6 +171,9 @@ class AsteriskSettings:
     # The officers' listening desk (a SIP endpoint that answers calls originated to it).
     officers_host: str = "127.0.0.1"
     officers_port: int = 5090
+    # The PJSIP endpoints an officer may listen in from (calls listen --officer DESK): any other
+    # is refused and audited. "officers" is the desk asterisk-conf/pjsip.conf defines.
+    officer_desks: tuple[str, ...] = ("officers",)
     # The journal where Asterisk writes each call's acceptance and end (the daemon reads it to
     # settle calls it did not hear end). Empty: the lab's (in its spool folder).
     journal_file: str = ""
@@ -234,6 +245,41 @@ class Settings:
         if len(value) < 16:
             raise ConfigError(f"PIN secret in {path} is too short (at least 16 characters)")
         return value.encode()
+
+    def ami_secret(self, create: bool = False) -> str:
+        """The daemon's AMI secret: ``[ami] secret``, else the content of ``[ami] secret_file``.
+
+        With ``create``, a missing file is made with a random secret (mode 0600): the lab does
+        so before it renders manager.conf. Refused (ConfigError): an empty secret, one that a
+        manager.conf line cannot hold, a file others may read, and, unless ``[lab] enabled``,
+        the secret this repository once shipped (anyone could read it)."""
+        value, where = self.ami.secret, "[ami] secret"
+        if not value:
+            path = self.path(self.ami.secret_file)
+            where = f"AMI secret file {path}"
+            if not path.exists():
+                if not create:
+                    raise ConfigError(
+                        f"{where} is missing: write a long random secret into it (mode 0600) "
+                        "and the same into Asterisk's manager.conf, or set [ami] secret"
+                    )
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_hex(24) + "\n")
+            if path.stat().st_mode & 0o007:
+                raise ConfigError(f"{where} is readable by others: chmod 600 it")
+            value = path.read_text().strip()
+        if not value:
+            raise ConfigError(f"{where} is empty: the daemon's AMI account needs a secret")
+        if any(not ch.isprintable() or ch.isspace() or ch == ";" for ch in value):
+            raise ConfigError(f"{where} holds spaces, ';' or control characters")
+        if value == BUILTIN_AMI_SECRET and not self.lab.enabled:
+            raise ConfigError(
+                f"{where} is the built-in lab secret, which anyone can read: outside the lab "
+                "([lab] enabled) use a long random one"
+            )
+        return value
 
 
 _SECTIONS = (

@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     import callcontrol.cli.journal as journal_commands
     from callcontrol.cli import admin, billing, ops, recordings, supervise  # use the helpers
     from callcontrol.cli import agi as agi_cli
+    from callcontrol.cli import ami as ami_cli
 
     parents = [common_options()]
     parser = Parser(
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     recordings.register(sub, parents)
     supervise.register(sub, parents)
     agi_cli.register(sub, parents)
+    ami_cli.register(sub, parents)
     return parser
 
 

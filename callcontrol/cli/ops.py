@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import subprocess
 from pathlib import Path
 
 from sqlalchemy import select
@@ -59,7 +60,8 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
         help="write the cells' SIP endpoints and reload PJSIP",
         description="Render one PJSIP endpoint (digest auth) per enabled cell handset into "
         "pjsip_cells.conf ([asterisk] cells_conf, by default the lab's configuration folder) "
-        "and reload PJSIP through AMI. A disabled handset is left out, so it can no longer "
+        "and reload PJSIP through Asterisk's CLI control socket (`asterisk -rx`: root or "
+        "Asterisk's user; not AMI). A disabled handset is left out, so it can no longer "
         "place calls.",
     )
     sync.add_argument(
@@ -145,8 +147,37 @@ def cells_conf_path(settings: Settings) -> Path:
     return _lab(settings).cells_conf_path
 
 
+PJSIP_RELOAD = "module reload res_pjsip.so"
+
+
+def reload_pjsip(settings: Settings) -> None:
+    """Reload PJSIP through Asterisk's own CLI control socket (``asterisk -rx``), which needs
+    the local rights of Asterisk's user or root: not through AMI, whose account (the daemon's)
+    has no `system` class, so that its secret cannot reload or rewrite Asterisk's configuration.
+    The lab's Asterisk when ``[asterisk] cells_conf`` is the lab's, else the one on the PATH."""
+    from callcontrol.lab.lab import LabError
+
+    if not settings.asterisk.cells_conf:
+        try:
+            out = _lab(settings).rx(PJSIP_RELOAD)
+        except LabError as e:
+            raise CliError(str(e), EXIT_FAILED) from None
+    else:
+        try:
+            proc = subprocess.run(
+                ["asterisk", "-rx", PJSIP_RELOAD], capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise CliError(f"`asterisk -rx` failed: {e}", EXIT_FAILED) from None
+        if proc.returncode != 0:
+            why = " ".join((proc.stderr or proc.stdout).split()) or f"status {proc.returncode}"
+            raise CliError(f"`asterisk -rx` failed: {why}", EXIT_FAILED)
+        out = proc.stdout
+    if "reloaded" not in out.lower() and "queued" not in out.lower():
+        raise CliError(f"Asterisk did not reload PJSIP: {' '.join(out.split())}", EXIT_FAILED)
+
+
 async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
-    from callcontrol.adapters.ami.session import AmiActionLost, AmiError, AmiSession
     from callcontrol.adapters.asterisk.pjsip_cells import CellEndpoint, render, write_atomically
     from callcontrol.adapters.db import models as m
     from callcontrol.adapters.db.engine import check_schema_current, database_url, make_engine
@@ -174,25 +205,18 @@ async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
     changed = write_atomically(path, text)
     result = {"file": str(path), "handsets": len(rows), "changed": changed, "reloaded": False}
     if not args.no_reload:
-        s = settings.ami
-        ami = AmiSession(s.host, s.port, s.username, s.secret, reconnect_s=s.reconnect_s)
-        await ami.start()
         try:
-            await ami.wait_connected(timeout=10)
-            await ami.reload_module("res_pjsip.so")
+            reload_pjsip(settings)
             result["reloaded"] = True
-        except (TimeoutError, AmiError, AmiActionLost) as e:
+        except CliError as e:
             emit(
                 args,
                 result,
                 None
-                if args.json
-                else f"wrote {len(rows)} handset(s) to {path}, but could not reload PJSIP over "
-                f"AMI at {s.host}:{s.port}: {e or 'not connected'}",
+                if getattr(args, "json", False)
+                else f"wrote {len(rows)} handset(s) to {path}, but could not reload PJSIP: {e}",
             )
             return EXIT_FAILED
-        finally:
-            await ami.stop()
     emit(
         args,
         result,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.secret import AgiSecretError, load_secret
-from callcontrol.config import REPO_ROOT, Settings
+from callcontrol.config import REPO_ROOT, ConfigError, Settings
 
 log = logging.getLogger("callcontrol.lab")
 
@@ -29,6 +29,8 @@ BUILD_SCRIPT = Path(__file__).with_name("build-root.sh")
 CONF_SOURCE = REPO_ROOT / "asterisk-conf"
 DIALPLAN_SOURCE = REPO_ROOT / "dialplan"
 CELLS_CONF = "pjsip_cells.conf"
+# Rendered files that hold a secret: written mode 0600.
+SECRET_FILES = frozenset({"manager.conf"})
 MIN_ASTERISK = 20
 # The dialplan context of the cell handsets' endpoints, and who decides their calls: by default
 # dialplan/cells.conf asking the daemon over FastAGI. The benchmark switches both (see `switch`).
@@ -89,11 +91,12 @@ def _checked_agi(target: str) -> str:
     return target
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write a rendered file with mode 0640 (whatever the umask, and if it existed before)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+def _write_private(path: Path, text: str, mode: int = 0o640) -> None:
+    """Write a rendered file with ``mode`` (0640 unless told; whatever the umask, and if it
+    existed before)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as f:
-        os.fchmod(fd, PRIVATE_FILE)
+        os.fchmod(fd, mode)
         f.write(text)
 
 
@@ -245,7 +248,8 @@ class Lab:
             "LIB_DIR": self.lib_dir,
             "AMI_PORT": str(s.ami.port),
             "AMI_USERNAME": s.ami.username,
-            "AMI_SECRET": s.ami.secret,
+            # Random, kept in [ami] secret_file (0600) for the daemon: never a well-known secret.
+            "AMI_SECRET": self._ami_secret(),
             "PJSIP_PORT": str(s.asterisk.pjsip_port),
             "PSTN_HOST": s.asterisk.pstn_host,
             "PSTN_PORT": str(s.asterisk.pstn_port),
@@ -267,6 +271,12 @@ class Lab:
             # Off in the lab only (SIPp sends DTMF from another socket): see asterisk-conf/rtp.conf.
             "STRICT_RTP": "no",
         }
+
+    def _ami_secret(self) -> str:
+        try:
+            return self.settings.ami_secret(create=True)
+        except ConfigError as e:
+            raise LabError(str(e)) from None
 
     def render(self) -> None:
         """Write asterisk-conf/ and dialplan/ with the placeholders filled in."""
@@ -294,7 +304,8 @@ class Lab:
             left = re.findall(r"@@[A-Z_]+@@", text)
             if left:
                 raise LabError(f"{src}: unknown placeholder(s) {', '.join(sorted(set(left)))}")
-            _write_private(dst, text)
+            # manager.conf holds the AMI secret: Asterisk's user only, not its group.
+            _write_private(dst, text, 0o600 if dst.name in SECRET_FILES else PRIVATE_FILE)
         sounds = conf / "sounds"
         sounds.mkdir(exist_ok=True)
         for src in (CONF_SOURCE / "sounds").glob("*"):
@@ -430,6 +441,14 @@ class Lab:
             pstn=f"{s.asterisk.pstn_host}:{s.asterisk.pstn_port}",
         )
 
+    def rx(self, cli: str, timeout: float = 20.0) -> str:
+        """Run one CLI command on this lab's Asterisk over its control socket (root's, not
+        AMI's: see asterisk sync); LabError when Asterisk does not answer."""
+        out = self._rx(cli, timeout)
+        if out is None:
+            raise LabError(f"lab {self.name}: `{cli}` failed (is the lab running?)")
+        return out
+
     def _rx(self, cli: str, timeout: float = 20.0) -> str | None:
         try:
             proc = subprocess.run(
@@ -451,6 +470,11 @@ class Lab:
         for kind, port in (("AMI", s.ami.port), ("PJSIP", s.asterisk.pjsip_port)):
             sock_type = socket.SOCK_STREAM if kind == "AMI" else socket.SOCK_DGRAM
             with socket.socket(socket.AF_INET, sock_type) as sock:
+                if kind == "AMI":
+                    # As Asterisk binds it: a connection it closed lately (TIME_WAIT, as when
+                    # the lab stopped under a logged-in daemon) does not hold the port; a
+                    # program listening on it does.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     sock.bind(("127.0.0.1", port))
                 except OSError:

@@ -17,13 +17,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from callcontrol.services.listen_grants import ListenGrants, TooManyWaiting
+
 log = logging.getLogger("callcontrol.supervise")
 
 # The dialplan context an officer's phone is sent into to listen: ChanSpy on CC_SPY_CHANNEL.
 LISTEN_CONTEXT = "cc-listen"
 LISTEN_EXTEN = "s"
-SPY_CHANNEL_VAR = "CC_SPY_CHANNEL"
+SPY_CHANNEL_VAR = "CC_SPY_CHANNEL"  # for the log line only: the daemon names the spied channel
 LISTEN_CALL_VAR = "CC_LISTEN_CALL"
+# The one-time id [cc-listen] shows the daemon (services/listen.py) before any ChanSpy.
+LISTEN_ID_VAR = "CC_LISTEN_ID"
 LISTEN_RING_MS = 30000  # how long the officer's phone rings before the request gives up
 CUT_CAUSE = 16  # Q.850 normal clearing, on the caller's leg; the bridge ends the other leg
 MAX_REASON = 2000
@@ -304,11 +308,17 @@ class Supervisor:
         channels: LiveChannels | None = None,
         acceptances: Acceptances | None = None,
         trunk_endpoints: Sequence[str] = ("pstn",),
+        officer_desks: Sequence[str] = (),
+        grants: ListenGrants | None = None,
     ) -> None:
         self.store, self.control, self.audit, self.clock = store, control, audit, clock
         self.channels = channels
         self.acceptances = acceptances
         self.trunk_endpoints = frozenset(trunk_endpoints)
+        # The only endpoints an officer may listen from ([asterisk] officer_desks).
+        self.officer_desks = frozenset(officer_desks)
+        # One-time listen ids, shared with the FastAGI route that [cc-listen] asks.
+        self.grants = grants if grants is not None else ListenGrants(clock)
 
     # --- reading ---
 
@@ -406,8 +416,11 @@ class Supervisor:
         await self._audit(actor, CUT, target, reason, f"hung up {channel}")
 
     async def listen(self, actor: Actor, call_id: int, endpoint: Any, reason: Any) -> str:
-        """Ring the officer's endpoint, which then listens to the call (ChanSpy, listen only).
-        Refused, and audited, for a privileged call. Returns the officer's channel dialled."""
+        """Ring the officer's desk, which then listens to the call (ChanSpy, listen only).
+        Refused, and audited, for a privileged call and for an endpoint that is not a configured
+        officer desk. The desk's call carries a one-time listen id: [cc-listen] shows it to the
+        daemon (services/listen.py), which re-checks the call before any ChanSpy. Returns the
+        officer's channel dialled."""
         why = clean_reason(reason)
         name = officer_endpoint(endpoint)
         dial, target = f"PJSIP/{name}", f"call:{call_id}"
@@ -419,7 +432,22 @@ class Supervisor:
             raise Refused(PRIVILEGED_REFUSAL)
         if name in self.trunk_endpoints or await self.store.is_handset(name):
             raise Invalid(f"{name} is not an officer's endpoint (it is a trunk or a cell handset)")
+        if name not in self.officer_desks:
+            desks = ", ".join(sorted(self.officer_desks)) or "none"
+            log.warning("LISTEN refused: %s is not an officer desk (%s asked, call %s)",
+                        dial, actor.name, call_id)  # fmt: skip
+            await self._audit(actor, LISTEN_REFUSED, target, why, f"{dial}: not an officer desk")
+            raise Refused(
+                f"{name} is not a configured officer desk ([asterisk] officer_desks: {desks})"
+            )
         channel = self._live_channel(call)
+        try:
+            grant = self.grants.issue(
+                call_id=call_id, uniqueid=call.uniqueid, spy_channel=channel, desk=name,
+                actor=actor.name, role=actor.role,
+            )  # fmt: skip
+        except TooManyWaiting as e:
+            raise AsteriskUnavailable(f"{e}: try again shortly") from e
         # Audited before the phone rings: nobody listens without a record of it.
         await self._audit(actor, LISTEN, target, why, f"{dial} listens to {channel}")
         try:
@@ -429,9 +457,14 @@ class Supervisor:
                 exten=LISTEN_EXTEN,
                 timeout_ms=LISTEN_RING_MS,
                 caller_id=f'"Listen call {call_id} {call.cell}" <listen>',
-                variables={SPY_CHANNEL_VAR: channel, LISTEN_CALL_VAR: str(call_id)},
+                variables={
+                    SPY_CHANNEL_VAR: channel,
+                    LISTEN_CALL_VAR: str(call_id),
+                    LISTEN_ID_VAR: grant.listen_id,
+                },
             )
         except AsteriskActionLost as e:
+            # The desk may ring all the same: its id stays good until it expires.
             detail = f"Originate {dial}: no reply ({e}); outcome unknown, not resent"
             await self._audit(actor, LISTEN_FAILED, target, why, detail)
             raise AsteriskActionLost(
@@ -439,6 +472,7 @@ class Supervisor:
                 "ring, and it is not resent; try again by hand if it does not"
             ) from e
         except AsteriskFailed as e:
+            self.grants.revoke(grant.listen_id)  # the desk never rang: nobody may use the id
             await self._audit(actor, LISTEN_FAILED, target, why, f"Originate {dial}: {e}")
             raise AsteriskFailed(f"could not connect {dial} to listen: {e}") from e
         log.info("LISTEN call %s (%s) by %s on %s", call_id, channel, actor.name, dial)

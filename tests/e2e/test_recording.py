@@ -132,7 +132,7 @@ def test_a_privileged_call_leaves_no_audio_and_no_mixmonitor_event(e2e: E2E) -> 
     events: list[dict[str, str]] = []
 
     async def watch_and_call() -> dict[str, object]:
-        ami = AmiSession("127.0.0.1", PORTS["ami"], settings.ami.username, settings.ami.secret)
+        ami = AmiSession("127.0.0.1", PORTS["ami"], settings.ami.username, settings.ami_secret())
         ami.on("MixMonitor*", lambda event: events.append(dict(event)))
         ami.on("ChanSpy*", lambda event: events.append(dict(event)))
         await ami.start()

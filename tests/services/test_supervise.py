@@ -27,6 +27,7 @@ from callcontrol.services.supervise import (
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 OFFICER = Actor("officer.smith", "officer")
 ADMIN = Actor("Ada Admin", "admin")
+OFFICER_DESKS = ("officer-1", "o-1")
 
 
 def call(call_id: int, cell: str = "A1-01", prisoner: str = "A1234BC", **kw: Any) -> CallRecord:
@@ -156,6 +157,7 @@ class World:
             clock=lambda: self.now,
             channels=lambda: self.channels,
             acceptances=self._acceptances,
+            officer_desks=OFFICER_DESKS,
         )
 
     async def _acceptances(self) -> Mapping[str, datetime]:
@@ -309,8 +311,9 @@ async def test_amiactionlost_through_the_guard_is_sent_once_and_never_resent() -
 def replace_control(w: World, control: Any) -> Supervisor:
     s = w.supervisor
     return Supervisor(
-        s.store, control, s.audit, clock=s.clock, channels=s.channels, acceptances=s.acceptances
-    )
+        s.store, control, s.audit, clock=s.clock, channels=s.channels, acceptances=s.acceptances,
+        officer_desks=OFFICER_DESKS,
+    )  # fmt: skip
 
 
 # --- listen ------------------------------------------------------------------------------------
@@ -333,6 +336,8 @@ async def test_listen_originates_to_the_officer_into_cc_listen(endpoint: str) ->
     [(channel, kwargs)] = w.control.originates
     assert channel == "PJSIP/officer-1"
     assert kwargs["context"] == "cc-listen" and kwargs["exten"] == "s"
+    listen_id = kwargs["variables"].pop("CC_LISTEN_ID")
+    assert len(listen_id) == 32 and int(listen_id, 16) >= 0  # one-time: services/listen.py
     assert kwargs["variables"] == {
         "CC_SPY_CHANNEL": "PJSIP/A1-01-00000002",
         "CC_LISTEN_CALL": "2",
