@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import logging
 import os
@@ -66,9 +67,17 @@ BURST = [
 ]
 
 
-def _cli(*args: str, config: str | None) -> int:
+def _cli(*args: str, config: str | None, stdin: str | None = None) -> int:
+    """Run a `callcontrol` command in-process; ``stdin`` feeds its standard input (a PIN for
+    --pin-stdin: PINs never go on a command line, even in the demo)."""
     argv = list(args) + (["--config", config] if config else [])
-    return cli(argv)
+    if stdin is None:
+        return cli(argv)
+    saved, sys.stdin = sys.stdin, io.StringIO(stdin)
+    try:
+        return cli(argv)
+    finally:
+        sys.stdin = saved
 
 
 def seed(config: str | None, settings: Settings) -> None:
@@ -93,7 +102,10 @@ def seed(config: str | None, settings: Settings) -> None:
     log.info("creating the demo prison")
     for cell, number, name, pin, credit in PRISONERS:
         _cli("cell", "add", cell, "--wing", "A", config=config)
-        _cli("prisoner", "add", number, "--name", name, "--pin", pin, "--cell", cell, config=config)
+        _cli(
+            "prisoner", "add", number, "--name", name, "--pin-stdin", "--cell", cell,
+            config=config, stdin=f"{pin}\n",
+        )  # fmt: skip
         _cli(
             "account", "topup", number, str(credit), "--reference", f"demo-{number}", config=config
         )

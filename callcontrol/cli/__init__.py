@@ -101,7 +101,7 @@ def command(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from callcontrol.cli import admin, billing, ops, recordings, supervise  # use the helpers
+    from callcontrol.cli import admin, alerts, billing, ops, recordings, supervise  # helpers
 
     parents = [common_options()]
     parser = Parser(
@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops.register(sub, parents)
     recordings.register(sub, parents)
     supervise.register(sub, parents)
+    alerts.register(sub, parents)
     return parser
 
 
