@@ -22,6 +22,7 @@ from callcontrol.adapters.db.engine import (
     make_engine,
     session_factory,
 )
+from callcontrol.adapters.db.pin_store import SqlPinAlerts
 from callcontrol.adapters.db.settlement_store import SqlSettlementStore
 from callcontrol.adapters.db.supervise_store import SqlAuditLog, SqlSuperviseStore
 from callcontrol.adapters.http import HttpServer
@@ -96,7 +97,8 @@ def build_http_server(
         acceptances=acceptances,
     )
     tokens = TokenFile(settings.path(settings.http.tokens_file))
-    return HttpServer(make_app(supervisor, tokens), settings.http.host, settings.http.port)
+    app = make_app(supervisor, tokens, SqlPinAlerts(sessions))
+    return HttpServer(app, settings.http.host, settings.http.port)
 
 
 class Daemon:

@@ -22,6 +22,7 @@ from callcontrol.adapters.db.admin import AdminError
 from callcontrol.adapters.db.pin_models import HandsetPinState, PinLockout
 from callcontrol.domain.pin_lockout import LockState
 from callcontrol.services.authorise import HandsetLockout
+from callcontrol.services.supervise import Invalid, NotFound
 
 SYSTEM_ACTOR = "callcontrol"
 LOCKOUT_ACTION = "pin_lockout"
@@ -229,5 +230,10 @@ class SqlPinAlerts:
     async def unlock(
         self, cell: str, *, actor: str, role: str, reason: str, now: datetime
     ) -> Unlocked:
-        async with self.sessions.begin() as s:
-            return await unlock_handset(s, cell, actor=actor, role=role, reason=reason, now=now)
+        """As `cell unlock`; a refusal is the API's 404 (no such cell) or 400."""
+        try:
+            async with self.sessions.begin() as s:
+                return await unlock_handset(s, cell, actor=actor, role=role, reason=reason, now=now)
+        except AdminError as e:
+            kind = NotFound if str(e).startswith("no cell") else Invalid
+            raise kind(str(e)) from None
