@@ -54,6 +54,7 @@ class DemoCall:
     pin_tries: int = 1
 
 
+WRONG_PIN_CELL = "A1-03"
 BURST = [
     DemoCall("approved contact", "A1-01", "1234", "02079460000"),
     DemoCall("same number, international format", "A1-01", "1234", "00442079460000"),
@@ -61,7 +62,7 @@ BURST = [
     DemoCall("number not on the list", "A1-02", "2345", "02079460555"),
     DemoCall("contact still pending approval", "A1-01", "1234", "02079460321"),
     DemoCall("globally blocked number", "A1-03", "3456", "02079460666"),
-    DemoCall("wrong PIN, three times", "A1-03", "8642", "02079460000", pin_tries=3),
+    DemoCall("wrong PIN, three times", WRONG_PIN_CELL, "8642", "02079460000", pin_tries=3),
     DemoCall("emergency code (cells have call bells)", "A1-04", "4567", "999"),
     DemoCall("6p left: less than a minute to a mobile", "A1-04", "4567", "07911123456"),
 ]
@@ -130,6 +131,11 @@ def seed(config: str | None, settings: Settings) -> None:
 async def burst(settings: Settings, config: str | None) -> None:
     """Place the demo calls one after another with `callcontrol-sim call`, and show each."""
     sim = str(Path(sys.executable).parent / "callcontrol-sim")
+    # The wrong-PIN call's handset keeps its wrong PINs of earlier runs: a few runs would lock
+    # it (see docs/security-pins.md). Each demo starts it afresh, audited like any unlock.
+    why = "make run: the demo's wrong-PIN call starts afresh"
+    await asyncio.to_thread(_cli, "cell", "unlock", WRONG_PIN_CELL, "--reason", why, "--by", "demo",
+                            config=config)  # fmt: skip
     print("\n--- a burst of simulated calls (callcontrol-sim call ...) " + "-" * 24)
     for call in BURST:
         argv = [
