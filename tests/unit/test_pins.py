@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from callcontrol.config import REPO_ROOT
+from callcontrol.config import REPO_ROOT, ConfigError, Settings, SiteSettings
 from callcontrol.domain.pin_lockout import (
     LockState,
     guessing_estimate,
@@ -20,6 +20,7 @@ from callcontrol.domain.pins import (
     valid_pin_format,
     weak_pin,
 )
+from callcontrol.wiring import lockout_policy
 
 SECRET = b"site-secret"
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
@@ -190,3 +191,10 @@ def test_the_docs_show_the_figure_of_the_defaults() -> None:
     assert f"{e.with_own_pin.days} days" in text
     assert f"{e.years:.2f} years" in text
     assert f"{e.without_own_pin.days} days" in text
+
+
+def test_bad_lockout_settings_stop_the_daemon_at_start() -> None:
+    settings = Settings(site=SiteSettings(pin_lockout_growth=0.5))
+    with pytest.raises(ConfigError, match=r"\[site\] PIN lockout: growth"):
+        lockout_policy(settings)
+    assert lockout_policy(Settings()) == LockoutPolicy()
