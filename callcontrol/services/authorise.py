@@ -235,9 +235,13 @@ class Authoriser:
         return Decision.refuse(Reason.PIN_LOCKED, detail=f"handset locked until {until}")
 
     async def _wrong_pin(self, cell: str, now: datetime, state: LockState) -> LockState | None:
-        """Count a wrong PIN against the handset; the new state if it locks the handset."""
+        """Count a wrong PIN against the handset; the new state if it locks the handset.
+
+        The day's earlier wrong PINs are read before this one is written: a read that shares
+        a transaction begun earlier (SQLite's snapshot in ``reading()``) would not see it."""
+        earlier = await self.store.pin_failures_since(cell, now - PIN_DAY)
         await self.store.record_pin_failure(cell, now)
-        failures = await self.store.pin_failures_since(cell, now - PIN_DAY)
+        failures = [*earlier, now]
         until = lockout_after_failure(failures, now, self.lockout, state)
         if until is None:
             return None

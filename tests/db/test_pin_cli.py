@@ -102,7 +102,8 @@ async def _guess(url: str, pins: list[str]) -> None:
             clock=lambda: datetime.now(UTC),
         )
         for pin in pins:
-            await auth.check_pin(Handset("A1-01", "A1-01", True), pin, tries_left=3)
+            async with auth.reading():  # as the AGI conversation does: one session a try
+                await auth.check_pin(Handset("A1-01", "A1-01", True), pin, tries_left=3)
     finally:
         await engine.dispose()
 
