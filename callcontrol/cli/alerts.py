@@ -33,8 +33,10 @@ async def alerts(args: Args, settings: Settings) -> int:
         rows = [_plain(a) for a in await pin_store.alerts(s, now=now, days=args.days)]
     in_force = sum(1 for r in rows if r["status"] == "in force")
     text = table(rows, COLUMNS, f"no PIN lockouts in the last {args.days:g} days")
-    if rows:
+    if in_force:
         text += f"\n{in_force} handset(s) locked now; `callcontrol cell unlock CELL --reason R`"
+    elif rows:
+        text += "\nno handset locked now"
     emit(args, rows, text)
     return EXIT_OK
 
