@@ -12,9 +12,11 @@ from typing import Any
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.call_end import CallEndHandler
 from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
+from callcontrol.adapters.agi.secret import AgiSecretError, load_secret
 from callcontrol.adapters.agi.server import FastAgiServer
 from callcontrol.adapters.ami.channels import ChannelTracker
 from callcontrol.adapters.ami.session import AmiActionLost, AmiError, AmiSession, AmiUnavailable
+from callcontrol.adapters.anchor import AnchorError, SigningKey
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.engine import (
     check_schema_current,
@@ -22,14 +24,17 @@ from callcontrol.adapters.db.engine import (
     make_engine,
     session_factory,
 )
+from callcontrol.adapters.db.journal_store import SqlJournalStore
 from callcontrol.adapters.db.pin_store import SqlPinAlerts
 from callcontrol.adapters.db.settlement_store import SqlSettlementStore
 from callcontrol.adapters.db.supervise_store import SqlAuditLog, SqlSuperviseStore
 from callcontrol.adapters.http import HttpServer
 from callcontrol.adapters.http.api import make_app
 from callcontrol.adapters.http.auth import TokenFile
-from callcontrol.config import Settings
-from callcontrol.domain.call_end import read_journal
+from callcontrol.adapters.journal_file import JournalFile
+from callcontrol.config import ConfigError, Settings
+from callcontrol.services.chain_checkpoints import Checkpointer
+from callcontrol.services.journal import JournalFollower
 from callcontrol.services.recording_jobs import RecordingJobs
 from callcontrol.services.settle import Settler
 from callcontrol.services.supervise import CallControlGuard, Supervisor
@@ -62,27 +67,49 @@ def recordings_spool(settings: Settings) -> Path:
     return Lab(settings).recordings_spool
 
 
-def read_journal_file(path: Path) -> dict:
+def agi_secret(settings: Settings) -> str:
+    """The FastAGI shared secret from [agi] secret_file; ConfigError (one line) if it cannot
+    serve. Only the lab may create a missing file: elsewhere Asterisk's configuration must
+    already carry the secret, so a new one would only lock Asterisk out."""
+    path = settings.path(settings.agi.secret_file)
     try:
-        with path.open(encoding="utf-8", errors="replace") as f:
-            calls, bad = read_journal(f)
-    except FileNotFoundError:
-        return {}
-    for line in bad[-5:]:
-        log.warning("call journal %s: unreadable line %r", path, line[:200])
-    return calls
+        return load_secret(path, create=settings.lab.enabled, group=settings.agi.secret_group)
+    except AgiSecretError as e:
+        raise ConfigError(str(e)) from None
+
+
+# How often the daemon reads what Asterisk appended to the journal (only the new bytes, in a
+# thread) and checks whether it is due for rotation. Settling never waits for it: whoever needs
+# the journal catches up first.
+JOURNAL_POLL_S = 5.0
+
+
+async def keep_following(follower: JournalFollower, settings: Settings, poll_s: float) -> None:
+    """Read the journal as it grows, and rotate it when due, until cancelled. A failure is
+    logged and tried again at the next poll."""
+    a = settings.asterisk
+    while True:
+        try:
+            await follower.rotate_if_due(a.journal_rotate_bytes, a.journal_rotate_s, utcnow())
+        except Exception:
+            log.exception("could not read or rotate the call journal; will try again")
+        await asyncio.sleep(poll_s)
 
 
 # --- the supervision API (adapters/http, services/supervise) ---------------------------------
 
 
 def build_http_server(
-    settings: Settings, sessions: Any, ami: AmiSession, tracker: ChannelTracker, journal: Path
+    settings: Settings,
+    sessions: Any,
+    ami: AmiSession,
+    tracker: ChannelTracker,
+    journal: JournalFollower,
 ) -> HttpServer:
     """The officers' API: live calls, cut, listen, cells and prisoners; every act audited."""
 
     async def acceptances() -> dict[str, datetime]:
-        calls = await asyncio.to_thread(read_journal_file, journal)
+        calls = await journal.entries(c.uniqueid for c in tracker.live())
         return {uid: e.accepted_at for uid, e in calls.items() if e.accepted_at is not None}
 
     control = CallControlGuard(
@@ -101,6 +128,22 @@ def build_http_server(
     return HttpServer(app, settings.http.host, settings.http.port)
 
 
+# How often the daemon looks at the recording chain's head (one row read) to sign a checkpoint
+# when it moved; it signs one at least every [recording] checkpoint_interval_s anyway.
+CHECKPOINT_POLL_S = 60.0
+
+
+async def keep_checkpointing(checkpointer: Checkpointer, poll_s: float) -> None:
+    """Sign the chain's head when due, until cancelled. A failure (database down, disk full)
+    is logged and tried again at the next poll: it must not stop the daemon deciding calls."""
+    while True:
+        try:
+            await checkpointer.tick(utcnow())
+        except Exception:
+            log.exception("could not write a checkpoint of the recording chain; will try again")
+        await asyncio.sleep(poll_s)
+
+
 class Daemon:
     """Runs the FastAGI server, the AMI session and the supervision API until ``stop`` is set."""
 
@@ -114,7 +157,14 @@ class Daemon:
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
         s.pin_secret()  # no key, no PIN checks: refuse to start rather than refuse every call
+        # No key, no anchor for the recordings: refuse to start (made 0600 on first start).
+        try:
+            chain_key = SigningKey.load(s.path(s.recording.signing_key_file), create=True)
+        except AnchorError as e:
+            raise ConfigError(str(e)) from None
+        secret = agi_secret(s)  # no secret, no request Asterisk can prove its own: likewise
         engine = make_engine(database_url(s))
+        tasks: list[asyncio.Task[None]] = []
         try:
             await check_schema_current(engine)
             sessions = session_factory(engine)
@@ -123,11 +173,28 @@ class Daemon:
             settler = Settler(
                 SqlSettlementStore(sessions), free_drop_s=s.billing.free_drop_s, clock=utcnow
             )
-            journal = journal_path(s)
+            journal = JournalFollower(JournalFile(journal_path(s)), SqlJournalStore(sessions))
+            tasks.append(
+                asyncio.create_task(keep_following(journal, s, JOURNAL_POLL_S), name="call-journal")
+            )
             jobs = RecordingJobs(
                 sessions, recordings_spool(s), s.path(s.recording.store_dir), s.recording.bitrate
             )
             settler.on_settled.append(jobs.after_settlement)
+            checkpointer = Checkpointer(
+                sessions,
+                chain_key,
+                s.path(s.recording.checkpoints_file),
+                s.recording.checkpoint_interval_s,
+            )
+            tasks.append(
+                asyncio.create_task(
+                    keep_checkpointing(
+                        checkpointer, min(CHECKPOINT_POLL_S, s.recording.checkpoint_interval_s)
+                    ),
+                    name="chain-checkpoints",
+                )
+            )
             handler = CellCallHandler(
                 auth, PinPrompting(tries=s.site.pin_tries_per_call, digits=s.site.pin_digits)
             )
@@ -135,8 +202,14 @@ class Daemon:
                 {cv.CELL_CALL_SCRIPT: handler, cv.CALL_END_SCRIPT: CallEndHandler(settler)},
                 s.agi.host,
                 s.agi.port,
+                secret=secret,
+                allowed_peers=s.agi.allowed_peers,
                 read_timeout=s.agi.read_timeout_s,
                 session_timeout=s.agi.session_timeout_s,
+                handshake_timeout=s.agi.handshake_timeout_s,
+                max_sessions=s.agi.max_sessions,
+                max_sessions_per_peer=s.agi.max_sessions_per_peer,
+                max_handshakes=s.agi.max_handshakes,
             )
             self.ami = AmiSession(
                 s.ami.host, s.ami.port, s.ami.username, s.ami.secret, reconnect_s=s.ami.reconnect_s
@@ -153,8 +226,8 @@ class Daemon:
                 await asyncio.sleep(JOURNAL_GRACE_S)
                 if await settler.store.open_call(uniqueid) is None:
                     return  # settled already, or not a call of ours: no need to read the journal
-                calls = await asyncio.to_thread(read_journal_file, journal)
-                await settler.settle_after_hangup(uniqueid, calls.get(uniqueid), hung_up_at)
+                entry = await journal.entry(uniqueid)
+                await settler.settle_after_hangup(uniqueid, entry, hung_up_at)
 
             async def reconcile() -> None:
                 assert self.ami is not None
@@ -164,9 +237,10 @@ class Daemon:
                 except (AmiError, AmiActionLost) as e:
                     log.warning("could not list Asterisk's channels to reconcile calls: %s", e)
                     return
+                unsettled = await settler.store.unsettled_calls()
                 await settler.reconcile(
                     {c.get("Uniqueid", "") for c in live},
-                    read_journal_file(journal),
+                    await journal.entries(c.uniqueid for c in unsettled),
                     asterisk_lost_at=self.ami.lost_at,
                 )
                 await jobs.catch_up()
@@ -182,6 +256,9 @@ class Daemon:
             await stop.wait()
             log.info("stopping")
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if self.http is not None:
                 await self.http.stop()
             if self.agi is not None:

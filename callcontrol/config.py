@@ -99,6 +99,13 @@ class RecordingSettings:
     retention_days: int = 90
     # Opus in Ogg at this bit rate (bits per second) for the stereo speech recordings.
     bitrate: int = 24000
+    # The Ed25519 key that signs checkpoints of the recording chain (created 0600 on first use;
+    # never in the database). `callcontrol recordings export-key` prints its public half.
+    signing_key_file: str = "var/chain-signing-key"
+    # Signed checkpoints, appended one a line: ship this file off the host (rsync, syslog).
+    checkpoints_file: str = "var/chain-checkpoints"
+    # The daemon signs the chain's head when it moved, and at least this often when it did not.
+    checkpoint_interval_s: int = 3600
 
 
 @dataclass(frozen=True)
@@ -106,11 +113,13 @@ class HttpSettings:
     # The supervision API (officers and administrators), on the daemon.
     host: str = "127.0.0.1"
     port: int = 8088
-    # API tokens, one per line: "ROLE NAME TOKEN" (role officer or admin). Created by
-    # `callcontrol token add`.
+    # API tokens: their SHA-256 hashes, owners and roles, one JSON object a line (mode 0600).
+    # Written by `callcontrol token add|revoke`; the daemon re-reads it when it changes.
     tokens_file: str = "var/api-tokens"
-    # The token the CLI uses to call the API (or CALLCONTROL_HTTP_TOKEN).
+    # The token the CLI uses to call the API (or CALLCONTROL_HTTP_TOKEN), or a file holding it
+    # (or CALLCONTROL_HTTP_TOKEN_FILE; `--token-file`). Never on the command line.
     token: str = ""
+    token_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,8 +128,24 @@ class AgiSettings:
     port: int = 4573
     # A whole AGI conversation (PIN prompts included) must finish within this many seconds.
     session_timeout_s: float = 60.0
-    # Reading the AGI environment, or one reply, must finish within this many seconds.
+    # Each reply of Asterisk's to a command must arrive within this many seconds.
     read_timeout_s: float = 20.0
+    # Only these addresses or networks may connect (Asterisk's); others are closed at once.
+    allowed_peers: tuple[str, ...] = ("127.0.0.1", "::1")
+    # The secret every request must carry (the first path segment of Asterisk's CC_AGI_URL).
+    # The lab creates the file (mode 0640); elsewhere the daemon refuses to start without it.
+    secret_file: str = "var/agi-secret"
+    # The group the secret file is given when created: the one Asterisk runs as, to read it.
+    # Empty: the creating process's own group.
+    secret_group: str = ""
+    # A new connection's whole environment, with the secret, must arrive within this.
+    handshake_timeout_s: float = 2.0
+    # Sessions that presented the secret, all peers together.
+    max_sessions: int = 500
+    # Connections from one address that have not yet presented the secret, and from all
+    # addresses; when full, the oldest is closed to make room for the new one.
+    max_sessions_per_peer: int = 64
+    max_handshakes: int = 256
 
 
 @dataclass(frozen=True)
@@ -149,6 +174,10 @@ class AsteriskSettings:
     # The journal where Asterisk writes each call's acceptance and end (the daemon reads it to
     # settle calls it did not hear end). Empty: the lab's (in its spool folder).
     journal_file: str = ""
+    # The daemon moves the journal aside (to journal_file.<UTC time>, next to it) once it is this
+    # long, or its first line this old; `callcontrol journal rotate` does it at once.
+    journal_rotate_bytes: int = 16 * 1024 * 1024
+    journal_rotate_s: int = 86400
     rtp_start: int = 20000
     rtp_end: int = 24999
 
@@ -166,6 +195,10 @@ class LabSettings:
     # command line) are refused unless it is set. `make run` sets it through the environment
     # (CALLCONTROL_LAB_ENABLED=true).
     enabled: bool = False
+    # The lab's simulated handsets' SIP passwords (cell -> password, mode 0600): the database
+    # keeps only digest hashes, so `callcontrol cell add` (with [lab] enabled) and the load's
+    # provisioning write the passwords they make here for `callcontrol-sim` to dial with.
+    handsets_file: str = "var/lab-handsets.json"
 
 
 @dataclass(frozen=True)
@@ -192,16 +225,19 @@ class Settings:
         """The key for PIN hashes. With ``create``, a missing key file is made."""
         if self.security.pin_secret:
             return self.security.pin_secret.encode()
+        from callcontrol import private_files  # 0600 whatever the umask; too open: tightened
+
         path = self.path(self.security.pin_secret_file)
         if not path.exists():
             if not create:
                 raise ConfigError(
                     f"PIN secret file {path} is missing: PINs cannot be checked without it"
                 )
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_files.private_dir(path.parent)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_hex(32) + "\n")
+        private_files.tighten(path)
         value = path.read_text().strip()
         if len(value) < 16:
             raise ConfigError(f"PIN secret in {path} is too short (at least 16 characters)")
@@ -343,6 +379,26 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"[site] timezone {s.site.timezone!r} is not a known time zone") from None
     if not 1 <= s.site.pin_tries_per_call <= 10:
         raise ConfigError("[site] pin_tries_per_call must be between 1 and 10")
+    if not 60 <= s.recording.checkpoint_interval_s <= 3600:
+        raise ConfigError("[recording] checkpoint_interval_s must be between 60 and 3600")
+    _validate_agi(s.agi)
+
+
+def _validate_agi(agi: AgiSettings) -> None:
+    import ipaddress
+
+    for peer in agi.allowed_peers:
+        try:
+            ipaddress.ip_network(peer.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"[agi] allowed_peers: {peer!r} is not an IP address or network "
+                "(e.g. 127.0.0.1, ::1, 10.0.0.0/24)"
+            ) from None
+    if min(agi.max_sessions, agi.max_sessions_per_peer, agi.max_handshakes) < 1:
+        raise ConfigError("[agi] max_sessions, max_sessions_per_peer and max_handshakes: 1+")
+    if not 0 < agi.handshake_timeout_s <= agi.read_timeout_s:
+        raise ConfigError("[agi] handshake_timeout_s must be above 0 and at most read_timeout_s")
 
 
 def with_overrides(settings: Settings, **sections: dict[str, Any]) -> Settings:

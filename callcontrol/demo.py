@@ -99,6 +99,7 @@ def seed(config: str | None, settings: Settings) -> None:
 
     if asyncio.run(has_cells()):
         log.info("demo prison already in the database")
+        _known_passwords(config, settings)
         return
     log.info("creating the demo prison")
     for cell, number, name, pin, credit in PRISONERS:
@@ -126,6 +127,18 @@ def seed(config: str | None, settings: Settings) -> None:
         )
     for number, label in GLOBAL_BLOCKED:
         _cli("number", "block", number, "--label", label, config=config)
+
+
+def _known_passwords(config: str | None, settings: Settings) -> None:
+    """The database keeps only the handsets' digest hashes: a demo cell whose password the
+    lab's handsets file does not know (a database from before hashes) gets a new one."""
+    from callcontrol.lab import handsets
+
+    known = handsets.recall(handsets.path_of(settings))
+    for cell, *_ in PRISONERS:
+        if cell not in known:
+            log.info("demo cell %s: a new SIP password (the lab did not know its own)", cell)
+            _cli("cell", "set-password", cell, "--json", config=config)
 
 
 async def burst(settings: Settings, config: str | None) -> None:

@@ -101,7 +101,9 @@ def command(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import callcontrol.cli.journal as journal_commands
     from callcontrol.cli import admin, alerts, billing, ops, recordings, supervise  # helpers
+    from callcontrol.cli import agi as agi_cli
 
     parents = [common_options()]
     parser = Parser(
@@ -114,9 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     admin.register(sub, parents)
     billing.register(sub, parents)
+    journal_commands.register(sub, parents)
     ops.register(sub, parents)
     recordings.register(sub, parents)
     supervise.register(sub, parents)
+    agi_cli.register(sub, parents)
     alerts.register(sub, parents)
     return parser
 

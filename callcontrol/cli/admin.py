@@ -25,7 +25,17 @@ from callcontrol.adapters.db.engine import (
     upgrade,
 )
 from callcontrol.adapters.db.models import Cell, Contact, Prisoner
-from callcontrol.cli import Parents, admin_session, command, db_reason, group, row, table, who
+from callcontrol.cli import (
+    Parents,
+    admin_session,
+    cell_secrets,
+    command,
+    db_reason,
+    group,
+    row,
+    table,
+    who,
+)
 from callcontrol.cli import alerts as alerts_cli
 from callcontrol.cli import pins as pins_cli
 from callcontrol.cli import supervise as supervise_cli
@@ -81,17 +91,10 @@ async def db_upgrade(args: Args, settings: Settings) -> int:
 # --- cells -------------------------------------------------------------------------------------
 
 
-async def cell_add(args: Args, settings: Settings) -> int:
-    async with admin_session(settings) as s:
-        cell, password = await admin.add_cell(s, args.cell, args.sip_password, args.wing)
-    text = f"cell {cell.name} added; SIP username: {cell.sip_username}; SIP password: {password}"
-    return done(args, row(cell, CELL, sip_password=password), text)
-
-
 async def cell_disable(args: Args, settings: Settings) -> int:
     async with admin_session(settings) as s:
         cell = await admin.disable_cell(s, args.cell, args.reason)
-        await _audit(s, args, "disable", f"cell:{cell.name}")
+        await _audit(s, args, "disable", f"cell:{cell.name}", settings)
     why = f" ({cell.disabled_reason})" if cell.disabled_reason else ""
     text = f"cell {cell.name} disabled{why}: no calls from it"
     path = f"/cells/{quote(cell.name)}/cut-calls"
@@ -99,12 +102,23 @@ async def cell_disable(args: Args, settings: Settings) -> int:
     return await _cut_live_calls(args, settings, row(cell, CELL), text, path, reason)
 
 
-async def _audit(s: Any, args: Args, action: str, target: str) -> None:
-    """Every supervisory act from the command line goes into the audit log, like the API's."""
+async def _audit(
+    s: Any, args: Args, action: str, target: str, settings: Settings | None = None
+) -> None:
+    """Every supervisory act from the command line goes into the audit log, like the API's:
+    by the person whose API token was given (found in the tokens file), else the login name."""
+    owner = None
+    if settings is not None:
+        token = supervise_cli.api_token(args, settings)
+        owner = supervise_cli.token_owner(settings, token) if token else None
+    if owner is not None and owner.role != "admin" and action in ("enable", "resume"):
+        # As in the API: an officer cuts calls, only an admin lets them through again. (Not a
+        # boundary: whoever has the database's password may change it; a guard against slips.)
+        raise CliError(f"only an admin may {action} {target}: {owner.name}'s token is an officer's")
     await audit.record(
         s,
-        actor=who(args),
-        role="operator",
+        actor=owner.name if owner else who(args),
+        role=owner.role if owner else "operator",
         action=action,
         target=target,
         reason=getattr(args, "reason", "") or "",
@@ -127,7 +141,7 @@ async def _cut_live_calls(
 async def cell_enable(args: Args, settings: Settings) -> int:
     async with admin_session(settings) as s:
         cell = await admin.enable_cell(s, args.cell)
-        await _audit(s, args, "enable", f"cell:{cell.name}")
+        await _audit(s, args, "enable", f"cell:{cell.name}", settings)
     return done(args, row(cell, CELL), f"cell {cell.name} enabled")
 
 
@@ -204,7 +218,7 @@ async def prisoner_move(args: Args, settings: Settings) -> int:
 async def prisoner_suspend(args: Args, settings: Settings) -> int:
     async with admin_session(settings) as s:
         p = await admin.suspend_prisoner(s, args.prisoner, args.reason)
-        await _audit(s, args, "suspend", f"prisoner:{p.prison_number}")
+        await _audit(s, args, "suspend", f"prisoner:{p.prison_number}", settings)
         data = await _prisoner(s, p)
     why = f" ({p.suspended_reason})" if p.suspended_reason else ""
     text = f"prisoner {p.prison_number} suspended{why}: every call refused"
@@ -216,7 +230,7 @@ async def prisoner_suspend(args: Args, settings: Settings) -> int:
 async def prisoner_reinstate(args: Args, settings: Settings) -> int:
     async with admin_session(settings) as s:
         p = await admin.reinstate_prisoner(s, args.prisoner)
-        await _audit(s, args, "resume", f"prisoner:{p.prison_number}")
+        await _audit(s, args, "resume", f"prisoner:{p.prison_number}", settings)
         data = await _prisoner(s, p)
     return done(args, data, f"prisoner {p.prison_number} reinstated")
 
@@ -340,12 +354,13 @@ MINUTES = arg(
     help="the longest call in minutes; 0 for no limit of its own",
 )
 BY = arg("--by", metavar="NAME", help="who makes the change, for the history (default: you)")
-TOKEN = arg(
-    "--token",
-    metavar="TOKEN",
-    help="API token to cut live calls through the running daemon "
-    "(default: CALLCONTROL_HTTP_TOKEN, else [http] token)",
+TOKEN_FILE = arg(
+    "--token-file",
+    metavar="FILE",
+    help="a file holding the API token to cut live calls through the running daemon "
+    "(default: [http] token_file, else CALLCONTROL_HTTP_TOKEN)",
 )
+TOKEN_ARGV = arg("--token", metavar="TOKEN", help="the token itself: refused unless [lab] enabled")
 KINDS = ("social", "legal")
 PIN_HOW = (
     "The PIN ([site] pin_digits digits, default 4) is asked at the terminal (twice, not "
@@ -374,19 +389,23 @@ COMMANDS: tuple[tuple[str, str, Any, str, str, tuple[Arg, ...]], ...] = (
     ("db", "upgrade", db_upgrade, "bring the database schema up to date",
      "Create the tables, or apply the migrations that the database lacks. Safe to run again. "
      "Every other command refuses a database that is not at the latest schema.", ()),
-    ("cell", "add", cell_add, "add a cell and its handset's SIP account",
-     "Add a cell. Its handset registers to Asterisk as SIP user CELL with the password printed "
-     "(generated unless --sip-password is given): set it on the handset, then run "
-     "`callcontrol asterisk sync`.",
+    ("cell", "add", cell_secrets.cell_add, "add a cell and its handset's SIP account",
+     "Add a cell. Its handset authenticates to Asterisk as SIP user CELL with the password "
+     "printed once (generated unless --sip-password-stdin): set it on the handset, then run "
+     "`callcontrol asterisk sync`. Only its digest hash is stored.",
      (arg("cell", metavar="CELL", help="1 to 32 letters, digits, '-' or '_', e.g. A1-01"),
-      arg("--sip-password", metavar="P", help="12 to 128 printable characters without spaces, "
-          "';' or '#' (default: a random 24-character password)"),
+      *cell_secrets.ARGS,
       arg("--wing", metavar="W", default="", help="the wing or landing, for lists"))),
+    ("cell", "set-password", cell_secrets.cell_set_password, "give a handset a new SIP password",
+     "Replace a cell handset's SIP password (a handset replaced, a password exposed): printed "
+     "once (generated unless --sip-password-stdin); only its digest hash is stored. The old "
+     "one stops working at the next `callcontrol asterisk sync`.",
+     (CELL_ARG, *cell_secrets.ARGS)),
     ("cell", "disable", cell_disable, "refuse every call from a cell's handset",
      "Disable a cell: every call from its handset is refused (and `callcontrol asterisk sync` "
      "leaves it out) until it is enabled. Its live calls are cut through the running daemon's "
-     "API when a token is given (--token, CALLCONTROL_HTTP_TOKEN or [http] token).",
-     (CELL_ARG, REASON, TOKEN)),
+     "API when a token is given (--token-file, CALLCONTROL_HTTP_TOKEN or [http] token_file).",
+     (CELL_ARG, REASON, TOKEN_FILE, TOKEN_ARGV)),
     ("cell", "enable", cell_enable, "let a disabled cell call again",
      "Enable a disabled cell: its handset may call again.", (CELL_ARG,)),
     ("cell", "unlock", alerts_cli.cell_unlock, "end a handset's PIN lockout (audited)",
@@ -412,8 +431,9 @@ COMMANDS: tuple[tuple[str, str, Any, str, str, tuple[Arg, ...]], ...] = (
      (PRISONER_ARG, arg("--cell", required=True, metavar="CELL", help="the new cell"))),
     ("prisoner", "suspend", prisoner_suspend, "refuse every call of a prisoner",
      "Suspend a prisoner: every call they try is refused until they are reinstated. Their "
-     "live calls are cut through the running daemon's API when a token is given (--token, "
-     "CALLCONTROL_HTTP_TOKEN or [http] token).", (PRISONER_ARG, REASON, TOKEN)),
+     "live calls are cut through the running daemon's API when a token is given (--token-file, "
+     "CALLCONTROL_HTTP_TOKEN or [http] token_file).",
+     (PRISONER_ARG, REASON, TOKEN_FILE, TOKEN_ARGV)),
     ("prisoner", "reinstate", prisoner_reinstate, "let a suspended prisoner call again",
      "Reinstate a suspended prisoner.", (PRISONER_ARG,)),
     ("prisoner", "list", prisoner_list, "list the prisoners",

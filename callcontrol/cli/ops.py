@@ -157,15 +157,17 @@ async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
         async with engine.connect() as conn:
             rows = (
                 await conn.execute(
-                    select(m.Cell.name, m.Cell.sip_username, m.Cell.sip_password).where(
-                        m.Cell.enabled.is_(True)
-                    )
+                    select(
+                        m.Cell.name, m.Cell.sip_username, m.Cell.sip_realm, m.Cell.sip_md5_cred
+                    ).where(m.Cell.enabled.is_(True))
                 )
             ).all()
     finally:
         await engine.dispose()
     try:
-        text = render(CellEndpoint(r.name, r.sip_username, r.sip_password) for r in rows)
+        text = render(
+            CellEndpoint(r.name, r.sip_username, r.sip_realm, r.sip_md5_cred) for r in rows
+        )
     except ValueError as e:
         raise CliError(str(e), EXIT_FAILED) from None
     path = cells_conf_path(settings)

@@ -16,6 +16,8 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
+from callcontrol.adapters import anchor
+from callcontrol.adapters.anchor import AnchorError, PublicKey, SigningKey
 from callcontrol.adapters.db import audit
 from callcontrol.adapters.db.engine import (
     DatabaseError,
@@ -28,6 +30,7 @@ from callcontrol.adapters.db.models import utcnow
 from callcontrol.cli import Parents, command, db_reason, group, row, table, who
 from callcontrol.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, emit, fail
 from callcontrol.config import Settings
+from callcontrol.services import chain_checkpoints
 from callcontrol.services import recordings as store
 from callcontrol.services.recordings import Receipt, RecordingError, Sessions, StoreDamaged
 
@@ -58,6 +61,8 @@ async def store_sessions(settings: Settings) -> AsyncIterator[Sessions]:
         raise CliError(str(e), EXIT_FAILED) from None
     except DBAPIError as e:
         raise CliError(f"database error: {db_reason(e)}", EXIT_FAILED) from None
+    except AnchorError as e:
+        raise CliError(str(e), EXIT_FAILED) from None
     except OSError as e:
         raise CliError(f"{e.strerror or e}: {e.filename or ''}".rstrip(": "), EXIT_FAILED) from None
     finally:
@@ -66,6 +71,17 @@ async def store_sessions(settings: Settings) -> AsyncIterator[Sessions]:
 
 def store_dir(settings: Settings) -> Path:
     return settings.path(settings.recording.store_dir)
+
+
+def signing_key(settings: Settings, create: bool = False) -> SigningKey:
+    try:
+        return SigningKey.load(settings.path(settings.recording.signing_key_file), create)
+    except AnchorError as e:
+        raise CliError(str(e), EXIT_FAILED) from None
+
+
+def checkpoints_file(settings: Settings) -> Path:
+    return settings.path(settings.recording.checkpoints_file)
 
 
 def positive(value: str) -> int:
@@ -101,18 +117,64 @@ async def recordings_list(args: Args, settings: Settings) -> int:
 
 
 async def recordings_verify(args: Args, settings: Settings) -> int:
+    public = _public_key(args.public_key) if args.public_key else None
     async with store_sessions(settings) as sessions:
         problems = await store.verify(sessions, store_dir(settings))
         totals = await store.summary(sessions)
+        anchored = None
+        if public is not None:
+            files = [Path(f) for f in args.checkpoints] or [checkpoints_file(settings)]
+            found: list[Any] = []
+            for f in files:
+                found += list(anchor.read(f))
+            found += await chain_checkpoints.stored(sessions)
+            more, anchored = await chain_checkpoints.verify(sessions, public, found)
+            problems += more
     data = {"ok": not problems, "problems": problems} | totals._asdict()
+    if anchored is not None:
+        data["checkpoints"] = anchored
     if not problems:
         text = (
             f"chain of {totals.recordings} recordings verified ({totals.entries} entries; "
             f"{totals.purged} purged, with their deletion receipts)"
         )
+        if anchored is not None:
+            text += f"; it extends all {anchored} signed checkpoint(s)"
         return done(args, data, text)
     emit(args, data, "\n".join(problems))
     return fail(f"the recording store failed verification: {len(problems)} problem(s)", EXIT_FAILED)
+
+
+def _public_key(path: str) -> PublicKey:
+    try:
+        return PublicKey.load(Path(path).expanduser())
+    except AnchorError as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+
+
+async def recordings_checkpoint(args: Args, settings: Settings) -> int:
+    key = signing_key(settings, create=True)
+    async with store_sessions(settings) as sessions:
+        cp = await chain_checkpoints.write(sessions, key, checkpoints_file(settings), utcnow())
+    data = {"entries": cp.entries, "head": cp.head, "at": cp.at.isoformat(), "line": cp.line()}
+    return done(args, data, cp.line())
+
+
+def recordings_export_key(args: Args, settings: Settings) -> int:
+    key = signing_key(settings, create=True)
+    pem = anchor.public_pem(key.public)
+    if args.to:
+        to = Path(args.to).expanduser()
+        if to.exists():
+            raise CliError(f"{to} already exists: it is not overwritten")
+        try:
+            to.write_text(pem)
+        except OSError as e:
+            raise CliError(f"{to}: {e.strerror}", EXIT_FAILED) from None
+        return done(
+            args, {"key_id": key.key_id, "to": str(to)}, f"public key {key.key_id} written to {to}"
+        )
+    return done(args, {"key_id": key.key_id, "public_key": pem}, pem.rstrip("\n"))
 
 
 async def recordings_missing(args: Args, settings: Settings) -> int:
@@ -136,10 +198,17 @@ def _receipt(r: Receipt) -> dict[str, Any]:
 
 async def recordings_purge(args: Args, settings: Settings) -> int:
     days = args.older_than_days or settings.recording.retention_days
+    # The key first: a purge that could not be anchored by a checkpoint is not started.
+    key = None if args.dry_run else signing_key(settings, create=True)
+    checkpoint = None
     async with store_sessions(settings) as sessions:
         receipts = await store.purge(
             sessions, store_dir(settings), utcnow(), days, who(args), dry_run=args.dry_run
         )
+        if key is not None:
+            checkpoint = await chain_checkpoints.write(
+                sessions, key, checkpoints_file(settings), utcnow()
+            )
     rows = [_receipt(r) for r in receipts]
     verb = "would purge" if args.dry_run else "purged"
     text = f"{verb} {len(rows)} recording(s) that started more than {days} days ago"
@@ -147,6 +216,9 @@ async def recordings_purge(args: Args, settings: Settings) -> int:
         columns = ("recording_id", "call_id", "file", "chain_entry", "sha256")
         text += "\n" + table(rows, columns, "")
     data = {"dry_run": args.dry_run, "older_than_days": days, "receipts": rows}
+    if checkpoint is not None:
+        data["checkpoint"] = checkpoint.line()
+        text += f"\nchain checkpoint signed: {checkpoint.entries} entries"
     return done(args, data, text)
 
 
@@ -211,9 +283,33 @@ COMMANDS: tuple[tuple[str, str, Any, str, str, tuple[Any, ...]], ...] = (
       _limit(100))),
     ("recordings", "verify", recordings_verify, "check the chain, every row and every file",
      "Walk the hash chain and check every recording's row against its entry, every file "
-     "against its SHA-256, and every purged recording against its deletion receipt. Exit "
-     "status 0 when all is as it was written; 1, with every problem on a line of its own, when "
-     "not.", ()),
+     "against its SHA-256, and every purged recording against its deletion receipt. With "
+     "--public-key, also check every signed checkpoint (from --checkpoints FILE, default "
+     "[recording] checkpoints_file, and the database's copies): its signature, and that the "
+     "chain still extends it (as many entries at least, the same hash at its position). That "
+     "catches a chain rewritten whole, or cut short, by someone who owns the database but not "
+     "the key. Exit status 0 when all is as it was written; 1, with every problem on a line of "
+     "its own, when not.",
+     ((("--public-key",), {"metavar": "FILE",
+                           "help": "the chain's public key (PEM, from `recordings export-key`); "
+                                   "keep your trusted copy off the host"}),
+      (("--checkpoints",), {"metavar": "FILE", "action": "append", "default": [],
+                            "help": "a checkpoints file to check against (repeatable; default "
+                                    "[recording] checkpoints_file); use the copy shipped off "
+                                    "the host"}))),
+    ("recordings", "checkpoint", recordings_checkpoint, "sign the chain's head now",
+     "Sign a checkpoint of the chain's head (its length and last hash, now) with the key in "
+     "[recording] signing_key_file (created 0600 if missing) and append it to [recording] "
+     "checkpoints_file. The daemon does this by itself when the chain moves, at least hourly, "
+     "and every purge does it too.", ()),
+    ("recordings", "export-key", recordings_export_key, "print the chain's public key",
+     "Print (or write to --to FILE) the public half of the key that signs the chain's "
+     "checkpoints, as PEM. Keep it, and copies of [recording] checkpoints_file, off this host: "
+     "for example `rsync -a var/chain-checkpoints backup:/srv/evidence/` from cron every few "
+     "minutes, or `tail -F var/chain-checkpoints | logger -t callcontrol-chain -n LOGHOST` "
+     "into a remote syslog. `recordings verify --public-key FILE --checkpoints COPY` then "
+     "shows whether the database's chain still extends what was signed.",
+     ((("--to",), {"metavar": "FILE", "help": "write it to FILE (must not exist)"}),)),
     ("recordings", "missing", recordings_missing, "list calls whose recording is missing",
      "List calls that should have a recording but have none (the spool file was missing, "
      "empty or not audio), oldest first.",

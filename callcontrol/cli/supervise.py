@@ -1,8 +1,10 @@
 """Officers' commands through the daemon's supervision API: `calls live|cut|listen`; and
-`token add`, which writes the API tokens file.
+`token add|list|revoke`, which keep the API tokens file.
 
-The API is at [http] host:port; the token comes from --token, else CALLCONTROL_HTTP_TOKEN or
-[http] token. Exit status: 0 done; 1 could not be done (no daemon reached, Asterisk not
+The API is at [http] host:port. The token is read from --token-file FILE (or [http] token_file,
+CALLCONTROL_HTTP_TOKEN_FILE), else CALLCONTROL_HTTP_TOKEN (or [http] token): never from the
+command line, where every local account sees it (ps, /proc, shell history); --token is refused
+unless [lab] enabled. Exit status: 0 done; 1 could not be done (no daemon reached, Asterisk not
 connected, an action whose outcome is unknown, a daemon error); 2 refused (bad arguments, no
 or bad token, wrong role, no such call, listening to a privileged call, ...). Every error is
 one line on stderr, with the API's own words when it answered.
@@ -12,12 +14,17 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
+import stat
+import sys
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from callcontrol.adapters.http.auth import ROLES, TokenError, add_token
-from callcontrol.cli import Parents, command, group, table
+from callcontrol.adapters.http.auth import ROLES, Principal, TokenError, digest, parse_tokens
+from callcontrol.adapters.http.token_store import add_token, list_tokens, revoke_token
+from callcontrol.cli import Parents, command, group, table, who
 from callcontrol.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, emit
 from callcontrol.config import Settings
 
@@ -28,8 +35,12 @@ CONNECT_TIMEOUT_S = 3.0
 LISTEN_TIMEOUT_S = 45.0  # the officer's phone rings up to 30 s
 NOT_REACHED = "no running daemon reached: no call cut"
 NO_TOKEN = (
-    "no API token (--token, CALLCONTROL_HTTP_TOKEN or [http] token): live calls not cut "
-    "through the daemon; new calls are refused"
+    "no API token (--token-file, CALLCONTROL_HTTP_TOKEN or [http] token_file): live calls not "
+    "cut through the daemon; new calls are refused"
+)
+TOKEN_ON_ARGV = (
+    "--token puts the token on the command line, where every local account can read it: "
+    "use --token-file FILE or CALLCONTROL_HTTP_TOKEN ([lab] enabled allows it in the lab)"
 )
 
 
@@ -62,9 +73,40 @@ def base_url(settings: Settings) -> str:
     return f"http://{host}:{settings.http.port}"
 
 
+def _read_token_file(path: Path) -> str:
+    try:
+        st = os.stat(path)
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise CliError(f"cannot read the token file {path}: {getattr(e, 'strerror', e)}") from None
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        print(f"callcontrol: warning: {path} is readable by others: chmod 600 it", file=sys.stderr)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise CliError(f"the token file {path} is empty")
+    return lines[0]
+
+
 def api_token(args: Args, settings: Settings) -> str:
-    """--token, else [http] token (which CALLCONTROL_HTTP_TOKEN overrides)."""
-    return (getattr(args, "token", None) or settings.http.token or "").strip()
+    """The CLI's token: --token-file (or [http] token_file), else [http] token (which
+    CALLCONTROL_HTTP_TOKEN overrides); --token only where [lab] enabled."""
+    if getattr(args, "token", None):
+        if not settings.lab.enabled:
+            raise CliError(TOKEN_ON_ARGV, EXIT_USAGE)
+        return str(args.token).strip()
+    file = getattr(args, "token_file", None) or settings.http.token_file
+    if file:
+        return _read_token_file(settings.path(file))
+    return (settings.http.token or "").strip()
+
+
+def token_owner(settings: Settings, token: str) -> Principal | None:
+    """Whose token this is, by the tokens file, if this account can read it (else None)."""
+    try:
+        text = settings.path(settings.http.tokens_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return parse_tokens(text)[0].get(digest(token))
 
 
 async def api(
@@ -105,7 +147,10 @@ async def api(
 def _need_token(args: Args, settings: Settings) -> str:
     token = api_token(args, settings)
     if not token:
-        raise CliError("no API token: give --token, or set CALLCONTROL_HTTP_TOKEN or [http] token")
+        raise CliError(
+            "no API token: give --token-file FILE, or set CALLCONTROL_HTTP_TOKEN or "
+            "[http] token_file"
+        )
     return token
 
 
@@ -189,19 +234,52 @@ async def cut_live_calls(settings: Settings, path: str, reason: str, token: str)
 # --- tokens ------------------------------------------------------------------------------------
 
 
-def token_add(args: Args, settings: Settings) -> int:
-    path = settings.path(settings.http.tokens_file)
+def _tokens_path(settings: Settings) -> Path:
+    return settings.path(settings.http.tokens_file)
+
+
+def _entry(entry: Any) -> dict[str, Any]:
+    fields = ("id", "person", "role", "created_at", "created_by", "revoked_at", "revoked_by")
+    data = {f: getattr(entry, f) for f in fields}
+    return data | {"active": entry.active}
+
+
+def _token_call(fn: Any, path: Path, *a: Any) -> Any:
     try:
-        token = add_token(path, args.name, args.role)
+        return fn(path, *a)
     except TokenError as e:
         raise CliError(str(e), EXIT_USAGE) from None
     except OSError as e:
         raise CliError(f"cannot write {path}: {e.strerror or e}", EXIT_FAILED) from None
-    data = {"name": args.name, "role": args.role, "token": token, "file": str(path)}
+
+
+def token_add(args: Args, settings: Settings) -> int:
+    path = _tokens_path(settings)
+    token, entry = _token_call(add_token, path, args.person, args.role, who(args))
+    data = _entry(entry) | {"token": token, "file": str(path)}
     text = (
-        f"token for {args.name} ({args.role}) added to {path}; it is shown only this once:\n{token}"
+        f"token {entry.id} for {entry.person} ({entry.role}) added to {path}; "
+        f"it is shown only this once:\n{token}"
     )
     emit(args, data, text)
+    return EXIT_OK
+
+
+def token_list(args: Args, settings: Settings) -> int:
+    rows = [_entry(e) for e in _token_call(lambda p: list_tokens(p), _tokens_path(settings))]
+    if not args.all:
+        rows = [r for r in rows if r["active"]]
+    columns = ("id", "person", "role", "created_at", "created_by")
+    if args.all:
+        columns += ("revoked_at", "revoked_by")
+    emit(args, rows, table(rows, columns, "no tokens"))
+    return EXIT_OK
+
+
+def token_revoke(args: Args, settings: Settings) -> int:
+    entry = _token_call(revoke_token, _tokens_path(settings), args.id, who(args))
+    text = f"token {entry.id} of {entry.person} ({entry.role}) revoked: refused from now on"
+    emit(args, _entry(entry), text)
     return EXIT_OK
 
 
@@ -213,11 +291,19 @@ EXIT_HELP = (
 )
 
 
-def _token_option(parser: argparse.ArgumentParser) -> None:
+def token_options(parser: argparse.ArgumentParser, help: str = "API token") -> None:
+    """--token-file, and --token (refused unless [lab] enabled)."""
+    parser.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help=f"a file holding the {help} (mode 0600; default: [http] token_file, "
+        "else CALLCONTROL_HTTP_TOKEN)",
+    )
     parser.add_argument(
         "--token",
         metavar="TOKEN",
-        help="API token (default: CALLCONTROL_HTTP_TOKEN, else [http] token)",
+        help="the token itself: refused unless [lab] enabled (on the command line every "
+        "local account can read it)",
     )
 
 
@@ -266,23 +352,48 @@ def register(sub: argparse._SubParsersAction, parents: Parents) -> None:
     )
     listen.add_argument("--reason", default="", metavar="R", help="why, for the audit log")
     for parser in (live, cut, listen):
-        _token_option(parser)
+        token_options(parser)
 
     tokens = group(
         sub,
         "token",
         "API tokens for officers and administrators",
-        "API tokens, kept in [http] tokens_file (ROLE NAME TOKEN lines); the daemon reads "
-        "the file again whenever it changes. Remove a line to revoke a token.",
+        "API tokens, each belonging to a named person, kept as SHA-256 hashes in [http] "
+        "tokens_file; the daemon reads the file again whenever it changes. The audit log "
+        "names the token's person.",
     )
     add = command(
         tokens,
         "add",
         parents,
         token_add,
-        "make a token",
-        "Make a random token for NAME and append it to the tokens file (mode 0600). The "
-        "token is printed once, never again.",
+        "make a token for a person",
+        "Make a random token for a person and store its hash in the tokens file (mode 0600). "
+        "The token is printed once, never again: give it to the person, who keeps it in a "
+        "file of their own (--token-file) or in CALLCONTROL_HTTP_TOKEN. One active token per "
+        "person: revoke the old one first.",
     )
-    add.add_argument("name", metavar="NAME", help="who the token is for, e.g. officer.smith")
+    add.add_argument(
+        "--person", required=True, metavar="NAME", help='who the token is for, e.g. "Jane Officer"'
+    )
     add.add_argument("--role", required=True, choices=ROLES, help="officer or admin")
+    listing = command(
+        tokens,
+        "list",
+        parents,
+        token_list,
+        "list the tokens (never the tokens themselves)",
+        "List the active tokens: id, person, role, when and by whom made. The tokens "
+        "themselves are not stored and cannot be shown.",
+    )
+    listing.add_argument("--all", action="store_true", help="revoked tokens too")
+    revoke = command(
+        tokens,
+        "revoke",
+        parents,
+        token_revoke,
+        "revoke a token at once",
+        "Revoke a token: the daemon refuses it from its next request. The entry stays in "
+        "the file, marked revoked (see `token list --all`).",
+    )
+    revoke.add_argument("id", metavar="ID", help="the token's id (see `callcontrol token list`)")

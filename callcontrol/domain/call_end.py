@@ -126,3 +126,57 @@ def ended_by(end: CallEnd, caller_channel: str, limit_s: int | None) -> str:
     if source and end.hangup_cause in PARTY_CAUSES:
         return "called"
     return "system"
+
+
+# --- the journal read in pieces -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JournalPosition:
+    """Where reading the journal stopped: the file (device and inode, which a rename keeps) and
+    the offset of the first byte not yet read."""
+
+    device: int
+    inode: int
+    offset: int
+
+
+def complete_lines(data: bytes) -> tuple[list[str], int]:
+    """The whole lines in ``data`` (each ended by a newline) and how many bytes they take.
+
+    What follows the last newline is a line Asterisk may still be writing: it is not consumed,
+    and is read again, whole, next time.
+    """
+    end = data.rfind(b"\n") + 1
+    if end == 0:
+        return [], 0
+    return data[:end].decode("utf-8", errors="replace").splitlines(), end
+
+
+def merge(old: JournalEntry | None, new: JournalEntry) -> JournalEntry:
+    """What the journal says of a call, from what was read before and what was read now (in
+    that order). Reading a line twice changes nothing, so a piece may be reread safely."""
+    if old is None:
+        return new
+    accepted = new.accepted_at or old.accepted_at
+    end = new.end or old.end
+    if end is not None and end.accepted_at is None and accepted is not None:
+        end = CallEnd(
+            end.uniqueid, accepted, end.ended_at, end.dial_status, end.hangup_cause,
+            end.hangup_source,
+        )  # fmt: skip
+    return JournalEntry(accepted_at=end.accepted_at if end else accepted, end=end)
+
+
+def line_time(line: str) -> datetime | None:
+    """When a journal line was written (its acceptance's or end's time), or None if unreadable."""
+    kind, _, rest = line.rstrip("\r\n").partition("|")
+    parts = rest.split("|")
+    try:
+        if kind == "accepted" and len(parts) >= 2:
+            return epoch(parts[1])
+        if kind == "ended" and len(parts) >= 3:
+            return epoch(parts[2])
+    except ValueError:
+        return None
+    return None

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from callcontrol import channel_vars as cv
+from callcontrol.adapters.agi.secret import AgiSecretError, load_secret
 from callcontrol.config import REPO_ROOT, Settings
 
 log = logging.getLogger("callcontrol.lab")
@@ -36,6 +37,10 @@ _CONTEXT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # An AGI() script: an agi:// URL or a path. Nothing that the dialplan would read as an argument
 # separator, a comment, an expression or a variable.
 _AGI_TARGET = re.compile(r"[A-Za-z0-9_./:@+-]{1,255}")
+# Rendered files hold the FastAGI secret (extensions.conf) and the AMI's (manager.conf), and
+# Asterisk's log the URLs it ran AGI() with: for Asterisk's user and group only.
+PRIVATE_FILE = 0o640
+PRIVATE_DIR = 0o750
 
 
 class LabError(Exception):
@@ -84,6 +89,14 @@ def _checked_agi(target: str) -> str:
     return target
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write a rendered file with mode 0640 (whatever the umask, and if it existed before)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(fd, PRIVATE_FILE)
+        f.write(text)
+
+
 class Lab:
     """One named lab. ``cells_context`` is the dialplan context of the cell handsets' endpoints;
     ``decide_agi`` the AGI() that decides their calls in the cells context (None: the daemon's
@@ -105,6 +118,7 @@ class Lab:
         self.root = self._choose_root()
         self.cells_context = _checked_context(cells_context)
         self.decide_agi = None if decide_agi is None else _checked_agi(decide_agi)
+        self._agi_secret: str | None = None
 
     # --- where things are -------------------------------------------------------------------
     def _choose_root(self) -> Path:
@@ -171,9 +185,23 @@ class Lab:
         return self.inside(self.conf_dir) / CELLS_CONF
 
     @property
+    def agi_secret(self) -> str:
+        """The FastAGI shared secret, from [agi] secret_file: the lab creates the file (0640)
+        when it is missing, and the daemon reads the same one."""
+        if self._agi_secret is None:
+            agi = self.settings.agi
+            try:
+                path = self.settings.path(agi.secret_file)
+                self._agi_secret = load_secret(path, create=True, group=agi.secret_group)
+            except AgiSecretError as e:
+                raise LabError(str(e)) from None
+        return self._agi_secret
+
+    @property
     def agi_url(self) -> str:
-        """The daemon's FastAGI address."""
-        return f"agi://{self.settings.agi.host}:{self.settings.agi.port}"
+        """CC_AGI_URL: the daemon's FastAGI address, the shared secret as its first path
+        segment, so that every AGI(${CC_AGI_URL}/route,...) carries it. Never log it."""
+        return f"agi://{self.settings.agi.host}:{self.settings.agi.port}/{self.agi_secret}"
 
     @property
     def daemon_decide_agi(self) -> str:
@@ -247,6 +275,8 @@ class Lab:
         (conf / "dialplan").mkdir(parents=True, exist_ok=True)
         for d in (self.log_dir, self.run_dir, self.spool_dir, self.lib_dir):
             self.inside(d).mkdir(parents=True, exist_ok=True)
+        for private in (conf, conf / "dialplan", self.inside(self.log_dir)):
+            private.chmod(PRIVATE_DIR)
         sources = [(p, conf / p.name) for p in CONF_SOURCE.glob("*.conf")]
         sources += [(p, conf / "dialplan" / p.name) for p in DIALPLAN_SOURCE.glob("*.conf")]
         if not any(
@@ -264,7 +294,7 @@ class Lab:
             left = re.findall(r"@@[A-Z_]+@@", text)
             if left:
                 raise LabError(f"{src}: unknown placeholder(s) {', '.join(sorted(set(left)))}")
-            dst.write_text(text)
+            _write_private(dst, text)
         sounds = conf / "sounds"
         sounds.mkdir(exist_ok=True)
         for src in (CONF_SOURCE / "sounds").glob("*"):
@@ -363,7 +393,8 @@ class Lab:
             f"CC_CELLS_CONTEXT={self.cells_context}",
         ):
             if want not in shown:
-                raise LabError(f"lab {self.name}: the dialplan did not take {want}")
+                told = want.replace(self.agi_secret, "***")  # never the secret in a message
+                raise LabError(f"lab {self.name}: the dialplan did not take {told}")
         cell = self._a_cell_endpoint()
         if cell is not None:
             shown = (self._rx(f"pjsip show endpoint {cell}") or "").split("\n")

@@ -36,6 +36,9 @@ ENDPOINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 CUT, LISTEN, LISTEN_REFUSED, LISTEN_FAILED = "cut", "listen", "listen_refused", "listen_failed"
 DISABLE, ENABLE = "disable", "enable"  # a cell
 SUSPEND, RESUME = "suspend", "resume"  # a prisoner
+# Letting calls through again (enabling a cell, reinstating a prisoner) undoes an act that may
+# have been an admin's: only an admin may. An officer may still cut calls (disable, suspend).
+ADMIN_ROLE = "admin"
 
 
 # --- errors: the service's own; the HTTP edge maps them -------------------------------------
@@ -253,6 +256,17 @@ def clean_reason(reason: Any, required: bool = False) -> str:
     return reason
 
 
+def _need_admin(actor: Actor, act: str) -> None:
+    """Refused unless ``actor`` is an admin (checked here too, not only at the HTTP edge)."""
+    if actor.role != ADMIN_ROLE:
+        log.warning(
+            "REFUSED %s (%s) may not %s: the admin role is needed", actor.name, actor.role, act
+        )
+        raise Refused(
+            f"only an admin may {act}: an officer may cut calls, not let them through again"
+        )
+
+
 def officer_endpoint(text: Any) -> str:
     """The endpoint name from "PJSIP/officer-1" or "officer-1"; Invalid for anything else."""
     if not isinstance(text, str) or not text.strip():
@@ -458,6 +472,8 @@ class Supervisor:
         return await self.cut_cell_calls(actor, name, why or f"cell {name} disabled")
 
     async def enable_cell(self, actor: Actor, name: str, reason: Any = "") -> None:
+        """Let the cell call again (an admin's act only: see ADMIN_ROLE)."""
+        _need_admin(actor, f"enable cell {name}")
         note = self._note(actor, ENABLE, f"cell:{name}", clean_reason(reason))
         await self.store.set_cell_enabled(name, True, "", note)
         log.info("CELL %s enabled by %s", name, actor.name)
@@ -475,6 +491,8 @@ class Supervisor:
         return await self.cut_prisoner_calls(actor, number, why or f"prisoner {number} suspended")
 
     async def reinstate_prisoner(self, actor: Actor, number: str, reason: Any = "") -> None:
+        """Let the prisoner call again (an admin's act only: see ADMIN_ROLE)."""
+        _need_admin(actor, f"reinstate prisoner {number}")
         note = self._note(actor, RESUME, f"prisoner:{number}", clean_reason(reason))
         await self.store.set_prisoner_active(number, True, "", note)
         log.info("PRISONER %s reinstated by %s", number, actor.name)

@@ -448,9 +448,13 @@ async def _query(settings: Settings, sql: str, params: dict[str, Any]) -> list[A
 
 
 async def cell_password(settings: Settings, cell: str) -> str | None:
-    """The cell's SIP password from the callcontrol database, None if unavailable."""
-    row = await _query(settings, "SELECT sip_password FROM cells WHERE name=:n", {"n": cell})
-    return row[0] if row else None
+    """The cell's SIP password from the lab's handsets file, None if unknown.
+
+    The database keeps only a digest hash of it (which a SIP client cannot dial with); the
+    lab writes the passwords it makes to [lab] handsets_file (callcontrol/lab/handsets.py)."""
+    from callcontrol.lab import handsets
+
+    return handsets.recall(handsets.path_of(settings)).get(cell)
 
 
 async def call_decision(

@@ -5,7 +5,7 @@
                               hold=5)
 
 Asterisk's SIP port and the called party's port come from ``[asterisk] pjsip_port`` and
-``pstn_port`` unless given; the SIP password from the cell's row in the database unless given.
+``pstn_port`` unless given; the SIP password from the lab's handsets file unless given.
 ``callcontrol-sim call`` runs exactly this. The lower-level ``callcontrol.simulator.call``
 (``place_call(HandsetCall, ...)``) takes everything explicitly.
 """
@@ -145,8 +145,8 @@ async def place_call(
         password = await cell_password(settings, cell)
         if password is None:
             raise SimError(
-                f"no SIP password for cell {cell}: give --password, or --config with a database "
-                "that has the cell"
+                f"no SIP password for cell {cell}: give --password, or --config of the lab "
+                "where the cell was made (its [lab] handsets_file)"
             )
     own = called_party is not None
     call = handset_call(

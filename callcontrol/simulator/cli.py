@@ -136,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     who.add_argument(
         "--password",
-        help="the handset's SIP digest password (default: the cell's sip_password "
-        "in the callcontrol database named by --config)",
+        help="the handset's SIP digest password (default: the cell's in the lab's "
+        "[lab] handsets_file of the settings named by --config; the database keeps only a hash)",
     )
     who.add_argument(
         "--hold",
@@ -282,8 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     misc.add_argument(
         "--config",
         metavar="FILE",
-        help="callcontrol settings (TOML): the database for the password and the "
-        "daemon's reason, and [lab] root for a chrooted SIPp (default: "
+        help="callcontrol settings (TOML): the lab's handsets file for the password, the "
+        "database for the daemon's reason, and [lab] root for a chrooted SIPp (default: "
         "$CALLCONTROL_CONFIG, else built-in defaults)",
     )
     misc.add_argument(

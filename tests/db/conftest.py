@@ -42,7 +42,8 @@ class Cli:
         """Run the command; ``stdin`` is its standard input (a PIN for --pin-stdin)."""
         self.capsys.readouterr()
         saved = sys.stdin
-        sys.stdin = io.StringIO(stdin or "")
+        if stdin is not None:
+            sys.stdin = io.StringIO(stdin)
         try:
             status = main(list(argv))
         finally:

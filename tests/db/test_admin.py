@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -52,7 +53,16 @@ async def test_sip_passwords(session: AsyncSession) -> None:
         with pytest.raises(AdminError, match="SIP password"):
             await admin.add_cell(session, "A1-09", bad)
     cell, given = await admin.add_cell(session, "A1-04", "Aa1!\"$%&'()*+,-./:<=>?@[]^_`{|}~")
-    assert cell.sip_password == given
+    # Only the digest hash is kept: HA1 = MD5(username:realm:password), realm written down.
+    assert cell.sip_realm == "callcontrol"
+    expected = hashlib.md5(f"A1-04:callcontrol:{given}".encode()).hexdigest()
+    assert cell.sip_md5_cred == expected
+    assert not hasattr(cell, "sip_password")
+    cell, new = await admin.set_sip_password(session, "A1-04")
+    assert new != given and len(new) == 24
+    assert cell.sip_md5_cred == hashlib.md5(f"A1-04:callcontrol:{new}".encode()).hexdigest()
+    with pytest.raises(AdminError, match="no cell"):
+        await admin.set_sip_password(session, "Z9-99")
 
 
 async def test_block_before_listed_then_approve(session: AsyncSession) -> None:

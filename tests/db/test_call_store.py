@@ -32,7 +32,7 @@ async def store(db_url: str) -> AsyncIterator[SqlCallStore]:
     engine = make_engine(db_url)
     sessions = session_factory(engine)
     async with sessions.begin() as s:
-        cell = m.Cell(name="A1-01", sip_username="A1-01", sip_password="x" * 16)
+        cell = m.Cell(name="A1-01", sip_username="A1-01", sip_md5_cred="0" * 32)
         s.add(cell)
         await s.flush()
         s.add(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import getpass
+import hashlib
+import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,17 +25,38 @@ def prison(cli: Cli) -> Cli:
     return cli
 
 
-def test_cell_add_prints_the_password(cli: Cli) -> None:
+def test_cell_add_prints_the_password_once_and_keeps_its_hash(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = cli.ok("cell", "add", "A1-01")
-    assert result.out.startswith("cell A1-01 added; SIP username: A1-01; SIP password: ")
+    assert result.out.startswith("cell A1-01 added; SIP username: A1-01; SIP password ")
     password = result.out.strip().rsplit(" ", 1)[1]
     assert len(password) == 24 and password.isalnum()
-    [(stored,)] = cli.query(select(m.Cell.sip_password))
-    assert stored == password
+    [(realm, cred)] = cli.query(select(m.Cell.sip_realm, m.Cell.sip_md5_cred))
+    assert cred == hashlib.md5(f"A1-01:{realm}:{password}".encode()).hexdigest()
 
-    data = cli.ok("cell", "add", "A1-02", "--sip-password", "Handset-pass-0002", "--json").json()
-    assert data["name"] == "A1-02" and data["sip_username"] == "A1-02"
-    assert data["sip_password"] == "Handset-pass-0002" and data["enabled"] is True
+    # Given on standard input (never argv): stored as its hash, not printed back.
+    monkeypatch.setattr("sys.stdin", io.StringIO("Handset-0002\n"))
+    result = cli.ok("cell", "add", "A1-02", "--sip-password-stdin", "--json")
+    data = result.json()
+    assert data["name"] == "A1-02" and data["enabled"] is True and "sip_password" not in data
+    [(cred,)] = cli.query(select(m.Cell.sip_md5_cred).where(m.Cell.name == "A1-02"))
+    assert cred == hashlib.md5(b"A1-02:callcontrol:Handset-0002").hexdigest()
+
+
+def test_a_sip_password_on_the_command_line_is_refused_outside_the_lab(cli: Cli) -> None:
+    result = cli("cell", "add", "A1-03", "--sip-password", "Handset-pass-0003")
+    assert result.status == 2 and "--sip-password-stdin" in result.err
+    assert cli.query(select(m.Cell.name)) == []
+
+
+def test_cell_set_password(cli: Cli) -> None:
+    first = cli.ok("cell", "add", "A1-01", "--json").json()["sip_password"]
+    again = cli.ok("cell", "set-password", "A1-01", "--json").json()["sip_password"]
+    assert again != first
+    [(cred,)] = cli.query(select(m.Cell.sip_md5_cred))
+    assert cred == hashlib.md5(f"A1-01:callcontrol:{again}".encode()).hexdigest()
+    assert cli("cell", "set-password", "Z9-99").status == 2
 
 
 def test_json_before_or_after_the_command(prison: Cli) -> None:
@@ -203,6 +226,8 @@ REFUSED = {
 
 # What the refused commands read on standard input (a PIN for --pin-stdin).
 STDIN = {
+    "no PIN on stdin": "",
+    "no terminal for the prompt": "",  # not a terminal
     "PIN of 3 digits": "123\n",
     "PIN with letters": "12ab\n",
     "PIN of 5 digits": "12345\n",

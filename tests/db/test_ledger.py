@@ -42,7 +42,7 @@ async def add_prisoner(sessions: Sessions, number: str | None = None) -> int:
     """A prisoner in a cell of their own; returns the prisoner's id."""
     n = next(_serial)
     async with sessions.begin() as s:
-        cell = m.Cell(name=f"C{n}", sip_username=f"C{n}", sip_password="x" * 16)
+        cell = m.Cell(name=f"C{n}", sip_username=f"C{n}", sip_md5_cred="0" * 32)
         s.add(cell)
         await s.flush()
         prisoner = m.Prisoner(

@@ -19,6 +19,7 @@ from callcontrol.adapters.http.auth import TokenFile
 from callcontrol.services.supervise import Supervisor
 from tests.db.conftest import Cli
 from tests.db.test_pin_cli import _guess
+from tests.protocol.test_http_api import entry
 from tests.services.test_supervise import T0, FakeControl
 
 OFFICER = {"Authorization": "Bearer officer-token-0123456789abcdef"}
@@ -34,7 +35,8 @@ def test_staff_see_the_alert_and_unlock_through_the_api(cli: Cli, tmp_path: Path
     cli.ok("prisoner", "add", "A1", "--name", "Ann", "--pin-stdin", "--cell", "A1-01", stdin="1357")
     asyncio.run(_guess(cli.url, ["0000", "1111", "2222", "3333", "4444"]))
     tokens = tmp_path / "api-tokens"
-    tokens.write_text("officer alice officer-token-0123456789abcdef\n")
+    tokens.write_text(entry("a11ce000", "alice", "officer", "officer-token-0123456789abcdef"))
+    tokens.chmod(0o600)
     asyncio.run(_through_the_api(cli.url, tokens))
 
 

@@ -86,7 +86,7 @@ async def add_call(
     n = next(_serial)
     answered = answered or datetime(2027, 2, 20, 10, 0, 5, tzinfo=UTC)
     async with sessions.begin() as s:
-        cell = m.Cell(name=f"R{n}", sip_username=f"R{n}", sip_password="x" * 16)
+        cell = m.Cell(name=f"R{n}", sip_username=f"R{n}", sip_md5_cred="0" * 32)
         s.add(cell)
         await s.flush()
         prisoner = m.Prisoner(prison_number=f"RP{n}", name="T", pin_hash="h1$00", cell_id=cell.id)

@@ -126,7 +126,7 @@ async def test_one_active_call_per_prisoner(db_url: str) -> None:
     sessions = session_factory(engine)
     try:
         async with sessions() as s:
-            cell = m.Cell(name="A1", sip_username="A1", sip_password="x" * 24, enabled=True)
+            cell = m.Cell(name="A1", sip_username="A1", sip_md5_cred="0" * 32, enabled=True)
             s.add(cell)
             await s.flush()
             prisoner = m.Prisoner(prison_number="P1", name="P", pin_hash="h1$x", cell_id=cell.id)
@@ -158,7 +158,7 @@ async def test_times_come_back_utc(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
         async with session_factory(engine)() as s:
-            s.add(m.Cell(name="A1", sip_username="A1", sip_password="x" * 24, enabled=True))
+            s.add(m.Cell(name="A1", sip_username="A1", sip_md5_cred="0" * 32, enabled=True))
             await s.commit()
         async with session_factory(engine)() as s:
             cell = await s.scalar(select(m.Cell))

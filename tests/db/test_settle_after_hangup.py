@@ -26,7 +26,7 @@ async def stores(pg_database: str) -> AsyncIterator[tuple[SqlCallStore, Settler]
     engine = make_engine(pg_database)
     sessions = session_factory(engine)
     async with sessions.begin() as s:
-        cell = m.Cell(name="A1-01", sip_username="A1-01", sip_password="x" * 16)
+        cell = m.Cell(name="A1-01", sip_username="A1-01", sip_md5_cred="0" * 32)
         s.add(cell)
         await s.flush()
         s.add(m.Prisoner(prison_number="A1234BC", name="J S", pin_hash="h1$00", cell_id=cell.id))

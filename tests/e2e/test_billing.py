@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -184,6 +185,41 @@ def test_daemon_killed_mid_call_bills_once_after_restart(e2e: E2E) -> None:
     e2e.daemon.restart()
     time.sleep(2)
     assert charges(e2e, s["id"]) == [-s["charge_pence"]]
+    assert_books_balance(e2e, prisoner)
+
+
+def test_journal_rotated_while_the_daemon_is_down_loses_nothing(e2e: E2E) -> None:
+    """The acceptance is in the journal; the daemon dies; the journal is moved aside mid-call;
+    the end goes to the new journal. The restarted daemon reads the rest of the moved file,
+    then the new one, and bills the call once, for its talk."""
+    cell, prisoner, pin = provision(e2e, (LONDON, "approved"))
+    result: dict[str, object] = {}
+    thread = threading.Thread(target=lambda: result.update(e2e.call(cell, pin, "02079460000", 12)))
+    thread.start()
+    journal, deadline, uniqueid = e2e.lab.journal_path, time.monotonic() + 20, None
+    while time.monotonic() < deadline:  # wait for the acceptance in the journal
+        rows = e2e.sql(
+            "SELECT c.uniqueid FROM calls c JOIN prisoners p ON p.id = c.prisoner_id "
+            "WHERE p.prison_number = $1",
+            prisoner,
+        )
+        if rows and f"accepted|{rows[0]['uniqueid']}|" in journal.read_text():
+            uniqueid = rows[0]["uniqueid"]
+            break
+        time.sleep(0.2)
+    assert uniqueid is not None
+    e2e.daemon.stop(signal.SIGKILL)
+    rotated = e2e.cli("journal", "rotate", "--json").stdout
+    moved = Path(re.search(r'"rotated": "([^"]+)"', rotated)[1])  # type: ignore[index]
+    assert f"accepted|{uniqueid}|" in moved.read_text()
+    thread.join(timeout=60)
+    assert result.get("outcome") == "connected", result
+    assert f"ended|{uniqueid}|" in journal.read_text()  # in the new journal only
+    assert f"ended|{uniqueid}|" not in moved.read_text()
+    e2e.daemon.start()
+    s = settled(e2e, result, wait=20)
+    assert 11 <= s["talk_seconds"] <= 13, s
+    assert charges(e2e, s["id"]) == [-s["charge_pence"]] and s["charge_pence"] > 0
     assert_books_balance(e2e, prisoner)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import time
 
 import pytest
@@ -66,6 +68,32 @@ def test_approved_number_connects_and_the_called_party_gets_the_call(e2e: E2E) -
             break
         time.sleep(0.2)
     assert rows and rows[0]["ended_at"] is not None, "call never closed from AMI events"
+
+
+def test_a_handset_authenticates_by_digest_against_the_stored_hash_alone(e2e: E2E) -> None:
+    """Asterisk knows only MD5(user:realm:password) (md5_cred): the right password connects,
+    a wrong one never reaches the dialplan; neither the database nor Asterisk's files hold
+    the password."""
+    cell, _, pin = provision(e2e, (LONDON, "approved"))
+    known = json.loads((e2e.config.parent / "var" / "lab-handsets.json").read_text())
+    password = known[cell]
+    [row] = e2e.sql("SELECT * FROM cells WHERE name = $1", cell)
+    assert "sip_password" not in row.keys()
+    expected = hashlib.md5(f"{cell}:callcontrol:{password}".encode()).hexdigest()
+    assert (row["sip_realm"], row["sip_md5_cred"]) == ("callcontrol", expected)
+    conf = e2e.lab.cells_conf_path.read_text()
+    auth = conf.split(f"[{cell}-auth](cell-auth)\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert auth == [f"username = {cell}", "realm = callcontrol", f"md5_cred = {expected}"]
+    assert password not in conf
+    assert "auth_type = md5" in (e2e.lab.inside(e2e.lab.conf_dir) / "pjsip.conf").read_text()
+
+    call = e2e.call(cell, pin, "02079460000", 1)
+    assert call["outcome"] == "connected", call
+    wrong = e2e.call(cell, pin, "02079460000", 1, "--password", "Wrong-password-0000")
+    assert wrong["outcome"] != "connected" and wrong["called_party_saw_invite"] is False, wrong
+    # Refused by Asterisk's digest check, before the dialplan: the daemon was never asked.
+    rows = e2e.sql("SELECT id FROM call_decisions WHERE sip_call_id = $1", wrong["sip_call_id"])
+    assert rows == []
 
 
 def test_unapproved_number_is_refused_and_never_rings(e2e: E2E) -> None:

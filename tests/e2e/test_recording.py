@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import signal
 import subprocess
 import threading
@@ -59,8 +60,16 @@ def tone_power(samples: list[int], rate: int, freq: float) -> float:
 
 
 def token(e2e: E2E, role: str) -> str:
-    out = e2e.cli("token", "add", f"e2e-{role}-{time.monotonic_ns()}", "--role", role, "--json")
-    return json.loads(out.stdout)["token"]
+    """A new token for a new person, in a 0600 file of its own; returns the file's path
+    (the token never goes on a command line)."""
+    person = f"E2E {role.title()} {time.monotonic_ns()}"
+    out = e2e.cli("token", "add", "--person", person, "--role", role, "--json")
+    made = json.loads(out.stdout)
+    path = e2e.config.parent / f"token-{made['id']}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(made["token"] + "\n")
+    return str(path)
 
 
 @contextlib.contextmanager
@@ -207,16 +216,17 @@ def test_an_officer_cuts_a_live_call_within_a_second(e2e: E2E) -> None:
     cell, prisoner, pin = provision(e2e, (LONDON, "approved"))
     with call_in_background(e2e, cell, pin, "02079460000", 30) as result:
         call_id = live_call(e2e, prisoner)
-        live = json.loads(e2e.cli("calls", "live", "--json", "--token", officer).stdout)
+        live = json.loads(e2e.cli("calls", "live", "--json", "--token-file", officer).stdout)
         assert call_id in [c["call_id"] for c in live["calls"]]
         started = time.monotonic()
-        e2e.cli("calls", "cut", str(call_id), "--reason", "threats", "--token", officer)
+        e2e.cli("calls", "cut", str(call_id), "--reason", "threats", "--token-file", officer)
         cut_in = time.monotonic() - started
     assert result["outcome"] == "connected" and result["ended_by"] == "network", result
     assert float(result["talk_s"]) < 20, result  # type: ignore[arg-type]
     assert cut_in < 1.5
     entries = audit(e2e, "cut", f"call:{call_id}")
     assert entries and entries[0]["reason"] == "threats"
+    assert str(entries[0]["actor"]).startswith("E2E Officer ")  # the token's person
 
 
 def test_listening_in_works_and_is_refused_on_a_privileged_call(e2e: E2E) -> None:
@@ -235,7 +245,7 @@ def test_listening_in_works_and_is_refused_on_a_privileged_call(e2e: E2E) -> Non
                 "officers",
                 "--reason",
                 "intelligence",
-                "--token",
+                "--token-file",
                 officer,
             )
         assert result["outcome"] == "connected", result
@@ -250,7 +260,7 @@ def test_listening_in_works_and_is_refused_on_a_privileged_call(e2e: E2E) -> Non
                 str(call_id),
                 "--officer",
                 "officers",
-                "--token",
+                "--token-file",
                 officer,
                 check=False,
             )
@@ -263,7 +273,7 @@ def test_disabling_a_cell_cuts_its_call_and_blocks_new_ones(e2e: E2E) -> None:
     cell, prisoner, pin = provision(e2e, (LONDON, "approved"))
     with call_in_background(e2e, cell, pin, "02079460000", 30) as result:
         live_call(e2e, prisoner)
-        out = e2e.cli("cell", "disable", cell, "--reason", "phone misused", "--token", officer)
+        out = e2e.cli("cell", "disable", cell, "--reason", "phone misused", "--token-file", officer)
         assert "1 live call(s) cut" in out.stdout, out.stdout
     assert result["ended_by"] == "network" and float(result["talk_s"]) < 20, result  # type: ignore[arg-type]
     assert audit(e2e, "disable", f"cell:{cell}")
@@ -316,6 +326,56 @@ def test_verify_names_an_altered_file_and_row_and_purge_keeps_the_chain(e2e: E2E
     assert any(f'"recording_id":{old["id"]}' in r["body"] for r in receipts), receipts
     assert e2e.cli("recordings", "verify").returncode == 0
     assert e2e.sql("SELECT * FROM audit_log WHERE action = 'purge' AND actor = 'e2e'")
+    anchored_chain_catches_a_rewrite(e2e, rec)
+
+
+def rewrite_chain(e2e: E2E, recording_id: object, number: str) -> None:
+    """Give a recording another number and rewrite the chain from its entry on, rows and head
+    included, so that every link agrees again: what the database's superuser can do."""
+    from callcontrol.domain.chain import GENESIS, canonical, entry_hash, parse
+
+    statements, prev, changed = [], GENESIS, False
+    for e in e2e.sql("SELECT id, kind, recording_id, body FROM recording_chain ORDER BY id"):
+        event = parse(e["body"]) or {}
+        if e["kind"] == "recording" and e["recording_id"] == recording_id:
+            event["number"], changed = number, True
+        body = canonical(event)
+        link = entry_hash(prev, body)
+        if changed:
+            statements.append(
+                f"UPDATE recording_chain SET body = $${body}$$, prev_hash = '{prev}', "
+                f"entry_hash = '{link}' WHERE id = {e['id']}"
+            )
+            if e["kind"] == "recording":
+                statements.append(
+                    f"UPDATE recordings SET number = '{event['number']}', prev_entry_hash = "
+                    f"'{prev}', entry_hash = '{link}' WHERE id = {e['recording_id']}"
+                )
+        prev = link
+    statements.append(f"UPDATE recording_chain_head SET entry_hash = '{prev}' WHERE id = 1")
+    tamper(e2e, "; ".join(statements))
+
+
+def anchored_chain_catches_a_rewrite(e2e: E2E, rec: dict[str, object]) -> None:
+    """The daemon signed the chain's head (at start); the purge signed it again. A chain
+    rewritten consistently passes plain verify but not verify against the checkpoints."""
+    var = e2e.config.parent / "var"
+    lines = (var / "chain-checkpoints").read_text().splitlines()
+    assert lines[0].startswith("callcontrol-chain-checkpoint v1 entries=0 "), lines  # the daemon
+    public, off_host = e2e.config.parent / "chain.pub", e2e.config.parent / "off-host"
+    public.unlink(missing_ok=True)
+    e2e.cli("recordings", "export-key", "--to", str(public))
+    off_host.write_text((var / "chain-checkpoints").read_text())
+    anchored = ("recordings", "verify", "--public-key", str(public), "--checkpoints", str(off_host))
+    assert e2e.cli(*anchored).returncode == 0
+    rewrite_chain(e2e, rec["id"], "+447700900999")
+    try:
+        assert e2e.cli("recordings", "verify").returncode == 0  # the links alone cannot tell
+        out = e2e.cli(*anchored, check=False)
+        assert out.returncode == 1 and "the chain was rewritten" in out.stdout, out
+    finally:  # put it back (a checkpoint the daemon may have signed meanwhile stays)
+        rewrite_chain(e2e, rec["id"], str(rec["number"]))
+    assert e2e.cli("recordings", "verify").returncode == 0
 
 
 def old_recording(e2e: E2E, like: Path) -> dict[str, object]:

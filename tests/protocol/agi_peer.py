@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 CHANNEL = "PJSIP/cell-0101-00000001"
 UNIQUEID = "1700000000.1"
+# The FastAGI secret the test servers are given, and the scripted Asterisk presents.
+SECRET = "5ec2e7" * 8
 
 
 def env_bytes(
@@ -15,11 +17,18 @@ def env_bytes(
     args: Sequence[str] = ("cell-0101", "07700900123", "abc@10.0.0.1"),
     *,
     eol: str = "\n",
+    secret: str | None = SECRET,
+    extra: Sequence[str] = (),
 ) -> bytes:
+    """The environment Asterisk sends for AGI(agi://127.0.0.1/<secret>/<script>,<args>).
+
+    ``secret`` None: a URL without it. ``extra``: more lines, after the arguments.
+    """
+    path = script if secret is None else f"{secret}/{script}"
     lines = [
         "agi_network: yes",
-        f"agi_network_script: {script}",
-        f"agi_request: agi://127.0.0.1/{script}",
+        f"agi_network_script: {path}",
+        f"agi_request: agi://127.0.0.1/{path}",
         f"agi_channel: {CHANNEL}",
         "agi_language: en",
         "agi_type: PJSIP",
@@ -33,6 +42,7 @@ def env_bytes(
         "agi_accountcode: ",
     ]
     lines += [f"agi_arg_{i}: {value}" for i, value in enumerate(args, start=1)]
+    lines += extra
     return (eol.join(lines) + eol + eol).encode()
 
 
@@ -54,8 +64,10 @@ class ScriptedAsterisk:
                 await peer.writer.wait_closed()
 
     @classmethod
-    async def connect(cls, port: int) -> ScriptedAsterisk:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async def connect(cls, port: int, source: str | None = None) -> ScriptedAsterisk:
+        """Connect to 127.0.0.1:``port``, from the address ``source`` if given (127.0.0.2...)."""
+        local = None if source is None else (source, 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=local)
         return cls(reader, writer)
 
     async def send(self, data: bytes) -> None:

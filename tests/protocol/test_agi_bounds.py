@@ -11,7 +11,7 @@ import pytest
 from callcontrol.adapters.agi.protocol import AgiChannel
 from callcontrol.adapters.agi.server import FastAgiServer
 
-from .agi_peer import ScriptedAsterisk, env_bytes
+from .agi_peer import SECRET, ScriptedAsterisk, env_bytes
 from .helpers import Ticker, eventually, loop_watchdog
 
 MakeServer = Callable[..., Awaitable[FastAgiServer]]
@@ -24,6 +24,7 @@ async def make_server() -> AsyncIterator[MakeServer]:
     async def make(routes: dict[str, Any], **kwargs: Any) -> FastAgiServer:
         kwargs.setdefault("read_timeout", 5.0)
         kwargs.setdefault("session_timeout", 5.0)
+        kwargs.setdefault("secret", SECRET)
         server = FastAgiServer(routes, "127.0.0.1", 0, **kwargs)
         await server.start()
         servers.append(server)
@@ -122,9 +123,9 @@ async def test_oversize_environment_closed(make_server: MakeServer, data: bytes)
     assert route.calls == []
 
 
-async def test_silent_peer_closed_after_read_timeout(make_server: MakeServer) -> None:
+async def test_silent_peer_closed_after_handshake_timeout(make_server: MakeServer) -> None:
     route = Recorder()
-    server = await make_server({"cell-call": route}, read_timeout=0.2)
+    server = await make_server({"cell-call": route}, handshake_timeout=0.2)
     peer = await ScriptedAsterisk.connect(server.port)
     await peer.send(env_bytes()[:-1])  # everything but the blank line, then silence
     elapsed = await _closed_quickly(peer, within=1.5)

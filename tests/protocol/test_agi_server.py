@@ -11,7 +11,7 @@ import pytest
 from callcontrol.adapters.agi.protocol import AgiChannel, AgiError, AgiHangup, AgiProtocolError
 from callcontrol.adapters.agi.server import FastAgiServer
 
-from .agi_peer import CHANNEL, UNIQUEID, ScriptedAsterisk
+from .agi_peer import CHANNEL, SECRET, UNIQUEID, ScriptedAsterisk
 from .helpers import eventually
 
 MakeServer = Callable[..., Awaitable[FastAgiServer]]
@@ -24,6 +24,7 @@ async def make_server() -> AsyncIterator[MakeServer]:
     async def make(routes: dict[str, Any], **kwargs: Any) -> FastAgiServer:
         kwargs.setdefault("read_timeout", 1.0)
         kwargs.setdefault("session_timeout", 3.0)
+        kwargs.setdefault("secret", SECRET)
         server = FastAgiServer(routes, "127.0.0.1", 0, **kwargs)
         await server.start()
         servers.append(server)

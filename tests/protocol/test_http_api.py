@@ -4,6 +4,8 @@ service's fakes (and once over the real SQL store); the CLI against a served app
 from __future__ import annotations
 
 import asyncio
+import getpass
+import json
 import logging
 import os
 import socket
@@ -28,12 +30,14 @@ from callcontrol.adapters.http import HttpServer, HttpServerError
 from callcontrol.adapters.http.api import make_app
 from callcontrol.adapters.http.auth import (
     Principal,
+    TokenEntry,
     TokenError,
     TokenFile,
-    add_token,
     bearer_token,
+    digest,
     parse_tokens,
 )
+from callcontrol.adapters.http.token_store import add_token, list_tokens, revoke_token
 from callcontrol.cli import main
 from callcontrol.config import ConfigError
 from callcontrol.services.supervise import AsteriskActionLost, Supervisor
@@ -51,9 +55,18 @@ def tokens_file(tmp_path: Path) -> Path:
     path = tmp_path / "var" / "api-tokens"
     path.parent.mkdir()
     path.write_text(
-        f"# role name token\nofficer alice {OFFICER_TOKEN}\n\nadmin root {ADMIN_TOKEN}\n"
+        "# hashes only\n"
+        + entry("a11ce000", "alice", "officer", OFFICER_TOKEN)
+        + "\n"
+        + entry("2007f000", "root", "admin", ADMIN_TOKEN)
     )
+    path.chmod(0o600)
     return path
+
+
+def entry(token_id: str, person: str, role: str, token: str, **more: str) -> str:
+    """A line of the tokens file, as `callcontrol token add` writes it."""
+    return TokenEntry(token_id, person, role, digest(token), **more).to_json() + "\n"
 
 
 @pytest.fixture
@@ -116,14 +129,41 @@ async def test_the_token_file_is_read_again_when_it_changes(
     new = "new-officer-token-0123456789"
     headers = {"Authorization": f"Bearer {new}"}
     await answer(await client.get("/calls/live", headers=headers), 401)
-    rewrite(tokens_file, f"officer alice {OFFICER_TOKEN}\nofficer bob {new}\n")
+    alice = entry("a11ce000", "alice", "officer", OFFICER_TOKEN)
+    rewrite(tokens_file, alice + entry("b0b00000", "bob", "officer", new))
     await answer(await client.get("/calls/live", headers=headers), 200)
     await answer(await client.get("/calls/live", headers=ADMIN), 401)  # root was removed
-    rewrite(tokens_file, f"admin root {ADMIN_TOKEN}\n")  # alice and bob revoked
+    rewrite(tokens_file, entry("2007f000", "root", "admin", ADMIN_TOKEN))  # alice, bob gone
     await answer(await client.get("/calls/live", headers=headers), 401)
     await answer(await client.get("/calls/live", headers=OFFICER), 401)
+    revoked = entry("2007f000", "root", "admin", ADMIN_TOKEN, revoked_at="2026-12-05T03:00:00")
+    rewrite(tokens_file, revoked)
+    await answer(await client.get("/calls/live", headers=ADMIN), 401)
     rewrite(tokens_file, None)  # no file: no token at all
     await answer(await client.get("/calls/live", headers=ADMIN), 401)
+
+
+async def test_a_tokens_file_others_may_write_is_refused_whole(
+    client: TestClient[Any, Any], tokens_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone who may write the file could add a hash of their own: no token is valid."""
+    await answer(await client.get("/calls/live", headers=OFFICER), 200)
+    os.chmod(tokens_file, 0o622)
+    await answer(await client.get("/calls/live", headers=OFFICER), 401)
+    assert "writable by other accounts" in caplog.text
+    os.chmod(tokens_file, 0o600)
+    await answer(await client.get("/calls/live", headers=OFFICER), 200)
+
+
+async def test_the_audit_log_names_the_tokens_person(
+    client: TestClient[Any, Any], world: World, tokens_file: Path
+) -> None:
+    token, _ = add_token(tokens_file, "Jane Officer", "officer", "root")
+    headers = {"Authorization": f"Bearer {token}"}
+    await answer(
+        await client.post("/calls/1/cut", json={"reason": "threats"}, headers=headers), 200
+    )
+    assert [(n.actor, n.role) for n in world.audit.notes] == [("Jane Officer", "officer")]
 
 
 def rewrite(path: Path, text: str | None) -> None:
@@ -136,27 +176,78 @@ def rewrite(path: Path, text: str | None) -> None:
 
 def test_token_lines_and_bearer_headers() -> None:
     tokens, problems = parse_tokens(
-        "officer alice " + "a" * 20 + "\n"
-        "guard bob " + "b" * 20 + "\n"
-        "officer carol short\n"
-        "admin dave\n"
-        "admin eve " + "a" * 20 + "\n"
+        entry("0000000a", "Alice Able", "officer", "a" * 20)
+        + entry("0000000b", "Bob", "guard", "b" * 20)
+        + '{"id": "0000000c", "person": "Carol", "role": "admin"}\n'
+        + "not json at all\n"
+        + entry("0000000e", "Eve", "admin", "a" * 20)
+        + "officer dave "
+        + "d" * 20
+        + "\n"
     )
-    assert [p.name for p in tokens.values()] == ["alice"]
-    assert [p.split(":")[0] for p in problems] == ["line 2", "line 3", "line 4", "line 5"]
-    assert "a" * 20 not in " ".join(problems)  # tokens never logged
+    assert sorted(p.name for p in tokens.values()) == ["Alice Able", "dave"]
+    assert [p.split(":")[0] for p in problems] == [
+        "line 2",
+        "line 3",
+        "line 4",
+        "line 6",  # dave's token is in clear: accepted, and said so
+        "token 0000000e of Eve is listed twice; ignored",
+    ]
+    assert "a" * 20 not in " ".join(problems) and "d" * 20 not in " ".join(problems)
     assert bearer_token("Bearer abc") == "abc" and bearer_token("bearer  abc ") == "abc"
     assert bearer_token("Basic abc") == "" and bearer_token(None) == ""
 
 
-def test_add_token_appends_a_line_with_mode_0600(tmp_path: Path) -> None:
+def test_add_list_and_revoke_keep_only_hashes(tmp_path: Path) -> None:
     path = tmp_path / "var" / "api-tokens"
-    token = add_token(path, "officer.smith", "officer")
-    assert path.read_text() == f"officer officer.smith {token}\n"
+    token, made = add_token(path, "Jane Officer", "officer", "root")
+    assert token.startswith("cc_") and len(token) == 46
+    assert token not in path.read_text() and digest(token) in path.read_text()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert TokenFile(path).check(token) == Principal("officer.smith", "officer")
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    assert TokenFile(path).check(token) == Principal("Jane Officer", "officer")
     with pytest.raises(TokenError, match="already has a token"):
-        add_token(path, "officer.smith", "admin")
+        add_token(path, "Jane Officer", "admin", "root")
+    with pytest.raises(TokenError, match="invalid person"):
+        add_token(path, "   ", "admin", "root")
+    [listed] = list_tokens(path)
+    assert (listed.id, listed.person, listed.role, listed.created_by) == (
+        made.id,
+        "Jane Officer",
+        "officer",
+        "root",
+    )
+    assert token not in repr(listed)
+    revoked = revoke_token(path, made.id, "Ada Admin")
+    assert revoked.revoked_by == "Ada Admin" and not revoked.active
+    assert TokenFile(path).check(token) is None
+    with pytest.raises(TokenError, match="already revoked"):
+        revoke_token(path, made.id, "root")
+    with pytest.raises(TokenError, match="no token"):
+        revoke_token(path, "ffffffff", "root")
+    again, _ = add_token(path, "Jane Officer", "admin", "root")  # a new one once revoked
+    assert TokenFile(path).check(again) == Principal("Jane Officer", "admin")
+
+
+def test_a_generated_token_never_begins_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """secrets.token_urlsafe begins with '-' once in 64: `--token -Xy...` then fails."""
+    from callcontrol.adapters.http import token_store
+
+    monkeypatch.setattr(token_store.secrets, "token_urlsafe", lambda n: "-" + "x" * 42)
+    assert token_store.new_token() == "cc_-" + "x" * 42
+    monkeypatch.undo()
+    assert not any(token_store.new_token().startswith("-") for _ in range(2000))
+
+
+def test_an_old_file_with_clear_tokens_is_rewritten_as_hashes(tmp_path: Path) -> None:
+    path = tmp_path / "api-tokens"
+    old = "officer-token-from-an-old-file-0123"
+    path.write_text(f"officer officer.smith {old}\n")
+    path.chmod(0o600)
+    assert TokenFile(path).check(old) == Principal("officer.smith", "officer")
+    [listed] = list_tokens(path)  # any token command rewrites the file
+    assert listed.person == "officer.smith" and old not in path.read_text()
+    assert TokenFile(path).check(old) == Principal("officer.smith", "officer")
 
 
 # --- the calls ---------------------------------------------------------------------------------
@@ -272,7 +363,10 @@ async def test_disable_a_cell_cuts_its_calls(client: TestClient[Any, Any], world
     data = await answer(await client.post("/cells/A1-01/disable", json=body, headers=OFFICER), 200)
     assert data == {"cell": "A1-01", "enabled": False, "calls_cut": [1], "calls_not_cut": []}
     assert world.store.cells["A1-01"] == (False, "handset smashed")
-    data = await answer(await client.post("/cells/A1-01/enable", headers=OFFICER), 200)
+    # An officer cuts calls; only an admin lets the cell call again.
+    data = await answer(await client.post("/cells/A1-01/enable", headers=OFFICER), 403)
+    assert "admin" in data["error"] and world.store.cells["A1-01"][0] is False
+    data = await answer(await client.post("/cells/A1-01/enable", headers=ADMIN), 200)
     assert data == {"cell": "A1-01", "enabled": True}
     data = await answer(await client.post("/cells/B2-07/cut-calls", headers=OFFICER), 200)
     assert data == {"cell": "B2-07", "calls_cut": [2], "calls_not_cut": []}
@@ -291,7 +385,9 @@ async def test_suspend_a_prisoner(client: TestClient[Any, Any], world: World) ->
     path = "/prisoners/B5678CD"
     data = await answer(await client.post(f"{path}/suspend", json={}, headers=OFFICER), 200)
     assert data == {"prisoner": "B5678CD", "active": False, "calls_cut": [2], "calls_not_cut": []}
-    data = await answer(await client.post(f"{path}/reinstate", headers=OFFICER), 200)
+    data = await answer(await client.post(f"{path}/reinstate", headers=OFFICER), 403)
+    assert "admin" in data["error"] and world.store.prisoners["B5678CD"][0] is False
+    data = await answer(await client.post(f"{path}/reinstate", headers=ADMIN), 200)
     assert data == {"prisoner": "B5678CD", "active": True}
     data = await answer(await client.post(f"{path}/cut-calls", headers=OFFICER), 200)
     assert data["calls_cut"] == [2]
@@ -515,7 +611,10 @@ def test_cli_calls(served: World, capsys: pytest.CaptureFixture[str]) -> None:
         "callcontrol: error: privileged call: never monitored (HTTP 403)\n"
     )
     assert run(capsys, "calls", "cut", "9", "--reason", "r")[0] == 2
-    assert run(capsys, "calls", "live", "--token", "wrong-token-0123456789")[0] == 2
+    cli_env = pytest.MonkeyPatch()
+    cli_env.setenv("CALLCONTROL_HTTP_TOKEN", "wrong-token-0123456789")
+    assert run(capsys, "calls", "live")[0] == 2
+    cli_env.undo()
     # Could not be done: exit 1.
     served.control.connected = False
     status, _, err = run(capsys, "calls", "cut", "1", "--reason", "r")
@@ -523,26 +622,53 @@ def test_cli_calls(served: World, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_cli_without_daemon_or_token(
-    cli_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    cli_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     cli_env.setenv("CALLCONTROL_HTTP_PORT", str(_free_port()))
     status, _, err = run(capsys, "calls", "live")
     assert status == 2 and "no API token" in err
-    status, out, err = run(capsys, "calls", "live", "--token", OFFICER_TOKEN)
+    token_file = tmp_path / "my-token"
+    token_file.write_text(OFFICER_TOKEN + "\n")
+    token_file.chmod(0o600)
+    status, out, err = run(capsys, "calls", "live", "--token-file", str(token_file))
     assert status == 1 and out == "" and err.startswith("callcontrol: error: no running daemon")
     assert len(err.splitlines()) == 1
 
 
-def test_cli_token_add(cli_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, _ = run(capsys, "token", "add", "officer.smith", "--role", "officer")
+def test_a_token_on_the_command_line_is_refused_outside_the_lab(
+    served: World, cli_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every local account reads argv (ps, /proc/PID/cmdline): the token goes elsewhere."""
+    cli_env.delenv("CALLCONTROL_HTTP_TOKEN")
+    status, out, err = run(capsys, "calls", "cut", "1", "--reason", "r", "--token", OFFICER_TOKEN)
+    assert status == 2 and out == "" and "--token-file" in err
+    assert served.control.hangups == []
+    cli_env.setenv("CALLCONTROL_LAB_ENABLED", "true")  # the lab's convenience
+    assert run(capsys, "calls", "live", "--token", OFFICER_TOKEN)[0] == 0
+
+
+def test_cli_token_add_list_revoke(
+    cli_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ("token", "add", "--person", "Jane Officer", "--role", "officer", "--json")
+    status, out, _ = run(capsys, *argv)
     assert status == 0
-    token = out.splitlines()[-1]
+    made = json.loads(out)
+    token = made["token"]
+    assert token.startswith("cc_") and made["person"] == "Jane Officer"
     path = Path(os.environ["CALLCONTROL_BASE_DIR"]) / "var" / "api-tokens"
-    assert path.read_text() == f"officer officer.smith {token}\n"
+    assert token not in path.read_text()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    status, _, err = run(capsys, "token", "add", "officer.smith", "--role", "admin")
+    status, _, err = run(capsys, "token", "add", "--person", "Jane Officer", "--role", "admin")
     assert status == 2 and "already has a token" in err
-    assert run(capsys, "token", "add", "x y", "--role", "admin")[0] == 2
+    status, out, _ = run(capsys, "token", "list")
+    assert status == 0 and "Jane Officer" in out and made["id"] in out and token not in out
+    assert run(capsys, "token", "revoke", made["id"])[0] == 0
+    assert TokenFile(path).check(token) is None
+    assert "no tokens" in run(capsys, "token", "list")[1]
+    assert "Jane Officer" in run(capsys, "token", "list", "--all")[1]
+    assert run(capsys, "token", "revoke", made["id"])[0] == 2
+    assert run(capsys, "token", "add", "officer.smith", "--role", "admin")[0] == 2  # --person
 
 
 def test_cell_disable_cuts_live_calls_through_the_daemon(
@@ -561,13 +687,31 @@ def test_cell_disable_cuts_live_calls_through_the_daemon(
 
 
 def test_cell_disable_without_a_reachable_daemon(
-    sqlite_url: str, cli_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    sqlite_url: str,
+    cli_env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tokens_file: Path,
 ) -> None:
     cli_env.setenv("CALLCONTROL_DATABASE_URL", sqlite_url)
     cli_env.setenv("CALLCONTROL_HTTP_PORT", str(_free_port()))
     run(capsys, "cell", "add", "A1-01")
-    status, out, err = run(capsys, "cell", "disable", "A1-01", "--token", OFFICER_TOKEN)
+    cli_env.setenv("CALLCONTROL_HTTP_TOKEN", OFFICER_TOKEN)
+    status, out, err = run(capsys, "cell", "disable", "A1-01")
     assert (status, err) == (0, "")
     assert out == "cell A1-01 disabled: no calls from it\nno running daemon reached: no call cut\n"
+    cli_env.delenv("CALLCONTROL_HTTP_TOKEN")
     status, out, _ = run(capsys, "cell", "disable", "A1-01")
     assert status == 0 and "no API token" in out
+    # In the audit log: the token's person, then (no token) the login name.
+    status, out, _ = run(capsys, "audit", "list", "--json")
+    actors = [(e["actor"], e["role"]) for e in json.loads(out)]
+    assert actors == [(getpass.getuser(), "operator"), ("alice", "officer")]
+    # With an officer's token, the command line does not undo it either; an admin's does.
+    cli_env.setenv("CALLCONTROL_HTTP_TOKEN", OFFICER_TOKEN)
+    status, _, err = run(capsys, "cell", "enable", "A1-01")
+    assert status == 2 and "only an admin may enable cell:A1-01" in err
+    assert json.loads(run(capsys, "cell", "list", "--json")[1])[0]["enabled"] is False
+    cli_env.setenv("CALLCONTROL_HTTP_TOKEN", ADMIN_TOKEN)
+    assert run(capsys, "cell", "enable", "A1-01")[0] == 0
+    status, out, _ = run(capsys, "audit", "list", "--json")
+    assert (json.loads(out)[0]["actor"], json.loads(out)[0]["action"]) == ("root", "enable")

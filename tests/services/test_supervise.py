@@ -26,6 +26,7 @@ from callcontrol.services.supervise import (
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 OFFICER = Actor("officer.smith", "officer")
+ADMIN = Actor("Ada Admin", "admin")
 
 
 def call(call_id: int, cell: str = "A1-01", prisoner: str = "A1234BC", **kw: Any) -> CallRecord:
@@ -420,9 +421,28 @@ async def test_suspend_prisoner_cuts_their_live_call_and_reinstate_audits() -> N
     w = World([call(1), call(2, cell="B2-07", prisoner="B5678CD")])
     sweep = await w.supervisor.suspend_prisoner(OFFICER, "B5678CD", "adjudication")
     assert sweep.cut == [2] and w.store.prisoners["B5678CD"] == (False, "adjudication")
-    await w.supervisor.reinstate_prisoner(OFFICER, "B5678CD")
+    await w.supervisor.reinstate_prisoner(ADMIN, "B5678CD")
     assert w.store.prisoners["B5678CD"] == (True, "")
     assert w.audit.actions() == ["suspend", "cut", "resume"]
+
+
+async def test_an_officer_cannot_undo_a_suspension_or_a_disabled_cell() -> None:
+    """Officers cut calls (disable, suspend); only an admin lets calls through again."""
+    w = World([call(1), call(2, cell="B2-07", prisoner="B5678CD")])
+    await w.supervisor.disable_cell(ADMIN, "A1-01", "handset smashed")
+    await w.supervisor.suspend_prisoner(ADMIN, "B5678CD", "adjudication")
+    before = w.audit.actions()
+    with pytest.raises(Refused, match="admin"):
+        await w.supervisor.enable_cell(OFFICER, "A1-01", "fixed")
+    with pytest.raises(Refused, match="admin"):
+        await w.supervisor.reinstate_prisoner(OFFICER, "B5678CD", "served")
+    assert w.store.cells["A1-01"] == (False, "handset smashed")
+    assert w.store.prisoners["B5678CD"] == (False, "adjudication")
+    assert w.audit.actions() == before  # nothing done, nothing audited as done
+    await w.supervisor.enable_cell(ADMIN, "A1-01", "fixed")
+    await w.supervisor.reinstate_prisoner(ADMIN, "B5678CD", "served")
+    assert w.store.cells["A1-01"] == (True, "")
+    assert w.store.prisoners["B5678CD"] == (True, "")
 
 
 async def test_cut_calls_of_a_cell_without_disabling_it() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from callcontrol.config import load_settings
+from callcontrol.lab import handsets
 from callcontrol.simulator import audio
 from callcontrol.simulator.call import call_decision, cell_password
 from callcontrol.simulator.sipp import SIM_DIR
@@ -49,11 +50,19 @@ def db_settings(tmp_path: Path):
                        ('cid-2', 'allow', 'ok');
             """
         )
-    return load_settings(env={"CALLCONTROL_DATABASE_URL": f"sqlite+aiosqlite:///{db}"})
+    return load_settings(
+        env={
+            "CALLCONTROL_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+            "CALLCONTROL_BASE_DIR": str(tmp_path),
+        }
+    )
 
 
-async def test_password_from_the_database(db_settings) -> None:
-    assert await cell_password(db_settings, "A1-01") == "secret-1"
+async def test_password_from_the_labs_handsets_file_not_the_database(db_settings) -> None:
+    """The database has only digest hashes; the lab keeps the passwords it made."""
+    assert await cell_password(db_settings, "A1-01") is None  # not the row's column
+    handsets.remember(handsets.path_of(db_settings), {"A1-01": "lab-secret-1"})
+    assert await cell_password(db_settings, "A1-01") == "lab-secret-1"
     assert await cell_password(db_settings, "Z9-99") is None
 
 
@@ -65,7 +74,12 @@ async def test_latest_decision_of_the_call(db_settings) -> None:
 
 async def test_no_database_means_no_answers(tmp_path: Path) -> None:
     missing = tmp_path / "none.sqlite3"
-    settings = load_settings(env={"CALLCONTROL_DATABASE_URL": f"sqlite:///{missing}"})
+    settings = load_settings(
+        env={
+            "CALLCONTROL_DATABASE_URL": f"sqlite:///{missing}",
+            "CALLCONTROL_BASE_DIR": str(tmp_path),
+        }
+    )
     assert await cell_password(settings, "A1-01") is None
     assert await call_decision(settings, "cid-1", wait_s=5) == (None, None)  # at once
     assert not missing.exists()
@@ -74,6 +88,11 @@ async def test_no_database_means_no_answers(tmp_path: Path) -> None:
 async def test_a_database_without_the_tables(tmp_path: Path) -> None:
     db = tmp_path / "empty.sqlite3"
     sqlite3.connect(db).close()
-    settings = load_settings(env={"CALLCONTROL_DATABASE_URL": f"sqlite+aiosqlite:///{db}"})
+    settings = load_settings(
+        env={
+            "CALLCONTROL_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+            "CALLCONTROL_BASE_DIR": str(tmp_path),
+        }
+    )
     assert await cell_password(settings, "A1-01") is None
     assert await call_decision(settings, "cid", wait_s=0) == (None, None)

@@ -55,7 +55,10 @@ async def test_ports_come_from_the_settings(monkeypatch) -> None:
 
 async def test_no_password_anywhere(tmp_path) -> None:
     settings = load_settings(
-        env={"CALLCONTROL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'none.sqlite3'}"}
+        env={
+            "CALLCONTROL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'none.sqlite3'}",
+            "CALLCONTROL_BASE_DIR": str(tmp_path),
+        }
     )
     with pytest.raises(SimError, match="no SIP password for cell A1-01"):
         await calls.place_call(settings=settings, cell="A1-01", pin="1234", dial="1")

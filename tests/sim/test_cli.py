@@ -214,7 +214,7 @@ def test_harness_failure_exits_1_with_one_line(capsys, monkeypatch) -> None:
 def test_no_password_and_no_database_exits_1(tmp_path: Path, capsys, monkeypatch) -> None:
     db = tmp_path / "missing.sqlite3"
     config = tmp_path / "callcontrol.toml"
-    config.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{db}"\n')
+    config.write_text(f'base_dir = "{tmp_path}"\n[database]\nurl = "sqlite+aiosqlite:///{db}"\n')
     monkeypatch.delenv("CALLCONTROL_DATABASE_URL", raising=False)
     argv = ["call", "--cell", "A1-01", "--dial", "1", "--pin", "1234", "--config", str(config)]
     assert cli.main(argv) == 1

@@ -51,11 +51,12 @@ def test_by_default_the_cells_ask_the_daemon_over_fastagi(settings: Settings) ->
     lab.render()
     assert setting(section(rendered(lab, "pjsip.conf"), "cell-endpoint"), "context") == "cells"
     ext = rendered(lab, "extensions.conf")
-    assert setting(ext, "CC_DECIDE_AGI") == "agi://127.0.0.1:4573/cell-call"
-    assert setting(ext, "CC_AGI_URL") == "agi://127.0.0.1:4573"
+    secret = lab.agi_secret  # the first path segment of every FastAGI request
+    assert setting(ext, "CC_DECIDE_AGI") == f"agi://127.0.0.1:4573/{secret}/cell-call"
+    assert setting(ext, "CC_AGI_URL") == f"agi://127.0.0.1:4573/{secret}"
     assert setting(ext, "CC_CELLS_CONTEXT") == "cells"
     assert "#include dialplan/cells.conf" in ext and "#tryinclude dialplan/bench.conf" in ext
-    assert lab.daemon_decide_agi == "agi://127.0.0.1:4573/cell-call"
+    assert lab.daemon_decide_agi == f"agi://127.0.0.1:4573/{secret}/cell-call"
     assert current_mode(lab) == "daemon"
 
 

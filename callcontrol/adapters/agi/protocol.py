@@ -11,6 +11,7 @@ say becomes an exception, so a caller of this module fails closed.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,11 +20,14 @@ ENV_MAX_BYTES = 16384
 _USAGE_END = "520 End of proper usage."
 _USAGE_MAX_LINES = 200
 
-_ENV_LINE = re.compile(r"(agi_[A-Za-z0-9_]+):[ \t]?(.*)")
+_ENV_LINE = re.compile(r"(agi_[A-Za-z0-9_]+): ?(.*)")
 _REPLY = re.compile(r"(\d{3})(?:([ -])(.*))?")
 _RESULT = re.compile(r"result=(\S*)(?:\s+\((.*)\))?(.*)")
 _DIGITS = re.compile(r"[0-9*#A-Da-d]*")
 _SAFE_TOKEN = re.compile(r"[^\s\"'\\]+")
+# Below 0x20 (tab, CR and NUL included) and DEL: no value Asterisk sends holds one, and each
+# is a way to smuggle a line end, a truncation or a terminal escape into logs and records.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class AgiError(Exception):
@@ -80,7 +84,7 @@ def _decode(line: bytes) -> str:
 async def _read_env_lines(reader: asyncio.StreamReader, max_bytes: int) -> dict[str, str]:
     env: dict[str, str] = {}
     total = 0
-    while True:
+    for count in itertools.count():
         try:
             line = await reader.readline()
         except ValueError as exc:  # a single line longer than the stream's limit
@@ -90,13 +94,35 @@ async def _read_env_lines(reader: asyncio.StreamReader, max_bytes: int) -> dict[
             raise AgiProtocolError(f"AGI environment larger than {max_bytes} bytes")
         if not line.endswith(b"\n"):  # b"" or a partial line: the peer closed (EOF)
             raise AgiProtocolError("connection closed before the end of the AGI environment")
-        text = _decode(line).rstrip("\r\n")
+        try:
+            # Asterisk ends each line with "\n" alone: a "\r" before it is part of the value
+            # (a "%0D" in a dialled number), refused below, never taken for a line end.
+            text = line.decode("utf-8")[:-1]
+        except UnicodeDecodeError as exc:  # its text not shown: the line may hold the secret
+            raise AgiProtocolError(f"AGI environment line {count + 1} is not UTF-8") from exc
         if text == "":
             return env
-        match = _ENV_LINE.fullmatch(text)
-        if match is None:
-            raise AgiProtocolError(f"malformed AGI environment line {text[:80]!r}")
-        env[match.group(1)] = match.group(2)
+        key, value = _env_line(text)
+        if key in env:
+            # A second agi_arg_1 or agi_uniqueid must not quietly replace the first: whoever
+            # wrote it is not Asterisk, or smuggled a line into a value Asterisk passed on.
+            raise AgiProtocolError(f"AGI environment repeats {key}")
+        env[key] = value
+
+
+def _env_line(text: str) -> tuple[str, str]:
+    """One "agi_xxx: value" line, its line end off: (key, value). No control characters."""
+    match = _ENV_LINE.fullmatch(text)
+    if match is None:
+        shown = re.split(r"[:\s]", text, maxsplit=1)[0][:40]  # never a value: it may be secret
+        raise AgiProtocolError(f"malformed AGI environment line starting {shown!r}")
+    key, value = match.group(1), match.group(2)
+    bad = _CONTROL.search(value)
+    if bad is not None:
+        raise AgiProtocolError(
+            f"AGI environment {key} holds control character {ord(bad.group()):#04x}"
+        )
+    return key, value
 
 
 async def read_environment(

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcontrol.adapters.db.models import Cell, Contact, ContactChange, GlobalNumber, Prisoner
-from callcontrol.domain import model
+from callcontrol.domain import model, sip_digest
 from callcontrol.domain.model import ContactKind, ContactStatus, GlobalPolicy
 from callcontrol.domain.numbers import is_short_code, normalise_for_list
 from callcontrol.domain.pins import hash_pin, valid_pin_format
@@ -120,7 +120,8 @@ async def add_cell(
 ) -> tuple[Cell, str]:
     """Add a cell and its handset's SIP endpoint (username = cell name).
 
-    Returns the cell and its SIP password: the one given, or a generated one.
+    Returns the cell and its SIP password: the one given, or a generated one. Only its digest
+    hash is stored (domain/sip_digest.py): the caller shows the password once.
     """
     _check(
         CELL_NAME, name, "cell name", "1 to 32 letters, digits, '-' or '_', not '-' or '_' first"
@@ -133,9 +134,34 @@ async def add_cell(
     )
     if taken is not None:
         raise AdminError(f"cell {name} already exists")
-    cell = Cell(name=name, wing=wing, sip_username=name, sip_password=password, enabled=True)
+    cred = sip_digest.md5_cred(name, sip_digest.REALM, password)
+    cell = Cell(
+        name=name,
+        wing=wing,
+        sip_username=name,
+        sip_realm=sip_digest.REALM,
+        sip_md5_cred=cred,
+        enabled=True,
+    )
     session.add(cell)
     await _flush(session, f"cell {name} already exists")
+    return cell, password
+
+
+async def set_sip_password(
+    session: AsyncSession, name: str, sip_password: str | None = None
+) -> tuple[Cell, str]:
+    """Give a cell's handset a new SIP password (given, or generated); returns it to show once.
+
+    For a handset replaced or a password exposed; the stored hash is replaced, so the old
+    password stops working at the next `callcontrol asterisk sync`.
+    """
+    cell = await get_cell(session, name)
+    password = generate_sip_password() if sip_password is None else sip_password
+    check_sip_password(password)
+    cell.sip_realm = sip_digest.REALM
+    cell.sip_md5_cred = sip_digest.md5_cred(cell.sip_username, cell.sip_realm, password)
+    await session.flush()
     return cell, password
 
 

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from callcontrol import private_files
 from callcontrol.config import REPO_ROOT, ConfigError, Settings
 
 MIGRATIONS_DIR = REPO_ROOT / "migrations"
@@ -107,19 +108,29 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
+def _private_sqlite(db: Path) -> None:
+    """The database file made 0600 (in a 0700 folder) before SQLite opens it: SQLite would
+    make it 0644 less the umask, and makes its -wal and -shm with the database file's mode.
+    One too open already is tightened, and the log says so."""
+    private_files.create_file(db)
+    for suffix in ("-wal", "-shm", "-journal"):
+        private_files.tighten(db.with_name(db.name + suffix))
+
+
 def make_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
     """An async engine for ``url`` (SQLite or PostgreSQL); see the module documentation.
 
-    SQLite: the folder of the file is created if missing; foreign keys are enforced and a writer
-    waits up to SQLITE_BUSY_TIMEOUT_MS for a lock. PostgreSQL: a small pool whose connections are
-    checked before use. Extra keyword arguments go to ``create_async_engine``.
+    SQLite: the file (and its folder) is created private if missing (_private_sqlite); foreign
+    keys are enforced and a writer waits up to SQLITE_BUSY_TIMEOUT_MS for a lock. PostgreSQL: a
+    small pool whose connections are checked before use. Extra keyword arguments go to
+    ``create_async_engine``.
     """
     u = normalise_url(url)
     options: dict[str, Any] = {}
     if u.get_backend_name() == "sqlite":
         db = _sqlite_file(u)
         if db is not None:
-            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite(Path(db).expanduser())
         options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     else:
         options.update(

@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from callcontrol.domain import sip_digest
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",  # every column: uq_contacts_prisoner_id_number
@@ -71,7 +73,10 @@ class Cell(Base):
     name: Mapped[str] = mapped_column(String(32), unique=True)
     wing: Mapped[str] = mapped_column(String(32), default="", server_default="")
     sip_username: Mapped[str] = mapped_column(String(64), unique=True)
-    sip_password: Mapped[str] = mapped_column(String(128))
+    # The handset's digest credential, never its password (migration 0007; domain/sip_digest):
+    # MD5(sip_username:sip_realm:password), which is all Asterisk needs to check it.
+    sip_realm: Mapped[str] = mapped_column(String(64), default=sip_digest.REALM)
+    sip_md5_cred: Mapped[str] = mapped_column(String(32))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -221,6 +226,7 @@ class Call(Base):
 # The money tables (accounts, ledger, reservations, tariffs) live in billing_models.py on the
 # same Base; importing it here puts them in Base.metadata wherever the models are loaded
 # (Alembic's env.py, the schema test, the daemon).
+import callcontrol.adapters.db.journal_models  # noqa: E402, F401 (the call journal as read)
 from callcontrol.adapters.db import (  # noqa: E402, F401
     billing_models,
     pin_models,

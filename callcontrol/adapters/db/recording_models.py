@@ -130,3 +130,19 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     detail: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
+class ChainCheckpoint(Base):
+    """A signed checkpoint of the chain's head, as also appended to the checkpoints file.
+
+    A copy for convenience (``recordings verify`` reads these too): the database's owner can
+    delete rows here but not forge one, since the key is not in the database. The file shipped
+    off the host is the copy that counts."""
+
+    __tablename__ = "recording_chain_checkpoints"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    entries: Mapped[int] = mapped_column(BigInteger)
+    entry_hash: Mapped[str] = mapped_column(HASH)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(String(128))

@@ -205,7 +205,7 @@ async def cell_disable(request: web.Request) -> web.Response:
 
 
 async def cell_enable(request: web.Request) -> web.Response:
-    actor, name = authorise(request, OFFICER), request.match_info["name"]
+    actor, name = authorise(request, ADMIN), request.match_info["name"]  # undoes a disable
     await request.app[SUPERVISOR].enable_cell(actor, name, (await body(request)).get("reason"))
     return _json({"cell": name, "enabled": True})
 
@@ -225,7 +225,7 @@ async def prisoner_suspend(request: web.Request) -> web.Response:
 
 
 async def prisoner_reinstate(request: web.Request) -> web.Response:
-    actor, number = authorise(request, OFFICER), request.match_info["number"]
+    actor, number = authorise(request, ADMIN), request.match_info["number"]  # undoes a suspend
     reason = (await body(request)).get("reason")
     await request.app[SUPERVISOR].reinstate_prisoner(actor, number, reason)
     return _json({"prisoner": number, "active": True})

@@ -1,19 +1,34 @@
-"""API tokens: the file of "ROLE NAME TOKEN" lines, who a bearer token is, and what they may do.
+"""API tokens: the tokens file, who a bearer token is, and what they may do.
 
-The file ([http] tokens_file) holds one token a line; blank lines and lines starting with '#'
-are ignored, a malformed line is logged and skipped. It is read at start and again whenever it
-changes (checked at each request: a stat), so a token added or removed takes effect at once.
-A file that is missing or unreadable means no token is valid. Only SHA-256 digests of the
-tokens are kept in memory. Roles: officer, and admin (who may do everything an officer may).
+The file ([http] tokens_file) holds one JSON object a line, written by `callcontrol token add`
+(token_store.py): an id, the person the token belongs to, the role, the SHA-256 of the token,
+when and by whom it was made and, once revoked, when and by whom. The token itself is never
+stored: it is shown once when made. SHA-256 and not a slow password hash, because a token is
+256 random bits: nobody can try enough guesses against its hash for slowness to matter (a slow
+hash protects low-entropy secrets such as passwords and PINs), and a fast one costs the daemon
+nothing per request.
+
+Why a file and not a table: the database is the wider door. Whoever can write a row there
+(a leaked database password, a backup restored by someone else, a PostgreSQL superuser) could
+otherwise mint an admin token, or give an officer's token the admin role, and so listen in to
+calls. The file is the daemon's own (mode 0600, in a 0700 folder), beside the PIN secret; the
+daemon refuses it whole if it is writable by other accounts.
+
+The file is read at start and again whenever it changes (checked at each request: a stat), so
+a token added or revoked takes effect at once. A file that is missing or unreadable means no
+token is valid. Lines of the older "ROLE NAME TOKEN" format (a token in clear) are still
+accepted, with a warning at every load, until a `callcontrol token` command rewrites the file
+with their hashes. Roles: officer, and admin (who may do everything an officer may).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
-import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,18 +37,20 @@ log = logging.getLogger("callcontrol.http.auth")
 OFFICER = "officer"
 ADMIN = "admin"
 ROLES = (OFFICER, ADMIN)
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+LEGACY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 TOKEN = re.compile(r"[!-~]{20,256}")  # printable ASCII, no spaces
-TOKEN_BYTES = 32  # a generated token: 43 URL-safe characters
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+TOKEN_ID = re.compile(r"[0-9a-f]{8,32}")
+MAX_PERSON = 100
 
 
 class TokenError(Exception):
-    """A token cannot be added as asked (the message says why)."""
+    """A token cannot be added or revoked as asked (the message says why)."""
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a token belongs to."""
+    """Who a token belongs to: a named person, and their role."""
 
     name: str
     role: str
@@ -43,33 +60,118 @@ class Principal:
         return self.role == role or self.role == ADMIN
 
 
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
+@dataclass(frozen=True)
+class TokenEntry:
+    """One line of the tokens file (never the token itself)."""
+
+    id: str
+    person: str
+    role: str
+    sha256: str
+    created_at: str = ""
+    created_by: str = ""
+    revoked_at: str = ""
+    revoked_by: str = ""
+    legacy: bool = False  # read from an old "ROLE NAME TOKEN" line
+
+    @property
+    def active(self) -> bool:
+        return not self.revoked_at
+
+    def to_json(self) -> str:
+        fields = {k: v for k, v in self.__dict__.items() if k != "legacy"}
+        return json.dumps(fields, ensure_ascii=False, sort_keys=True)
 
 
-def parse_tokens(text: str) -> tuple[dict[bytes, Principal], list[str]]:
-    """Token digests -> principals, and the problems found (line numbers, never tokens)."""
-    tokens: dict[bytes, Principal] = {}
+def digest(token: str) -> str:
+    """The SHA-256 of a token, in hex: what the file keeps."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_person(person: str) -> str:
+    """The person's name, stripped, if it can name a token's owner; else TokenError."""
+    person = " ".join(person.split())
+    if not person or len(person) > MAX_PERSON or not person.isprintable():
+        raise TokenError(
+            f"invalid person {person!r}: 1 to {MAX_PERSON} printable characters, "
+            'e.g. --person "Jane Officer"'
+        )
+    if person.startswith("-"):
+        raise TokenError(f"invalid person {person!r}: must not begin with '-'")
+    return person
+
+
+def _entry(data: object) -> TokenEntry:
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    text = {k: v for k, v in data.items() if isinstance(v, str)}
+    if set(text) != set(data) or not {"id", "person", "role", "sha256"} <= set(text):
+        raise ValueError("expected id, person, role and sha256 (text)")
+    unknown = set(text) - {f for f in TokenEntry.__dataclass_fields__ if f != "legacy"}
+    if unknown:
+        raise ValueError(f"unknown fields {sorted(unknown)}")
+    entry = TokenEntry(**text)
+    if entry.role not in ROLES:
+        raise ValueError(f"unknown role {entry.role!r} (officer or admin)")
+    if not SHA256_HEX.fullmatch(entry.sha256) or not TOKEN_ID.fullmatch(entry.id):
+        raise ValueError("malformed id or sha256")
+    try:
+        check_person(entry.person)
+    except TokenError as e:
+        raise ValueError(str(e)) from None
+    return entry
+
+
+def _legacy(parts: list[str]) -> TokenEntry:
+    role, name, token = parts
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r} (officer or admin)")
+    if not LEGACY_NAME.fullmatch(name):
+        raise ValueError(f"invalid name {name!r}")
+    if not TOKEN.fullmatch(token):
+        raise ValueError(f"the token of {name} is too short or malformed")
+    hashed = digest(token)
+    return TokenEntry(hashed[:12], name, role, hashed, legacy=True)
+
+
+def parse_entries(text: str) -> tuple[list[TokenEntry], list[str]]:
+    """Every entry of the file, and the problems found (line numbers, never tokens)."""
+    entries: list[TokenEntry] = []
     problems: list[str] = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        parts = line.split()
-        if len(parts) != 3:
-            problems.append(f"line {number}: expected ROLE NAME TOKEN")
+        try:
+            if line.startswith("{"):
+                entry = _entry(json.loads(line))
+            elif len(line.split()) == 3:
+                entry = _legacy(line.split())
+            else:
+                raise ValueError("expected one JSON object (see `callcontrol token add`)")
+        except ValueError as e:  # json.JSONDecodeError is one
+            problems.append(f"line {number}: {str(e).splitlines()[0]}")
             continue
-        role, name, token = parts
-        if role not in ROLES:
-            problems.append(f"line {number}: unknown role {role!r} (officer or admin)")
-        elif not NAME.fullmatch(name):
-            problems.append(f"line {number}: invalid name {name!r}")
-        elif not TOKEN.fullmatch(token):
-            problems.append(f"line {number}: the token of {name} is too short or malformed")
-        elif _digest(token) in tokens:
-            problems.append(f"line {number}: the token of {name} is already used; ignored")
-        else:
-            tokens[_digest(token)] = Principal(name, role)
+        if entry.legacy:
+            problems.append(
+                f"line {number}: the token of {entry.person} is stored in clear (an old file): "
+                "any `callcontrol token` command rewrites it as a hash"
+            )
+        entries.append(entry)
+    return entries, problems
+
+
+def parse_tokens(text: str) -> tuple[dict[str, Principal], list[str]]:
+    """Active token digests -> principals, and the problems found."""
+    entries, problems = parse_entries(text)
+    tokens: dict[str, Principal] = {}
+    for entry in entries:
+        if not entry.active:
+            continue
+        if entry.sha256 in tokens:
+            problems.append(f"token {entry.id} of {entry.person} is listed twice; ignored")
+            continue
+        tokens[entry.sha256] = Principal(entry.person, entry.role)
     return tokens, problems
 
 
@@ -78,35 +180,42 @@ class TokenFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._tokens: dict[bytes, Principal] = {}
-        self._seen: tuple[int, int, int] | None = None  # inode, size, mtime of what was read
+        self._tokens: dict[str, Principal] = {}
+        self._seen: tuple[int, int, int, int] | None = None  # inode, size, mtime, mode
         self._loaded = False
 
-    def _stamp(self) -> tuple[int, int, int] | None:
+    def _stamp(self) -> tuple[int, int, int, int] | None:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
+        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
+
+    def _refused(self, why: str, stamp: tuple[int, int, int, int] | None) -> int:
+        log.error("API tokens file %s %s: no token is valid", self.path, why)
+        self._tokens, self._seen, self._loaded = {}, stamp, True
+        return 0
 
     def load(self) -> int:
-        """Read the file now; returns how many tokens it holds."""
+        """Read the file now; returns how many active tokens it holds."""
         stamp = self._stamp()
-        try:
-            text = self.path.read_text(encoding="utf-8") if stamp else ""
-            mode = os.stat(self.path).st_mode if stamp else 0
-        except (OSError, UnicodeDecodeError) as e:
-            log.error("API tokens file %s cannot be read (%s): no token is valid", self.path, e)
+        if stamp is None:
+            log.warning("API tokens file %s does not exist: no token is valid", self.path)
             self._tokens, self._seen, self._loaded = {}, stamp, True
             return 0
+        mode = stat.S_IMODE(stamp[3])
+        if mode & 0o022:  # anyone else could add a token of their own
+            return self._refused(f"is writable by other accounts (mode {mode:04o})", stamp)
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            return self._refused(f"cannot be read ({e})", stamp)
         self._tokens, problems = parse_tokens(text)
         for problem in problems:
             log.warning("API tokens file %s, %s", self.path, problem)
-        if stamp is None:
-            log.warning("API tokens file %s does not exist: no token is valid", self.path)
-        elif mode & 0o077:
+        if mode & 0o077:
             log.warning("API tokens file %s is readable by others: chmod 600 it", self.path)
-        log.info("API tokens: %d loaded from %s", len(self._tokens), self.path)
+        log.info("API tokens: %d active in %s", len(self._tokens), self.path)
         self._seen, self._loaded = stamp, True
         return len(self._tokens)
 
@@ -120,37 +229,10 @@ class TokenFile:
         self.refresh()
         if not token:
             return None
-        return self._tokens.get(_digest(token))
+        return self._tokens.get(digest(token))
 
 
 def bearer_token(header: str | None) -> str:
     """The token of an ``Authorization: Bearer TOKEN`` header ('' if there is none)."""
     scheme, _, token = (header or "").strip().partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
-
-
-def add_token(path: Path, name: str, role: str) -> str:
-    """Append a new random token for ``name`` to the file (made with mode 0600); returns it."""
-    if role not in ROLES:
-        raise TokenError(f"invalid role {role!r}: officer or admin")
-    if not NAME.fullmatch(name):
-        raise TokenError(
-            f"invalid name {name!r}: 1 to 64 letters, digits, '.', '_', '@' or '-', "
-            "starting with a letter or digit"
-        )
-    existing = ""
-    if path.exists():
-        existing = path.read_text(encoding="utf-8")
-        for line in existing.splitlines():
-            parts = line.split()
-            if len(parts) == 3 and not line.lstrip().startswith("#") and parts[1] == name:
-                raise TokenError(f"{name} already has a token in {path}")
-    token = secrets.token_urlsafe(TOKEN_BYTES)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "a", encoding="utf-8") as f:
-        os.fchmod(f.fileno(), 0o600)
-        if existing and not existing.endswith("\n"):
-            f.write("\n")
-        f.write(f"{role} {name} {token}\n")
-    return token

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from callcontrol import private_files
 from callcontrol.adapters.storage import audio
 
 CHUNK = 1 << 20
@@ -52,14 +53,14 @@ def store(
 
     Raises audio.AudioError when the source is missing, empty or not audio. A file already
     there under the same name is kept if it still has that hash, else replaced."""
-    store_dir.mkdir(parents=True, exist_ok=True)
+    private_files.private_dir(store_dir)  # 0700: recordings are for the daemon's user only
     tmp = _temporary(store_dir, f".ingest-{tag}-", SUFFIX)
     try:
         info = audio.compress(source, tmp, bitrate)
         digest, size = sha256_file(tmp), tmp.stat().st_size
         target = store_dir / file_name(digest)
         if not target.exists() or sha256_file(target) != digest:
-            tmp.chmod(0o440)  # read-only: not changed by mistake
+            tmp.chmod(0o400)  # read-only, the owner's only: not changed by mistake
             _fsync(tmp)
             os.replace(tmp, target)
             _fsync(store_dir)

@@ -32,14 +32,15 @@ class PhaseResult:
     client_cpu_s: float = 0.0  # CPU time the client process used (0 on the server's loop)
 
 
-def environment(request: Request, port: int) -> bytes:
-    """The agi_ environment block Asterisk 22 sends for this request."""
+def environment(request: Request, port: int, secret: str) -> bytes:
+    """The agi_ environment block Asterisk 22 sends for this request, the daemon's FastAGI
+    secret first in the script's path as the rendered CC_AGI_URL puts it."""
     script, args, channel, uniqueid, context, extension, _pin = request
     caller = args[0] if script == cv.CELL_CALL_SCRIPT and args else "unknown"
     lines = [
         "agi_network: yes",
-        f"agi_network_script: {script}",
-        f"agi_request: agi://127.0.0.1:{port}/{script}",
+        f"agi_network_script: {secret}/{script}",
+        f"agi_request: agi://127.0.0.1:{port}/{secret}/{script}",
         f"agi_channel: {channel}",
         "agi_language: en",
         "agi_type: PJSIP",
@@ -84,7 +85,9 @@ def reply_to(command: str, pin: str, variables: dict[str, str]) -> bytes:
     return b"200 result=0\n"  # STREAM FILE, EXEC, ANSWER, VERBOSE, ...
 
 
-async def converse(port: int, request: Request, timeout_s: float = CLIENT_TIMEOUT_S) -> Exchange:
+async def converse(
+    port: int, request: Request, secret: str, timeout_s: float = CLIENT_TIMEOUT_S
+) -> Exchange:
     """One AGI request from connect to the server's close; never raises."""
     variables: dict[str, str] = {}
     started = time.perf_counter()
@@ -92,7 +95,7 @@ async def converse(port: int, request: Request, timeout_s: float = CLIENT_TIMEOU
     try:
         async with asyncio.timeout(timeout_s):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(environment(request, port))
+            writer.write(environment(request, port, secret))
             await writer.drain()
             while True:
                 line = await reader.readline()
@@ -112,14 +115,16 @@ async def converse(port: int, request: Request, timeout_s: float = CLIENT_TIMEOU
                 await writer.wait_closed()
 
 
-async def play(port: int, requests: Sequence[Request], concurrency: int) -> PhaseResult:
+async def play(
+    port: int, requests: Sequence[Request], concurrency: int, secret: str
+) -> PhaseResult:
     """Play ``requests`` with ``concurrency`` calls at a time; results in request order."""
     results: list[Exchange | None] = [None] * len(requests)
     queue = iter(range(len(requests)))
 
     async def worker() -> None:
         for i in queue:
-            results[i] = await converse(port, requests[i])
+            results[i] = await converse(port, requests[i], secret)
 
     started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(requests))))))
@@ -127,9 +132,11 @@ async def play(port: int, requests: Sequence[Request], concurrency: int) -> Phas
     return PhaseResult(wall, [r for r in results if r is not None], cpu)
 
 
-def play_in_process(port: int, requests: Sequence[Request], concurrency: int) -> PhaseResult:
+def play_in_process(
+    port: int, requests: Sequence[Request], concurrency: int, secret: str
+) -> PhaseResult:
     """``play`` on an event loop of its own (the entry point of the client process)."""
-    return asyncio.run(play(port, requests, concurrency))
+    return asyncio.run(play(port, requests, concurrency, secret))
 
 
 class Client:
@@ -141,15 +148,18 @@ class Client:
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
 
-    async def play(self, port: int, requests: Sequence[Request], concurrency: int) -> PhaseResult:
-        """Play the requests: in the client process, or here on the server's own loop."""
+    async def play(
+        self, port: int, requests: Sequence[Request], concurrency: int, secret: str
+    ) -> PhaseResult:
+        """Play the requests: in the client process, or here on the server's own loop.
+        ``secret``: the server's FastAGI secret, which every request presents."""
         if not requests:
             return PhaseResult(0.0, [])
         if self._pool is None:  # its CPU is the server process's: not told apart
-            return replace(await play(port, requests, concurrency), client_cpu_s=0.0)
+            return replace(await play(port, requests, concurrency, secret), client_cpu_s=0.0)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._pool, play_in_process, port, list(requests), concurrency
+            self._pool, play_in_process, port, list(requests), concurrency, secret
         )
 
     def close(self) -> None:

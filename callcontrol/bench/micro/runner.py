@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcontrol import channel_vars as cv
+from callcontrol.adapters.agi.secret import generate_secret
 from callcontrol.adapters.agi.server import Route
 from callcontrol.adapters.db.engine import (
     check_schema_current,
@@ -63,6 +64,7 @@ async def _ours(
     meter: Meter,
     sessions: async_sessionmaker[AsyncSession],
     port: int,
+    secret: str,
     inmates: Sequence[Inmate],
     calls: _Calls,
     count: int,
@@ -76,14 +78,14 @@ async def _ours(
     while done < count:
         batch = [calls.decide(inmates[i]) for i in range(min(len(inmates), count - done))]
         with _profiling(profiler), meter.span() as cost:
-            phase = await client.play(port, batch, concurrency)
+            phase = await client.play(port, batch, concurrency, secret)
         verdicts = [verdict(e, baseline=False) for e in phase.exchanges]
         outcomes.update(verdicts)
         _check_phase(f"{what}: cell-call", phase, verdicts)
         decided.add(phase, cost)
         ends_of_batch = [calls.end(r) for r in batch]
         with _profiling(profiler), meter.span() as cost:
-            ends = await client.play(port, ends_of_batch, concurrency)
+            ends = await client.play(port, ends_of_batch, concurrency, secret)
         await _check_settled(f"{what}: call-end", ends, sessions, [r[3] for r in batch])
         settled.add(ends, cost)
         done += len(batch)
@@ -94,6 +96,7 @@ async def _baseline(
     client: Client,
     meter: Meter,
     port: int,
+    secret: str,
     inmates: Sequence[Inmate],
     calls: _Calls,
     count: int,
@@ -101,7 +104,7 @@ async def _baseline(
 ) -> tuple[Stats, Counter[str]]:
     requests = [calls.decide(inmates[i % len(inmates)]) for i in range(count)]
     with meter.span() as cost:
-        phase = await client.play(port, requests, conc)
+        phase = await client.play(port, requests, conc, secret)
     verdicts = [verdict(e, baseline=True) for e in phase.exchanges]
     _check_phase("baseline", phase, verdicts)
     stats = Stats()
@@ -182,13 +185,15 @@ async def run_micro(
             made = _Calls(talk_seconds, pin_answer)
             meter = Meter(engine, await _local_postmaster(sessions))
             profiler = cProfile.Profile() if profile_path else None
-            async with _serving(build_routes(settings, sessions), settings) as server:
+            secret = generate_secret()  # the run's FastAGI secret, as the lab renders one
+            async with _serving(build_routes(settings, sessions), settings, secret) as server:
                 _say(progress, f"ours: warm-up, {warmup} calls")
                 await _ours(
                     client,
                     meter,
                     sessions,
                     server.port,
+                    secret,
                     inmates,
                     made,
                     warmup,
@@ -201,6 +206,7 @@ async def run_micro(
                     meter,
                     sessions,
                     server.port,
+                    secret,
                     inmates,
                     made,
                     calls,
@@ -212,12 +218,14 @@ async def run_micro(
             base_report: dict[str, Any] | None = None
             if baseline:
                 routes: dict[str, Route] = {cv.CELL_CALL_SCRIPT: answer_at_once}
-                async with _serving(routes, settings) as server:
+                async with _serving(routes, settings, secret) as server:
                     _say(progress, f"baseline: warm-up, {warmup} calls")
-                    await _baseline(client, meter, server.port, inmates, made, warmup, concurrency)
+                    await _baseline(
+                        client, meter, server.port, secret, inmates, made, warmup, concurrency
+                    )
                     _say(progress, f"baseline: {calls} calls, concurrency {concurrency}")
                     base, base_outcomes = await _baseline(
-                        client, meter, server.port, inmates, made, calls, concurrency
+                        client, meter, server.port, secret, inmates, made, calls, concurrency
                     )
                 base_report = _decisions(base, base_outcomes)
         finally:

@@ -40,19 +40,29 @@ async def answer_at_once(channel: AgiChannel) -> None:
     await channel.set_variable(cv.DECISION, cv.ALLOW)
 
 
-def _server(routes: dict[str, Route], settings: Settings) -> FastAgiServer:
+def _server(routes: dict[str, Route], settings: Settings, secret: str) -> FastAgiServer:
+    """The daemon's FastAGI server, with the daemon's limits and a secret of the run's own."""
+    a = settings.agi
     return FastAgiServer(
         routes,
         "127.0.0.1",
         0,  # an ephemeral port: never the daemon's or the lab's
-        read_timeout=settings.agi.read_timeout_s,
-        session_timeout=settings.agi.session_timeout_s,
+        secret=secret,
+        allowed_peers=a.allowed_peers,
+        read_timeout=a.read_timeout_s,
+        session_timeout=a.session_timeout_s,
+        handshake_timeout=a.handshake_timeout_s,
+        max_sessions=a.max_sessions,
+        max_sessions_per_peer=a.max_sessions_per_peer,
+        max_handshakes=a.max_handshakes,
     )
 
 
 @contextlib.asynccontextmanager
-async def _serving(routes: dict[str, Route], settings: Settings) -> AsyncIterator[FastAgiServer]:
-    server = _server(routes, settings)
+async def _serving(
+    routes: dict[str, Route], settings: Settings, secret: str
+) -> AsyncIterator[FastAgiServer]:
+    server = _server(routes, settings, secret)
     await server.start()
     try:
         yield server

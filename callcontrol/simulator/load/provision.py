@@ -3,6 +3,11 @@
 Idempotent: a cell, prisoner or contact that is there already is reused (its PIN set again to
 the plan's), so a second run on the same database adds nothing it does not need. Every change
 goes through the same admin and ledger code as the ``callcontrol`` commands.
+
+The database keeps only each handset's digest hash, so the SIP passwords this provisioning makes
+are kept in the lab's handsets file ([lab] handsets_file, mode 0600; lab/handsets.py), where the
+load's handsets find them. A load cell in the database whose password the lab does not know
+(made elsewhere, or before hashes) is given a new one.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from callcontrol.adapters.db import admin, ledger, pin_store
 from callcontrol.adapters.db.engine import database_url, make_engine, session_factory
 from callcontrol.adapters.db.models import Cell, Contact, Prisoner, utcnow
 from callcontrol.config import Settings
+from callcontrol.domain import sip_digest
+from callcontrol.lab import handsets
 from callcontrol.simulator.load.plan import MAIN, NUMBERS, SHORT, WRONG, LoadCell, LoadPlan
 
 log = logging.getLogger("callcontrol.sim.load")
@@ -57,11 +64,12 @@ async def provision(settings: Settings, plan: LoadPlan) -> Provisioned:
     region = settings.site.region
     counts = {"cells": 0, "prisoners": 0, "contacts": 0, "topup": 0}
     passwords: dict[str, str] = {}
+    known = handsets.recall(handsets.path_of(settings))
     run = uuid.uuid4().hex[:12]
     try:
         for cell in plan.cells:
             async with sessions() as s, s.begin():
-                passwords[cell.name] = await _cell(s, cell, counts)
+                passwords[cell.name] = await _cell(s, cell, counts, known.get(cell.name))
                 await _prisoner(s, cell, secret, settings.site.pin_digits, counts)
                 await _contacts(s, cell, region, settings, counts)
                 if cell.pool == WRONG:  # last run's wrong PINs would lock its handset
@@ -85,6 +93,7 @@ async def provision(settings: Settings, plan: LoadPlan) -> Provisioned:
         raise ProvisionError(f"cannot provision the load prison: {e}") from None
     finally:
         await engine.dispose()
+        handsets.remember(handsets.path_of(settings), passwords)  # those made before a failure
     return Provisioned(
         passwords, counts["cells"], counts["prisoners"], counts["contacts"], counts["topup"]
     )
@@ -101,7 +110,8 @@ def _topup_amount(cell: LoadCell, balance: int, available: int, settings: Settin
     return 0
 
 
-async def _cell(s: AsyncSession, cell: LoadCell, counts: dict[str, int]) -> str:
+async def _cell(s: AsyncSession, cell: LoadCell, counts: dict[str, int], known: str | None) -> str:
+    """The cell's SIP password: a new cell's, the lab's known one, or a new one."""
     row = await s.scalar(select(Cell).where(Cell.name == cell.name))
     if row is None:
         row, password = await admin.add_cell(s, cell.name, wing="LOAD")
@@ -109,7 +119,12 @@ async def _cell(s: AsyncSession, cell: LoadCell, counts: dict[str, int]) -> str:
         return password
     if not row.enabled:
         await admin.enable_cell(s, cell.name)
-    return row.sip_password
+    if known is not None and row.sip_md5_cred == sip_digest.md5_cred(
+        row.sip_username, row.sip_realm, known
+    ):
+        return known
+    _, password = await admin.set_sip_password(s, cell.name)
+    return password
 
 
 async def _prisoner(
@@ -173,22 +188,13 @@ async def sync_asterisk(config: str | None) -> None:
 
 
 async def passwords(settings: Settings, the_plan: LoadPlan) -> dict[str, str]:
-    from sqlalchemy import select
-
-    from callcontrol.adapters.db.engine import database_url, make_engine
-    from callcontrol.adapters.db.models import Cell
-
-    engine = make_engine(database_url(settings))
-    try:
-        async with engine.connect() as conn:
-            rows = (await conn.execute(select(Cell.name, Cell.sip_password))).all()
-    finally:
-        await engine.dispose()
-    have = {r.name: r.sip_password for r in rows}
+    """The plan's cells' SIP passwords, from the lab's handsets file (--no-provision)."""
+    have = handsets.recall(handsets.path_of(settings))
     missing = [c.name for c in the_plan.cells if c.name not in have]
     if missing:
         raise ProvisionError(
-            f"{len(missing)} of the plan's cells are not in the database (first: {missing[0]});"
-            " provision them (run without --no-provision)"
+            f"{len(missing)} of the plan's cells have no SIP password in the lab's handsets file "
+            f"{handsets.path_of(settings)} (first: {missing[0]}); provision them (run without "
+            "--no-provision)"
         )
     return {c.name: have[c.name] for c in the_plan.cells}

@@ -1,0 +1,94 @@
+"""`cell add` and `cell set-password`: a handset's SIP password, shown once, stored as a hash.
+
+The password is generated (and printed once), or read from standard input
+(`--sip-password-stdin`; a prompt without echo when it is a terminal): never from the command
+line, where every local account can read it (ps, /proc/PID/cmdline, shell history).
+`--sip-password P` is refused unless [lab] enabled. The database keeps only the digest hash
+(domain/sip_digest.py). In the lab ([lab] enabled) the password is also written to the lab's
+handsets file, for the simulated handsets (lab/handsets.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any
+
+from callcontrol.adapters.db import admin
+from callcontrol.cli import admin_session, row
+from callcontrol.cli.common import EXIT_OK, EXIT_USAGE, CliError, emit
+from callcontrol.config import Settings
+from callcontrol.lab import handsets
+
+Args = argparse.Namespace
+
+FIELDS = ("name", "wing", "sip_username", "enabled", "disabled_reason", "created_at", "updated_at")
+PASSWORD_ON_ARGV = (
+    "--sip-password puts the password on the command line, where every local account can read "
+    "it: leave it out to have one generated, or use --sip-password-stdin "
+    "([lab] enabled allows it in the lab)"
+)
+
+
+def given_password(args: Args, settings: Settings) -> str | None:
+    """The password the operator gave (None: generate one)."""
+    if getattr(args, "sip_password", None) is not None:
+        if not settings.lab.enabled:
+            raise CliError(PASSWORD_ON_ARGV, EXIT_USAGE)
+        return str(args.sip_password)
+    if not getattr(args, "sip_password_stdin", False):
+        return None
+    if sys.stdin.isatty():
+        password = getpass.getpass("SIP password: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise CliError("no SIP password on standard input", EXIT_USAGE)
+    return password
+
+
+def _shown(args: Args, settings: Settings, cell: Any, password: str, generated: bool) -> int:
+    if settings.lab.enabled:
+        handsets.remember(handsets.path_of(settings), {cell.name: password})
+    data = row(cell, FIELDS)
+    if generated:
+        data["sip_password"] = password
+        said = f"SIP password (shown only this once): {password}"
+    else:
+        said = "SIP password: as given"
+    emit(args, data, f"cell {cell.name} {args.done}; SIP username: {cell.sip_username}; {said}")
+    return EXIT_OK
+
+
+async def cell_add(args: Args, settings: Settings) -> int:
+    password = given_password(args, settings)
+    async with admin_session(settings) as s:
+        cell, made = await admin.add_cell(s, args.cell, password, args.wing)
+    args.done = "added"
+    return _shown(args, settings, cell, made, password is None)
+
+
+async def cell_set_password(args: Args, settings: Settings) -> int:
+    password = given_password(args, settings)
+    async with admin_session(settings) as s:
+        cell, made = await admin.set_sip_password(s, args.cell, password)
+    args.done = "has a new SIP password (run `callcontrol asterisk sync`)"
+    return _shown(args, settings, cell, made, password is None)
+
+
+PASSWORD_HELP = "12 to 128 printable characters without spaces, ';' or '#'"
+ARGS = (
+    (
+        ("--sip-password-stdin",),
+        {
+            "action": "store_true",
+            "help": f"read the password from standard input ({PASSWORD_HELP}; a prompt without "
+            "echo on a terminal) instead of generating a random 24-character one",
+        },
+    ),
+    (
+        ("--sip-password",),
+        {"metavar": "P", "help": "the password itself: refused unless [lab] enabled"},
+    ),
+)
