@@ -26,6 +26,7 @@ from callcontrol.adapters.db.engine import (
     session_factory,
 )
 from callcontrol.adapters.db.journal_store import SqlJournalStore
+from callcontrol.adapters.db.pin_store import SqlPinAlerts
 from callcontrol.adapters.db.settlement_store import SqlSettlementStore
 from callcontrol.adapters.db.supervise_store import SqlAuditLog, SqlSuperviseStore
 from callcontrol.adapters.http import HttpServer
@@ -129,7 +130,8 @@ def build_http_server(
         grants=grants,
     )
     tokens = TokenFile(settings.path(settings.http.tokens_file))
-    return HttpServer(make_app(supervisor, tokens), settings.http.host, settings.http.port)
+    app = make_app(supervisor, tokens, SqlPinAlerts(sessions))
+    return HttpServer(app, settings.http.host, settings.http.port)
 
 
 # How often the daemon looks at the recording chain's head (one row read) to sign a checkpoint

@@ -46,9 +46,17 @@ class SiteSettings:
     max_social_contacts: int = 20
     max_legal_contacts: int = 15
     pin_tries_per_call: int = 3
+    # Wrong PINs count against the handset they are keyed on (docs/security-pins.md):
+    # pin_lockout_failures of them within pin_lockout_window_s lock it; the n-th lockout since
+    # the last successful call on it lasts pin_lockout_s * pin_lockout_growth ** (n - 1), at
+    # most pin_lockout_max_s; and at most pin_daily_failures wrong PINs in any 24 hours (0: no
+    # cap), what bounds a cellmate who resets the escalation with their own PIN.
     pin_lockout_failures: int = 5
     pin_lockout_window_s: int = 900
     pin_lockout_s: int = 900
+    pin_lockout_growth: float = 2.0
+    pin_lockout_max_s: int = 86400
+    pin_daily_failures: int = 8
     pin_digits: int = 4
 
 

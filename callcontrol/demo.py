@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import logging
 import os
@@ -53,6 +54,7 @@ class DemoCall:
     pin_tries: int = 1
 
 
+WRONG_PIN_CELL = "A1-03"
 BURST = [
     DemoCall("approved contact", "A1-01", "1234", "02079460000"),
     DemoCall("same number, international format", "A1-01", "1234", "00442079460000"),
@@ -60,15 +62,23 @@ BURST = [
     DemoCall("number not on the list", "A1-02", "2345", "02079460555"),
     DemoCall("contact still pending approval", "A1-01", "1234", "02079460321"),
     DemoCall("globally blocked number", "A1-03", "3456", "02079460666"),
-    DemoCall("wrong PIN, three times", "A1-03", "8642", "02079460000", pin_tries=3),
+    DemoCall("wrong PIN, three times", WRONG_PIN_CELL, "8642", "02079460000", pin_tries=3),
     DemoCall("emergency code (cells have call bells)", "A1-04", "4567", "999"),
     DemoCall("6p left: less than a minute to a mobile", "A1-04", "4567", "07911123456"),
 ]
 
 
-def _cli(*args: str, config: str | None) -> int:
+def _cli(*args: str, config: str | None, stdin: str | None = None) -> int:
+    """Run a `callcontrol` command in-process; ``stdin`` feeds its standard input (a PIN for
+    --pin-stdin: PINs never go on a command line, even in the demo)."""
     argv = list(args) + (["--config", config] if config else [])
-    return cli(argv)
+    if stdin is None:
+        return cli(argv)
+    saved, sys.stdin = sys.stdin, io.StringIO(stdin)
+    try:
+        return cli(argv)
+    finally:
+        sys.stdin = saved
 
 
 def seed(config: str | None, settings: Settings) -> None:
@@ -94,7 +104,10 @@ def seed(config: str | None, settings: Settings) -> None:
     log.info("creating the demo prison")
     for cell, number, name, pin, credit in PRISONERS:
         _cli("cell", "add", cell, "--wing", "A", config=config)
-        _cli("prisoner", "add", number, "--name", name, "--pin", pin, "--cell", cell, config=config)
+        _cli(
+            "prisoner", "add", number, "--name", name, "--pin-stdin", "--cell", cell,
+            config=config, stdin=f"{pin}\n",
+        )  # fmt: skip
         _cli(
             "account", "topup", number, str(credit), "--reference", f"demo-{number}", config=config
         )
@@ -131,6 +144,11 @@ def _known_passwords(config: str | None, settings: Settings) -> None:
 async def burst(settings: Settings, config: str | None) -> None:
     """Place the demo calls one after another with `callcontrol-sim call`, and show each."""
     sim = str(Path(sys.executable).parent / "callcontrol-sim")
+    # The wrong-PIN call's handset keeps its wrong PINs of earlier runs: a few runs would lock
+    # it (see docs/security-pins.md). Each demo starts it afresh, audited like any unlock.
+    why = "make run: the demo's wrong-PIN call starts afresh"
+    await asyncio.to_thread(_cli, "cell", "unlock", WRONG_PIN_CELL, "--reason", why, "--by", "demo",
+                            config=config)  # fmt: skip
     print("\n--- a burst of simulated calls (callcontrol-sim call ...) " + "-" * 24)
     for call in BURST:
         argv = [

@@ -41,6 +41,22 @@ def billing_policy(settings: Settings) -> BillingPolicy:
     )
 
 
+def lockout_policy(settings: Settings) -> LockoutPolicy:
+    """The PIN lockout settings, checked: a bad one stops the daemon at start."""
+    site = settings.site
+    try:
+        return LockoutPolicy(
+            failures=site.pin_lockout_failures,
+            window=timedelta(seconds=site.pin_lockout_window_s),
+            lockout=timedelta(seconds=site.pin_lockout_s),
+            growth=site.pin_lockout_growth,
+            max_lockout=timedelta(seconds=site.pin_lockout_max_s),
+            daily_failures=site.pin_daily_failures,
+        )
+    except ValueError as e:
+        raise ConfigError(f"[site] PIN lockout: {e}") from None
+
+
 def build_authoriser(settings: Settings, store: CallStore) -> Authoriser:
     site = settings.site
     return Authoriser(
@@ -49,11 +65,7 @@ def build_authoriser(settings: Settings, store: CallStore) -> Authoriser:
         policy=SitePolicy(
             region=site.region, emergency_calls_allowed=site.emergency_calls == "allow"
         ),
-        lockout=LockoutPolicy(
-            failures=site.pin_lockout_failures,
-            window=timedelta(seconds=site.pin_lockout_window_s),
-            lockout=timedelta(seconds=site.pin_lockout_s),
-        ),
+        lockout=lockout_policy(settings),
         pin_secret=settings.pin_secret,
         clock=utcnow,
     )

@@ -102,7 +102,7 @@ def command(
 
 def build_parser() -> argparse.ArgumentParser:
     import callcontrol.cli.journal as journal_commands
-    from callcontrol.cli import admin, billing, ops, recordings, supervise  # use the helpers
+    from callcontrol.cli import admin, alerts, billing, ops, recordings, supervise  # helpers
     from callcontrol.cli import agi as agi_cli
     from callcontrol.cli import ami as ami_cli
 
@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     supervise.register(sub, parents)
     agi_cli.register(sub, parents)
     ami_cli.register(sub, parents)
+    alerts.register(sub, parents)
     return parser
 
 

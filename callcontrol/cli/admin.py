@@ -36,6 +36,8 @@ from callcontrol.cli import (
     table,
     who,
 )
+from callcontrol.cli import alerts as alerts_cli
+from callcontrol.cli import pins as pins_cli
 from callcontrol.cli import supervise as supervise_cli
 from callcontrol.cli.common import EXIT_FAILED, EXIT_OK, CliError, emit, fail
 from callcontrol.config import Settings
@@ -160,20 +162,42 @@ async def _prisoner(s: AsyncSession, p: Prisoner) -> dict[str, Any]:
 
 async def prisoner_add(args: Args, settings: Settings) -> int:
     secret, digits = settings.pin_secret(create=True), settings.site.pin_digits
+    typed = pins_cli.typed_pin(args, settings)  # asked before the database is opened
     async with admin_session(settings) as s:
-        p = await admin.add_prisoner(
-            s, args.prisoner, args.name, args.pin, args.cell, secret, digits
-        )
+
+        async def add(pin: str) -> Prisoner:
+            return await admin.add_prisoner(
+                s, args.prisoner, args.name, pin, args.cell, secret, digits
+            )
+
+        p, generated = await pins_cli.with_pin(typed, digits, add)
         data = await _prisoner(s, p)
-    return done(args, data, f"prisoner {p.prison_number} ({p.name}) added in cell {data['cell']}")
+    text = f"prisoner {p.prison_number} ({p.name}) added in cell {data['cell']}"
+    return done(args, *_shown_once(data, text, generated))
 
 
 async def prisoner_set_pin(args: Args, settings: Settings) -> int:
     secret, digits = settings.pin_secret(create=True), settings.site.pin_digits
+    typed = pins_cli.typed_pin(args, settings)
     async with admin_session(settings) as s:
-        p = await admin.set_pin(s, args.prisoner, args.pin, secret, digits)
+
+        async def set_pin(pin: str) -> Prisoner:
+            return await admin.set_pin(s, args.prisoner, pin, secret, digits)
+
+        p, generated = await pins_cli.with_pin(typed, digits, set_pin)
         data = await _prisoner(s, p)
-    return done(args, data, f"PIN of prisoner {p.prison_number} changed")
+    return done(args, *_shown_once(data, f"PIN of prisoner {p.prison_number} changed", generated))
+
+
+def _shown_once(
+    data: dict[str, Any], text: str, generated: str | None
+) -> tuple[dict[str, Any], str]:
+    """A generated PIN is printed this once (only its keyed hash is stored)."""
+    if generated is None:
+        return data, text
+    return data | {
+        "pin": generated
+    }, f"{text}\nPIN: {generated} (shown this once: give it to the prisoner)"
 
 
 async def prisoner_limit(args: Args, settings: Settings) -> int:
@@ -338,6 +362,12 @@ TOKEN_FILE = arg(
 )
 TOKEN_ARGV = arg("--token", metavar="TOKEN", help="the token itself: refused unless [lab] enabled")
 KINDS = ("social", "legal")
+PIN_HOW = (
+    "The PIN ([site] pin_digits digits, default 4) is asked at the terminal (twice, not "
+    "shown), or read from standard input with --pin-stdin, or generated with --generate-pin "
+    "(the safest: see docs/security-pins.md) and printed once. It is never given on the "
+    "command line, where other users could read it."
+)
 
 GROUPS = (
     ("db", "the database schema", "The database schema (SQLite or PostgreSQL: [database] url)."),
@@ -378,18 +408,19 @@ COMMANDS: tuple[tuple[str, str, Any, str, str, tuple[Arg, ...]], ...] = (
      (CELL_ARG, REASON, TOKEN_FILE, TOKEN_ARGV)),
     ("cell", "enable", cell_enable, "let a disabled cell call again",
      "Enable a disabled cell: its handset may call again.", (CELL_ARG,)),
+    ("cell", "unlock", alerts_cli.cell_unlock, "end a handset's PIN lockout (audited)",
+     alerts_cli.UNLOCK_HELP,
+     (CELL_ARG, arg("--reason", required=True, metavar="R", help="why, for the audit log"), BY)),
     ("cell", "list", cell_list, "list the cells",
      "List the cells and whether their handsets are enabled (not their SIP passwords).", ()),
     ("prisoner", "add", prisoner_add, "add a prisoner",
      "Add a prisoner in a cell, with the PIN they will key on its handset. Only a keyed hash of "
      "the PIN is stored; the key is [security] pin_secret or pin_secret_file (made on first "
-     "use). Cellmates must have different PINs.",
+     "use). Cellmates must have different PINs. " + PIN_HOW,
      (PRISONER_ARG, arg("--name", required=True, metavar="NAME", help="the prisoner's name"),
-      arg("--pin", required=True, metavar="PIN", help="[site] pin_digits digits (default 4)"),
       arg("--cell", required=True, metavar="CELL", help="the prisoner's cell"))),
     ("prisoner", "set-pin", prisoner_set_pin, "give a prisoner a new PIN",
-     "Replace a prisoner's PIN.",
-     (PRISONER_ARG, arg("--pin", required=True, metavar="PIN", help="the new PIN"))),
+     "Replace a prisoner's PIN. " + PIN_HOW, (PRISONER_ARG,)),
     ("prisoner", "limit", prisoner_limit, "set the longest call a prisoner may make",
      "Set the longest call this prisoner may make, in minutes (0: no limit of their own). "
      "The site's longest call, contact limits, allowances, calling windows and the credit "
@@ -451,3 +482,5 @@ def register(sub: argparse._SubParsersAction, parents: Parents) -> None:
         parser = command(groups[group_name], name, parents, handler, help, description)
         for flags, options in arguments:
             parser.add_argument(*flags, **options)
+        if handler in (prisoner_add, prisoner_set_pin):
+            pins_cli.add_pin_options(parser)

@@ -1,4 +1,4 @@
-"""PINs: their format, how they are stored, and when too many wrong ones lock them.
+"""PINs: their format, how they are stored and generated, and the lockout policy's settings.
 
 A PIN is stored as an HMAC keyed with a site secret and salted with the prisoner's
 prison number, so the same PIN for two prisoners gives two different hashes and a
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 HASH_PREFIX = "h1$"  # version 1: hex HMAC-SHA256(secret, prison_number + ":" + pin)
 
@@ -35,39 +35,57 @@ def pin_matches(secret: bytes, prison_number: str, pin: str, stored: str) -> boo
     return hmac.compare_digest(expected.encode(), stored.encode())
 
 
+def weak_pin(pin: str) -> bool:
+    """A PIN too easy to guess first, or to key: a digit next to itself (``1123``: SIPp and some
+    handsets drop one of two identical digits in a row, and ``1111`` is the first guess), or a
+    straight run up or down (``1234``, ``9876``)."""
+    digits = [int(c) for c in pin]
+    steps = {b - a for a, b in zip(digits, digits[1:], strict=False)}
+    return 0 in steps or steps in ({1}, {-1})
+
+
+def pin_space(digits: int = 4) -> int:
+    """How many PINs ``generate_pin`` can give: no digit next to itself (10 * 9^(n-1)), less
+    the straight runs up and down (11 - n of each, for 2 <= n <= 10)."""
+    if digits < 1:
+        raise ValueError("a PIN has at least one digit")
+    runs = 2 * max(0, 11 - digits) if digits >= 2 else 0
+    return 10 * 9 ** (digits - 1) - runs
+
+
+def generate_pin(digits: int = 4) -> str:
+    """A random PIN (from the operating system's CSPRNG) that is not weak."""
+    while True:
+        pin = "".join(secrets.choice("0123456789") for _ in range(digits))
+        if not weak_pin(pin):
+            return pin
+
+
 @dataclass(frozen=True)
 class LockoutPolicy:
-    """``failures`` wrong PINs within ``window`` lock the PIN for ``lockout``."""
+    """How wrong PINs keyed on one handset lock that handset (see domain/pin_lockout.py).
+
+    ``failures`` wrong PINs within ``window`` lock it; the n-th lockout since the last
+    successful call lasts ``lockout * growth ** (n - 1)``, at most ``max_lockout``. Whatever the
+    pace, no more than ``daily_failures`` wrong PINs are accepted in any 24 hours (0: no such
+    cap): the next one locks the handset until the oldest of them is a day old.
+    """
 
     failures: int = 5
     window: timedelta = timedelta(minutes=15)
     lockout: timedelta = timedelta(minutes=15)
+    growth: float = 2.0
+    max_lockout: timedelta = timedelta(days=1)
+    daily_failures: int = 8
 
     def __post_init__(self) -> None:
         if self.failures < 1:
             raise ValueError("failures must be at least 1")
         if self.window < timedelta(0) or self.lockout < timedelta(0):
             raise ValueError("window and lockout must not be negative")
-
-
-def locked_until(
-    failure_times: Sequence[datetime], now: datetime, policy: LockoutPolicy
-) -> datetime | None:
-    """When the PIN unlocks, or None if it is not locked at ``now``.
-
-    Any run of ``policy.failures`` consecutive failures whose first and last are at most
-    ``policy.window`` apart locks the PIN until the last of them plus ``policy.lockout``.
-    The latest such time counts. ``failure_times`` may be in any order.
-    """
-    times = sorted(failure_times)
-    n = policy.failures
-    latest: datetime | None = None
-    for i in range(len(times) - n + 1):
-        first, last = times[i], times[i + n - 1]
-        if last - first <= policy.window:
-            until = last + policy.lockout
-            if latest is None or until > latest:
-                latest = until
-    if latest is not None and latest > now:
-        return latest
-    return None
+        if not self.growth >= 1:
+            raise ValueError("growth must be at least 1 (1: every lockout as long)")
+        if self.max_lockout < self.lockout:
+            raise ValueError("max_lockout must not be shorter than lockout")
+        if self.daily_failures < 0:
+            raise ValueError("daily_failures must not be negative (0: no daily cap)")

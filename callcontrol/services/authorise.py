@@ -26,7 +26,9 @@ from callcontrol.domain.model import (
     Reason,
 )
 from callcontrol.domain.numbers import destination_class
-from callcontrol.domain.pins import LockoutPolicy, locked_until
+from callcontrol.domain.pin_lockout import DAY as PIN_DAY
+from callcontrol.domain.pin_lockout import LockState, after_lockout, lockout_after_failure
+from callcontrol.domain.pins import LockoutPolicy
 from callcontrol.domain.rules import (
     SitePolicy,
     check_handset,
@@ -108,11 +110,24 @@ class CallStore(Protocol):
 
     async def prisoners_in_cell(self, cell: str) -> Sequence[Prisoner]: ...
 
-    async def pin_failures_since(self, prisoner_id: int, since: datetime) -> Sequence[datetime]: ...
+    async def pin_lock_state(self, cell: str) -> LockState:
+        """The handset's lockout state (a fresh LockState when it has none)."""
+        ...
 
-    async def record_pin_failure(
-        self, cell: str, prisoner_ids: Sequence[int], at: datetime
-    ) -> None: ...
+    async def record_pin_failure(self, cell: str, at: datetime) -> None:
+        """A wrong PIN keyed on this cell's handset (on the handset: not on any prisoner)."""
+        ...
+
+    async def pin_failures_since(self, cell: str, since: datetime) -> Sequence[datetime]: ...
+
+    async def lock_handset(self, lockout: HandsetLockout) -> None:
+        """Store the handset's new state, the lockout (staff's alert) and its audit entry, in
+        one transaction."""
+        ...
+
+    async def reset_pin_escalation(self, cell: str, at: datetime) -> None:
+        """A successful call: the next lockout on this handset is a first one again."""
+        ...
 
     async def contacts(self, prisoner_id: int) -> Sequence[Contact]: ...
 
@@ -136,6 +151,16 @@ class CallStore(Protocol):
     async def open_calls(self) -> Sequence[str]:
         """The uniqueids of calls that have no end yet."""
         ...
+
+
+@dataclass(frozen=True)
+class HandsetLockout:
+    """A lockout that starts now: what the store writes, and staff see as an alert."""
+
+    cell: str
+    at: datetime
+    state: LockState  # the handset's state from now on (its locked_until, its level)
+    failures: int  # wrong PINs counted in the last day
 
 
 @dataclass(frozen=True)
@@ -174,23 +199,63 @@ class Authoriser:
         return handset, check_handset(handset)
 
     async def check_pin(self, handset: Handset, pin: str, tries_left: int) -> PinCheck:
-        """One PIN try on this handset. ``tries_left`` counts this one."""
+        """One PIN try on this handset. ``tries_left`` counts this one.
+
+        The handset's lockout comes first: while it is locked, the PIN is not looked at, so a
+        right and a wrong PIN get the same refusal, after the same reads and nothing else (no
+        prisoner read, no secret, no hash). Wrong PINs count against the handset."""
         now = self.clock()
-        prisoners = await self.store.prisoners_in_cell(handset.cell)
-        prisoner = match_pin(prisoners, pin, self._pin_secret()) if pin else None
-        if prisoner is None:
-            if pin:  # silence is not a wrong PIN: it does not count towards the lockout
-                await self.store.record_pin_failure(handset.cell, [p.id for p in prisoners], now)
+        state = await self.store.pin_lock_state(handset.cell)
+        if state.locked(now):
+            return PinCheck(None, self._locked(state))
+        if not pin:  # silence is not a wrong PIN: it does not count towards the lockout
             if tries_left > 1:
                 return PinCheck(None, None, retry=True)
-            reason = Reason.WRONG_PIN if pin else Reason.NO_PIN
-            return PinCheck(None, Decision.refuse(reason, detail="no matching PIN"))
-        since = now - self.lockout.window - self.lockout.lockout
-        failures = await self.store.pin_failures_since(prisoner.id, since)
-        refusal = check_prisoner(prisoner, locked_until(failures, now, self.lockout), now)
+            return PinCheck(None, Decision.refuse(Reason.NO_PIN, detail="no PIN keyed"))
+        prisoners = await self.store.prisoners_in_cell(handset.cell)
+        prisoner = match_pin(prisoners, pin, self._pin_secret())
+        if prisoner is None:
+            locked = await self._wrong_pin(handset.cell, now, state)
+            if locked is not None:
+                return PinCheck(None, self._locked(locked))
+            if tries_left > 1:
+                return PinCheck(None, None, retry=True)
+            return PinCheck(None, Decision.refuse(Reason.WRONG_PIN, detail="no matching PIN"))
+        refusal = check_prisoner(prisoner, None, now)
         if refusal is not None:
             return PinCheck(None, refusal)
+        if state.level:  # a successful call ends the escalation
+            await self.store.reset_pin_escalation(handset.cell, now)
         return PinCheck(prisoner, None)
+
+    @staticmethod
+    def _locked(state: LockState) -> Decision:
+        assert state.locked_until is not None
+        until = state.locked_until.isoformat(timespec="seconds")
+        return Decision.refuse(Reason.PIN_LOCKED, detail=f"handset locked until {until}")
+
+    async def _wrong_pin(self, cell: str, now: datetime, state: LockState) -> LockState | None:
+        """Count a wrong PIN against the handset; the new state if it locks the handset.
+
+        The day's earlier wrong PINs are read before this one is written: a read that shares
+        a transaction begun earlier (SQLite's snapshot in ``reading()``) would not see it."""
+        earlier = await self.store.pin_failures_since(cell, now - PIN_DAY)
+        await self.store.record_pin_failure(cell, now)
+        failures = [*earlier, now]
+        until = lockout_after_failure(failures, now, self.lockout, state)
+        if until is None:
+            return None
+        locked = after_lockout(state, now, until)
+        await self.store.lock_handset(HandsetLockout(cell, now, locked, len(failures)))
+        log.warning(
+            "handset %s locked until %s after %d wrong PINs in a day (lockout %d since the "
+            "last successful call)",
+            cell,
+            until.isoformat(timespec="seconds"),
+            len(failures),
+            locked.level,
+        )
+        return locked
 
     async def decide_number(
         self, prisoner: Prisoner, dialled: str

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,14 +38,21 @@ class Cli:
         self.url = url
         self.capsys = capsys
 
-    def __call__(self, *argv: str) -> Result:
+    def __call__(self, *argv: str, stdin: str | None = None) -> Result:
+        """Run the command; ``stdin`` is its standard input (a PIN for --pin-stdin)."""
         self.capsys.readouterr()
-        status = main(list(argv))
+        saved = sys.stdin
+        if stdin is not None:
+            sys.stdin = io.StringIO(stdin)
+        try:
+            status = main(list(argv))
+        finally:
+            sys.stdin = saved
         out, err = self.capsys.readouterr()
         return Result(status, out, err)
 
-    def ok(self, *argv: str) -> Result:
-        result = self(*argv)
+    def ok(self, *argv: str, stdin: str | None = None) -> Result:
+        result = self(*argv, stdin=stdin)
         assert result.status == 0, result.err
         assert result.err == ""
         return result

@@ -22,8 +22,9 @@ def prison(cli: Cli) -> Cli:
     """One cell A1-01 with prisoner A1234BC in it."""
     cli.ok("cell", "add", "A1-01")
     cli.ok(
-        "prisoner", "add", "A1234BC", "--name", "Ann Example", "--pin", "1234", "--cell", "A1-01"
-    )
+        "prisoner", "add", "A1234BC", "--name", "Ann Example", "--pin-stdin", "--cell", "A1-01",
+        stdin="1234\n",
+    )  # fmt: skip
     return cli
 
 

@@ -70,9 +70,10 @@ async def test_reads_what_the_decision_needs(store: SqlCallStore) -> None:
     (prisoner,) = await store.prisoners_in_cell("A1-01")
     assert prisoner.prison_number == "A1234BC" and prisoner.cell == "A1-01"
     assert (await store.global_numbers())["116123"].privileged is True
-    await store.record_pin_failure("A1-01", [prisoner.id], NOW - timedelta(minutes=20))
-    await store.record_pin_failure("A1-01", [prisoner.id], NOW)
-    assert await store.pin_failures_since(prisoner.id, NOW - timedelta(minutes=15)) == [NOW]
+    await store.record_pin_failure("A1-01", NOW - timedelta(minutes=20))
+    await store.record_pin_failure("A1-01", NOW)
+    await store.record_pin_failure("nowhere", NOW)  # no such cell: nothing to count against
+    assert await store.pin_failures_since("A1-01", NOW - timedelta(minutes=15)) == [NOW]
 
 
 async def test_concurrent_allows_open_exactly_one_call(store: SqlCallStore) -> None:
@@ -115,7 +116,7 @@ async def test_reads_inside_reading_share_one_session(store: SqlCallStore) -> No
     store.sessions = counting  # type: ignore[assignment]
     async with store.reading():
         (prisoner,) = await store.prisoners_in_cell("A1-01")
-        await store.pin_failures_since(prisoner.id, NOW)
+        await store.pin_lock_state("A1-01")
         await store.contacts(prisoner.id)
         await store.global_numbers()
         await store.has_active_call(prisoner.id)

@@ -19,8 +19,9 @@ def prison(cli: Cli) -> Cli:
     """One cell A1-01 with prisoner A1234BC (PIN 1234) in it."""
     cli.ok("cell", "add", "A1-01", "--wing", "A")
     cli.ok(
-        "prisoner", "add", "A1234BC", "--name", "Ann Example", "--pin", "1234", "--cell", "A1-01"
-    )
+        "prisoner", "add", "A1234BC", "--name", "Ann Example", "--pin-stdin", "--cell", "A1-01",
+        stdin="1234\n",
+    )  # fmt: skip
     return cli
 
 
@@ -91,12 +92,15 @@ def test_prisoners(prison: Cli) -> None:
 
 
 def test_pin_is_never_stored_in_clear(prison: Cli) -> None:
-    prison.ok("prisoner", "add", "B5678CD", "--name", "Bo", "--pin", "9870", "--cell", "A1-01")
+    prison.ok(
+        "prisoner", "add", "B5678CD", "--name", "Bo", "--pin-stdin", "--cell", "A1-01",
+        stdin="9870\n",
+    )  # fmt: skip
     rows = dict(prison.query(select(m.Prisoner.prison_number, m.Prisoner.pin_hash)))
     for number, pin in (("A1234BC", "1234"), ("B5678CD", "9870")):
         assert rows[number].startswith("h1$")
         assert pin not in rows[number]
-    prison.ok("prisoner", "set-pin", "A1234BC", "--pin", "5555")
+    prison.ok("prisoner", "set-pin", "A1234BC", "--pin-stdin", stdin="5555\n")
     [(new,)] = prison.query(
         select(m.Prisoner.pin_hash).where(m.Prisoner.prison_number == "A1234BC")
     )
@@ -189,17 +193,22 @@ REFUSED = {
     "duplicate cell": ("cell", "add", "A1-01"),
     "short SIP password": ("cell", "add", "A1-02", "--sip-password", "short"),
     "SIP password with ;": ("cell", "add", "A1-02", "--sip-password", "abcdefghijkl;mn"),
-    "PIN of 3 digits": (*ADD_B1, "--pin", "123", "--cell", "A1-01"),
-    "PIN with letters": (*ADD_B1, "--pin", "12ab", "--cell", "A1-01"),
-    "PIN of 5 digits": (*ADD_B1, "--pin", "12345", "--cell", "A1-01"),
-    "unknown cell": (*ADD_B1, "--pin", "1234", "--cell", "Z9"),
-    "cellmate's PIN": (*ADD_B1, "--pin", "1234", "--cell", "A1-01"),
-    "empty name": ("prisoner", "add", "B1", "--name", " ", "--pin", "4321", "--cell", "A1-01"),
-    "bad prison number": ("prisoner", "add", "B-1", "--name", "B", "--pin", "4321",
+    "PIN of 3 digits": (*ADD_B1, "--pin-stdin", "--cell", "A1-01"),
+    "PIN with letters": (*ADD_B1, "--pin-stdin", "--cell", "A1-01"),
+    "PIN of 5 digits": (*ADD_B1, "--pin-stdin", "--cell", "A1-01"),
+    "no PIN on stdin": (*ADD_B1, "--pin-stdin", "--cell", "A1-01"),
+    "no terminal for the prompt": (*ADD_B1, "--cell", "A1-01"),
+    "PIN on argv outside the lab": (*ADD_B1, "--pin", "4321", "--cell", "A1-01"),
+    "set-pin on argv outside the lab": ("prisoner", "set-pin", "A1234BC", "--pin", "4321"),
+    "two ways to give a PIN": (*ADD_B1, "--pin-stdin", "--generate-pin", "--cell", "A1-01"),
+    "unknown cell": (*ADD_B1, "--pin-stdin", "--cell", "Z9"),
+    "cellmate's PIN": (*ADD_B1, "--pin-stdin", "--cell", "A1-01"),
+    "empty name": ("prisoner", "add", "B1", "--name", " ", "--pin-stdin", "--cell", "A1-01"),
+    "bad prison number": ("prisoner", "add", "B-1", "--name", "B", "--pin-stdin",
                           "--cell", "A1-01"),
-    "duplicate prisoner": ("prisoner", "add", "A1234BC", "--name", "B", "--pin", "4321",
+    "duplicate prisoner": ("prisoner", "add", "A1234BC", "--name", "B", "--pin-stdin",
                            "--cell", "A1-01"),
-    "missing --name": ("prisoner", "add", "B1", "--pin", "1234", "--cell", "A1-01"),
+    "missing --name": ("prisoner", "add", "B1", "--pin-stdin", "--cell", "A1-01"),
     "move to unknown cell": ("prisoner", "move", "A1234BC", "--cell", "Z9"),
     "unknown prisoner": ("prisoner", "suspend", "Z999"),
     "malformed number": ("contact", "add", "A1234BC", "12ab", "--kind", "social"),
@@ -215,15 +224,33 @@ REFUSED = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("argv", list(REFUSED.values()), ids=list(REFUSED))
-def test_refused_with_one_line_and_nothing_written(prison: Cli, argv: tuple[str, ...]) -> None:
+# What the refused commands read on standard input (a PIN for --pin-stdin).
+STDIN = {
+    "no PIN on stdin": "",
+    "no terminal for the prompt": "",  # not a terminal
+    "PIN of 3 digits": "123\n",
+    "PIN with letters": "12ab\n",
+    "PIN of 5 digits": "12345\n",
+    "unknown cell": "1357\n",
+    "cellmate's PIN": "1234\n",
+    "empty name": "4321\n",
+    "bad prison number": "4321\n",
+    "duplicate prisoner": "4321\n",
+    "missing --name": "1234\n",
+}
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_refused_with_one_line_and_nothing_written(prison: Cli, name: str) -> None:
     before = prison.counts()
-    result = prison(*argv)
+    pin_hashes = prison.query(select(m.Prisoner.pin_hash))
+    result = prison(*REFUSED[name], stdin=STDIN.get(name))
     assert result.status == 2
     assert result.out == ""
     assert result.err.startswith("callcontrol: error: ")
     assert result.err.count("\n") == 1 and result.err.endswith("\n")
     assert prison.counts() == before
+    assert prison.query(select(m.Prisoner.pin_hash)) == pin_hashes
 
 
 def test_duplicate_contact_refused(prison: Cli) -> None:

@@ -108,15 +108,15 @@ def test_config_file_and_pin_secret_file(
     cli.ok("db", "upgrade", "--config", str(config))
     assert (tmp_path / "var" / "cc.sqlite3").exists()  # relative to base_dir
     cli.ok("cell", "add", "A1-01", "--config", str(config))
-    cli.ok("prisoner", "add", "P1", "--name", "P", "--pin", "1234", "--cell", "A1-01",
-           "--config", str(config))  # fmt: skip
+    cli.ok("prisoner", "add", "P1", "--name", "P", "--pin-stdin", "--cell", "A1-01",
+           "--config", str(config), stdin="1234\n")  # fmt: skip
     secret = tmp_path / "var" / "pin-secret"
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     assert len(secret.read_text().strip()) >= 16
     # The environment overrides the file.
     monkeypatch.setenv("CALLCONTROL_SECURITY_PIN_SECRET", TEST_PIN_SECRET)
-    cli.ok("prisoner", "add", "P2", "--name", "Q", "--pin", "4321", "--cell", "A1-01",
-           "--config", str(config))  # fmt: skip
+    cli.ok("prisoner", "add", "P2", "--name", "Q", "--pin-stdin", "--cell", "A1-01",
+           "--config", str(config), stdin="4321\n")  # fmt: skip
     assert [p["prison_number"] for p in cli.ok(
         "prisoner", "list", "--json", "--config", str(config)).json()] == ["P1", "P2"]  # fmt: skip
 

@@ -92,7 +92,7 @@ def test_var_and_everything_in_it_are_private_whatever_the_umask(
     var = tmp_path / "var"
     assert main(["db", "upgrade"]) == 0  # the default: sqlite var/callcontrol.sqlite3
     assert main(["cell", "add", "A1-01"]) == 0
-    assert main(["prisoner", "add", "P1", "--name", "Ann", "--pin", "1234", "--cell", "A1-01"]) == 0
+    assert main(["prisoner", "add", "P1", "--name", "A", "--generate-pin", "--cell", "A1-01"]) == 0
     assert main(["token", "add", "--person", "Jane Officer", "--role", "officer"]) == 0
     source = make_wav(tmp_path / "spool" / "call.wav", seconds=1.0)
     storage.store(var / "recordings", "t", source, 24000)  # a recording, as the daemon keeps it

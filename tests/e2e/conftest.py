@@ -84,12 +84,16 @@ class E2E:
         self.daemon = daemon
         self.lab = lab
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `callcontrol`; ``stdin`` is its standard input (a PIN for --pin-stdin)."""
         proc = subprocess.run(
             [str(BIN / "callcontrol"), *args, "--config", str(self.config)],
             capture_output=True,
             text=True,
             timeout=60,
+            input=stdin if stdin is not None else "",
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"callcontrol {' '.join(args)} failed: {proc.stderr}")

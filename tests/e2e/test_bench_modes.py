@@ -121,15 +121,15 @@ def test_pyst2_mode_refuses_an_unapproved_number_before_it_rings(
 
 
 def test_pyst2_mode_refuses_a_wrong_pin(e2e: E2E, mode: Callable[[str], None]) -> None:
-    cell, prisoner, _ = provision(e2e, (LONDON, "approved"))
+    cell, _, _ = provision(e2e, (LONDON, "approved"))
     mode("pyst2")
     call = e2e.call(cell, "2468", "02079460000", 2, "--pin-tries", "3")
     assert (call["outcome"], call["reason"]) == ("refused", "wrong_pin"), call
     assert call["called_party_saw_invite"] is False
     failures = e2e.sql(
-        "SELECT count(*) AS n FROM pin_failures f JOIN prisoners p ON p.id = f.prisoner_id "
-        "WHERE p.prison_number = $1",
-        prisoner,
+        "SELECT count(*) AS n FROM pin_failures f JOIN cells c ON c.id = f.cell_id "
+        "WHERE c.name = $1",
+        cell,
     )
     assert failures[0]["n"] == 3  # three prompts, as the daemon gives
 

@@ -24,8 +24,9 @@ def provision(e2e: E2E, *contacts: tuple[str, str], credit: int = 500) -> tuple[
     cell, prisoner, pin = f"T{n:02d}", f"P{n:04d}", "1357"
     e2e.cli("cell", "add", cell)
     e2e.cli(
-        "prisoner", "add", prisoner, "--name", f"Test Prisoner {n}", "--pin", pin, "--cell", cell
-    )
+        "prisoner", "add", prisoner, "--name", f"Test Prisoner {n}", "--pin-stdin", "--cell", cell,
+        stdin=f"{pin}\n",
+    )  # fmt: skip
     if credit:
         e2e.cli("account", "topup", prisoner, str(credit), "--reference", f"first-{prisoner}")
     for number, status in contacts:
@@ -111,16 +112,16 @@ def test_pending_contact_is_refused(e2e: E2E) -> None:
 
 
 def test_wrong_pin_three_times_is_refused(e2e: E2E) -> None:
-    cell, prisoner, _ = provision(e2e, (LONDON, "approved"))
+    cell, _, _ = provision(e2e, (LONDON, "approved"))
     call = e2e.call(cell, "2468", "02079460000", 2, "--pin-tries", "3")
     assert (call["outcome"], call["reason"]) == ("refused", "wrong_pin"), call
     assert call["called_party_saw_invite"] is False
     failures = e2e.sql(
-        "SELECT count(*) AS n FROM pin_failures f JOIN prisoners p ON p.id = f.prisoner_id "
-        "WHERE p.prison_number = $1",
-        prisoner,
+        "SELECT count(*) AS n FROM pin_failures f JOIN cells c ON c.id = f.cell_id "
+        "WHERE c.name = $1",
+        cell,
     )
-    assert failures[0]["n"] == 3
+    assert failures[0]["n"] == 3  # counted against the handset
 
 
 def test_disabled_handset_is_refused_then_unknown_to_asterisk_after_sync(e2e: E2E) -> None:

@@ -681,7 +681,7 @@ def test_cell_disable_cuts_live_calls_through_the_daemon(
     assert out == "cell A1-01 disabled (handset smashed): no calls from it\n1 live call(s) cut\n"
     assert served.control.hangups == [("PJSIP/A1-01-00000001", 16)]
     assert served.audit.notes[0].reason == "handset smashed"
-    run(capsys, "prisoner", "add", "B5678CD", "--name", "Bo", "--pin", "9870", "--cell", "A1-01")
+    run(capsys, "prisoner", "add", "B5678CD", "--name", "Bo", "--generate-pin", "--cell", "A1-01")
     status, out, _ = run(capsys, "prisoner", "suspend", "B5678CD", "--json")
     assert status == 0 and '"calls_cut": [2]' in out
 

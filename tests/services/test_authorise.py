@@ -24,6 +24,7 @@ from callcontrol.domain.model import (
     Prisoner,
     Reason,
 )
+from callcontrol.domain.pin_lockout import LockState
 from callcontrol.domain.pins import LockoutPolicy, hash_pin
 from callcontrol.domain.rules import SitePolicy
 from callcontrol.domain.tariffs import DEFAULT_TARIFFS, Rounding, tariffs_by_class
@@ -33,6 +34,7 @@ from callcontrol.services.authorise import (
     BillingContext,
     BillingPolicy,
     DecisionRecord,
+    HandsetLockout,
 )
 
 SECRET = b"service-test-secret-0123456789"
@@ -51,7 +53,10 @@ class FakeStore:
     def __init__(self) -> None:
         self.handsets: dict[str, Handset] = {}
         self.prisoners: list[Prisoner] = []
-        self.failures: list[tuple[int, datetime]] = []
+        self.failures: list[tuple[str, datetime]] = []  # (cell, at)
+        self.lock_states: dict[str, LockState] = {}
+        self.lockouts: list[HandsetLockout] = []
+        self.calls: list[str] = []  # every PIN-related call, in order: the structural proof
         self.contact_lists: dict[int, list[Contact]] = {}
         self.globals: dict[str, GlobalNumber] = {}
         self.records: list[DecisionRecord] = []
@@ -63,15 +68,29 @@ class FakeStore:
         return self.handsets.get(sip_username)
 
     async def prisoners_in_cell(self, cell: str) -> Sequence[Prisoner]:
+        self.calls.append(f"prisoners_in_cell {cell}")
         return [p for p in self.prisoners if p.cell == cell]
 
-    async def pin_failures_since(self, prisoner_id: int, since: datetime) -> Sequence[datetime]:
-        return [at for pid, at in self.failures if pid == prisoner_id and at >= since]
+    async def pin_lock_state(self, cell: str) -> LockState:
+        self.calls.append(f"pin_lock_state {cell}")
+        return self.lock_states.get(cell, LockState())
 
-    async def record_pin_failure(
-        self, cell: str, prisoner_ids: Sequence[int], at: datetime
-    ) -> None:
-        self.failures += [(pid, at) for pid in prisoner_ids]
+    async def record_pin_failure(self, cell: str, at: datetime) -> None:
+        self.calls.append(f"record_pin_failure {cell}")
+        self.failures.append((cell, at))
+
+    async def pin_failures_since(self, cell: str, since: datetime) -> Sequence[datetime]:
+        self.calls.append(f"pin_failures_since {cell}")
+        return [at for c, at in self.failures if c == cell and at >= since]
+
+    async def lock_handset(self, lockout: HandsetLockout) -> None:
+        self.calls.append(f"lock_handset {lockout.cell}")
+        self.lockouts.append(lockout)
+        self.lock_states[lockout.cell] = lockout.state
+
+    async def reset_pin_escalation(self, cell: str, at: datetime) -> None:
+        self.calls.append(f"reset_pin_escalation {cell}")
+        self.lock_states[cell] = replace(self.lock_states[cell], level=0)
 
     async def contacts(self, prisoner_id: int) -> Sequence[Contact]:
         return self.contact_lists.get(prisoner_id, [])
@@ -212,15 +231,20 @@ async def test_second_try_succeeds_after_a_wrong_pin(world) -> None:
     assert len(store.failures) == 1
 
 
-async def test_three_wrong_pins_refuse_and_five_lock_the_pin(world) -> None:
+async def test_three_wrong_pins_refuse_and_five_lock_the_handset(world) -> None:
+    """Replaces a test that asserted the oracle as intended: the right PIN keyed after the
+    fifth wrong one used to be told "locked" while wrong ones got the retry prompt. Now the
+    fifth wrong PIN locks the handset, and every later try is refused alike until it unlocks."""
     store, clock, handler = world
     ch = FakeChannel("A1-01", "02079460000", ["0000", "1111", "2222"])
     await handler(ch)
     assert ch.variables[cv.DECISION] == cv.REFUSE
     assert store.records[-1].decision.reason is Reason.WRONG_PIN
     clock.now += timedelta(minutes=1)
-    await handler(FakeChannel("A1-01", "02079460000", ["3333", "4444", "1234"]))
-    # The fifth failure came before the right PIN: locked for 15 minutes.
+    ch = FakeChannel("A1-01", "02079460000", ["3333", "4444", "1234"], uniqueid="1.2")
+    await handler(ch)
+    # The fifth wrong PIN locked the handset: the right PIN was never asked for.
+    assert ch.prompts == [cv.PROMPT_PIN, cv.PROMPT_PIN_WRONG]
     assert store.records[-1].decision.reason is Reason.PIN_LOCKED
     clock.now += timedelta(minutes=14)
     await handler(FakeChannel("A1-01", "02079460000", ["1234"], uniqueid="1.3"))

@@ -80,6 +80,14 @@ def test_no_cell_has_two_calls_at_once() -> None:
             assert b.start_s >= a.start_s + p.timing.occupancy_s(a.kind, 4) - 1e-9
 
 
+def test_a_wrong_pin_cell_takes_one_call_a_run() -> None:
+    """Its handset would be locked by a second call's wrong PINs (pin_locked, not wrong_pin)."""
+    p = _plan(calls=400, rate=5)
+    wrong = [c.cell.name for c in p.calls if c.kind is Kind.WRONG_PIN]
+    assert len(wrong) == 16 and len(set(wrong)) == len(wrong)
+    assert p.needed[plan.WRONG] == len(wrong)
+
+
 def test_calls_start_at_the_rate_and_use_their_pool() -> None:
     p = _plan(calls=50, rate=2.5)
     assert [c.start_s for c in p.calls[:3]] == [0.0, 0.4, 0.8]

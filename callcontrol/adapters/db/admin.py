@@ -37,6 +37,10 @@ class AdminError(Exception):
     """An operator's request refused: the message (``str(e)``) says why."""
 
 
+class SharedPinError(AdminError):
+    """The PIN is a cellmate's: a generated PIN is drawn again, a typed one refused."""
+
+
 # --- checks on plain values --------------------------------------------------------------------
 
 
@@ -202,7 +206,7 @@ async def _refuse_shared_pin(
         if p.id != besides
     ]
     if matching_prisoners(cellmates, pin, secret):
-        raise AdminError(f"a prisoner in cell {cell.name} already has this PIN: choose another")
+        raise SharedPinError(f"a prisoner in cell {cell.name} already has this PIN: choose another")
 
 
 async def add_prisoner(

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcontrol.adapters.db import ledger
 from callcontrol.adapters.db import models as m
 from callcontrol.adapters.db.billing_models import Reservation
+from callcontrol.adapters.db.pin_store import SqlPinStore
 from callcontrol.domain.limits import Usage
 from callcontrol.domain.model import (
     Contact,
@@ -53,7 +54,9 @@ MAX_DIALLED = 64
 _reading: ContextVar[AsyncSession | None] = ContextVar("callcontrol_reading", default=None)
 
 
-class SqlCallStore:
+class SqlCallStore(SqlPinStore):
+    """The decision's records; the PIN lockout's are SqlPinStore's (pin_store.py)."""
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
 
@@ -108,25 +111,6 @@ class SqlCallStore:
                 )
                 for p in rows.scalars()
             ]
-
-    async def pin_failures_since(self, prisoner_id: int, since: datetime) -> Sequence[datetime]:
-        async with self._read() as s:
-            rows = await s.scalars(
-                select(m.PinFailure.at).where(
-                    m.PinFailure.prisoner_id == prisoner_id, m.PinFailure.at >= since
-                )
-            )
-            return list(rows)
-
-    async def record_pin_failure(
-        self, cell: str, prisoner_ids: Sequence[int], at: datetime
-    ) -> None:
-        async with self.sessions.begin() as s:
-            cell_id = await s.scalar(select(m.Cell.id).where(m.Cell.name == cell))
-            if cell_id is None:
-                return
-            for pid in prisoner_ids or [None]:
-                s.add(m.PinFailure(prisoner_id=pid, cell_id=cell_id, at=at))
 
     async def contacts(self, prisoner_id: int) -> Sequence[Contact]:
         async with self._read() as s:

@@ -146,14 +146,20 @@ class GlobalNumber(Base):
 
 
 class PinFailure(Base):
-    """A wrong PIN entered on a handset, counted against each prisoner then in that cell."""
+    """A wrong PIN keyed on a cell's handset, counted against that handset (migration 0006).
+
+    ``prisoner_id`` is kept for the rows written before 0006, which counted a wrong PIN against
+    every prisoner in the cell; it is None from then on."""
 
     __tablename__ = "pin_failures"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     prisoner_id: Mapped[int | None] = mapped_column(ForeignKey("prisoners.id"))
     cell_id: Mapped[int] = mapped_column(ForeignKey("cells.id"))
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-    __table_args__ = (Index("ix_pin_failures_prisoner_at", "prisoner_id", "at"),)
+    __table_args__ = (
+        Index("ix_pin_failures_prisoner_at", "prisoner_id", "at"),
+        Index("ix_pin_failures_cell_at", "cell_id", "at"),
+    )
 
 
 class CallDecision(Base):
@@ -221,4 +227,8 @@ class Call(Base):
 # same Base; importing it here puts them in Base.metadata wherever the models are loaded
 # (Alembic's env.py, the schema test, the daemon).
 import callcontrol.adapters.db.journal_models  # noqa: E402, F401 (the call journal as read)
-from callcontrol.adapters.db import billing_models, recording_models  # noqa: E402, F401
+from callcontrol.adapters.db import (  # noqa: E402, F401
+    billing_models,
+    pin_models,
+    recording_models,
+)

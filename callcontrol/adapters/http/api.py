@@ -256,7 +256,9 @@ async def _tokens_loaded(app: web.Application) -> AsyncIterator[None]:
     log.info("supervision API stopped")
 
 
-def make_app(supervisor: Supervisor, tokens: TokenFile) -> web.Application:
+def make_app(supervisor: Supervisor, tokens: TokenFile, pin_alerts: Any = None) -> web.Application:
+    """The API; with ``pin_alerts`` (adapters/http/alerts.py's PinAlerts) also its PIN lockout
+    routes, GET /alerts and POST /cells/{name}/unlock."""
     app = web.Application(middlewares=[edge], client_max_size=MAX_BODY)
     app[SUPERVISOR] = supervisor
     app[TOKENS] = tokens
@@ -273,4 +275,8 @@ def make_app(supervisor: Supervisor, tokens: TokenFile) -> web.Application:
     app.router.add_post(f"{prisoner}/reinstate", prisoner_reinstate)
     app.router.add_post(f"{prisoner}/cut-calls", prisoner_cut_calls)
     app.router.add_get("/audit", audit_log)
+    if pin_alerts is not None:
+        from callcontrol.adapters.http import alerts  # it imports this module's helpers
+
+        alerts.add_routes(app, pin_alerts)
     return app

@@ -7,7 +7,9 @@ margin. Cells are in three pools, named by prefix, so that a cell keeps its role
 * ``PREFIX-0001`` ...: funded prisoners (approved, unapproved, privileged, busy, noanswer calls);
 * ``PREFIX-S001`` ...: prisoners with 2p of credit (short-credit calls);
 * ``PREFIX-W001`` ...: prisoners who are only ever keyed wrong PINs (three wrong PINs count
-  towards the PIN lockout, which would refuse their next good call).
+  towards their handset's lockout, which would refuse their next good call). A W cell takes one
+  call a run (a second would lock its handset: pin_locked, not wrong_pin); provisioning
+  unlocks them before each run.
 """
 
 from __future__ import annotations
@@ -181,6 +183,12 @@ def make_cells(prefix: str, counts: dict[str, int], pin_digits: int) -> list[Loa
     return cells
 
 
+def _free_again(pool: str, t: float, occupancy_s: float) -> float:
+    """When a cell whose call starts at ``t`` may take another: never for a wrong-PIN cell
+    (its next three wrong PINs would lock its handset)."""
+    return math.inf if pool == WRONG else t + occupancy_s
+
+
 def cells_needed(
     kinds: Sequence[Kind], rate: float, timing: Timing, pin_digits: int
 ) -> dict[str, int]:
@@ -191,9 +199,9 @@ def cells_needed(
         t = i / rate
         heap = free[pool]
         if heap and heap[0] <= t:
-            heapq.heapreplace(heap, t + timing.occupancy_s(kind, pin_digits))
+            heapq.heapreplace(heap, _free_again(pool, t, timing.occupancy_s(kind, pin_digits)))
         else:
-            heapq.heappush(heap, t + timing.occupancy_s(kind, pin_digits))
+            heapq.heappush(heap, _free_again(pool, t, timing.occupancy_s(kind, pin_digits)))
     return {pool: len(heap) for pool, heap in free.items()}
 
 
@@ -238,7 +246,8 @@ def plan_load(
         t = i / rate
         free_at, order, cell = heapq.heappop(pools[POOL_OF.get(kind, MAIN)])
         assert free_at <= t + 1e-9, "cells_needed() and the assignment disagree"
-        heapq.heappush(pools[cell.pool], (t + timing.occupancy_s(kind, pin_digits), order, cell))
+        free_again = _free_again(cell.pool, t, timing.occupancy_s(kind, pin_digits))
+        heapq.heappush(pools[cell.pool], (free_again, order, cell))
         if kind is Kind.WRONG_PIN:
             pins = (wrong_pin(cell.pin),) * 3
         else:

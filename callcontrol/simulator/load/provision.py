@@ -20,17 +20,18 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callcontrol.adapters.db import admin, ledger
+from callcontrol.adapters.db import admin, ledger, pin_store
 from callcontrol.adapters.db.engine import database_url, make_engine, session_factory
-from callcontrol.adapters.db.models import Cell, Contact, Prisoner
+from callcontrol.adapters.db.models import Cell, Contact, Prisoner, utcnow
 from callcontrol.config import Settings
 from callcontrol.domain import sip_digest
 from callcontrol.lab import handsets
-from callcontrol.simulator.load.plan import MAIN, NUMBERS, SHORT, LoadCell, LoadPlan
+from callcontrol.simulator.load.plan import MAIN, NUMBERS, SHORT, WRONG, LoadCell, LoadPlan
 
 log = logging.getLogger("callcontrol.sim.load")
 
 BY = "callcontrol-sim load"
+UNLOCK_REASON = "load run: the wrong-PIN cells start without the wrong PINs of earlier runs"
 SHORT_CREDIT_PENCE = 2  # buys 17 s of a mobile at 6.88p/min: less than a minute, refused
 # The contacts of every load prisoner: (number, kind).
 CONTACTS = (
@@ -71,6 +72,10 @@ async def provision(settings: Settings, plan: LoadPlan) -> Provisioned:
                 passwords[cell.name] = await _cell(s, cell, counts, known.get(cell.name))
                 await _prisoner(s, cell, secret, settings.site.pin_digits, counts)
                 await _contacts(s, cell, region, settings, counts)
+                if cell.pool == WRONG:  # last run's wrong PINs would lock its handset
+                    await pin_store.unlock_handset(
+                        s, cell.name, actor=BY, role="system", reason=UNLOCK_REASON, now=utcnow()
+                    )
                 pid = await ledger.find_prisoner(s, cell.prison_number)
                 bal = await ledger.balance(s, pid)
                 amount = _topup_amount(cell, bal.balance, bal.available, settings)

@@ -1,0 +1,58 @@
+"""The API's PIN lockout routes: GET /alerts and POST /cells/{name}/unlock (officer or admin).
+
+A handset locked by wrong PINs is an alert for staff (someone may be guessing a cellmate's
+PIN; nobody in the cell can call meanwhile). Unlocking is audited with the token's person and
+the reason given. The rules live in domain/pin_lockout.py; the records in adapters/db/pin_store.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from callcontrol.adapters.http.api import ApiError, _json, authorise, body
+from callcontrol.adapters.http.auth import OFFICER
+
+
+class PinAlerts(Protocol):
+    """What the routes need (SqlPinAlerts implements it)."""
+
+    async def alerts(self, now: datetime, days: float) -> list[dict[str, Any]]: ...
+
+    async def unlock(
+        self, cell: str, *, actor: str, role: str, reason: str, now: datetime
+    ) -> Any: ...
+
+
+PIN_ALERTS = web.AppKey("pin_alerts", PinAlerts)
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    authorise(request, OFFICER)
+    try:
+        days = float(request.query.get("days", "7"))
+    except ValueError:
+        raise ApiError(400, "days must be a number") from None
+    if not 0 < days <= 3660:
+        raise ApiError(400, "days must be more than 0 and at most 3660")
+    alerts = await request.app[PIN_ALERTS].alerts(datetime.now(UTC), days)
+    return _json({"alerts": alerts})
+
+
+async def unlock(request: web.Request) -> web.Response:
+    actor, name = authorise(request, OFFICER), request.match_info["name"]
+    reason = (await body(request)).get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise ApiError(400, "a reason is needed to unlock a handset: it is audited")
+    done = await request.app[PIN_ALERTS].unlock(
+        name, actor=actor.name, role=actor.role, reason=reason, now=datetime.now(UTC)
+    )
+    return _json({"cell": name, "was_locked": done.was_locked, "locked_until": done.locked_until})
+
+
+def add_routes(app: web.Application, alerts: PinAlerts) -> None:
+    app[PIN_ALERTS] = alerts
+    app.router.add_get("/alerts", list_alerts)
+    app.router.add_post("/cells/{name}/unlock", unlock)
