@@ -11,7 +11,7 @@ from typing import Any
 
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.call_end import CallEndHandler
-from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
+from callcontrol.adapters.agi.cell_call import CellCallHandler, CellRefusedHandler, PinPrompting
 from callcontrol.adapters.agi.server import FastAgiServer
 from callcontrol.adapters.ami.channels import ChannelTracker
 from callcontrol.adapters.ami.session import AmiActionLost, AmiError, AmiSession, AmiUnavailable
@@ -28,7 +28,8 @@ from callcontrol.adapters.http import HttpServer
 from callcontrol.adapters.http.api import make_app
 from callcontrol.adapters.http.auth import TokenFile
 from callcontrol.config import Settings
-from callcontrol.domain.call_end import read_journal
+from callcontrol.domain.call_end import CallEnd, read_journal
+from callcontrol.services.authorise import CallAttempt
 from callcontrol.services.recording_jobs import RecordingJobs
 from callcontrol.services.settle import Settler
 from callcontrol.services.supervise import CallControlGuard, Supervisor
@@ -126,11 +127,23 @@ class Daemon:
                 sessions, recordings_spool(s), s.path(s.recording.store_dir), s.recording.bitrate
             )
             settler.on_settled.append(jobs.after_settlement)
+
+            async def late_allow(attempt: CallAttempt) -> None:
+                # Allowed after the handset was refused: never bridged; release the credit.
+                end = CallEnd(attempt.uniqueid, None, utcnow(), "", "", "late decision")
+                await settler.settle(end, source="late decision")
+
             handler = CellCallHandler(
-                auth, PinPrompting(tries=s.site.pin_tries_per_call, digits=s.site.pin_digits)
+                auth,
+                PinPrompting(tries=s.site.pin_tries_per_call, digits=s.site.pin_digits),
+                on_late_allow=late_allow,
             )
             self.agi = FastAgiServer(
-                {cv.CELL_CALL_SCRIPT: handler, cv.CALL_END_SCRIPT: CallEndHandler(settler)},
+                {
+                    cv.CELL_CALL_SCRIPT: handler,
+                    cv.CELL_REFUSED_SCRIPT: CellRefusedHandler(auth),
+                    cv.CALL_END_SCRIPT: CallEndHandler(settler),
+                },
                 s.agi.host,
                 s.agi.port,
                 read_timeout=s.agi.read_timeout_s,

@@ -1,7 +1,8 @@
 """Benchmark mode "pyst2": the classic per-call AGI script, as many Asterisk sites run one.
 
-Asterisk forks a Python process for every call (``AGI(/path/to/script,ENDPOINT,EXTEN,CALL_ID)``
-in dialplan/cells.conf) and talks to it over stdin and stdout, here through pyst2's
+Asterisk forks a Python process for every call (``AGI(/path/to/script,...)`` on the decision's
+Local channel, [cc-decide] in dialplan/cells.conf, with the daemon's arguments) and talks to it
+over stdin and stdout, here through pyst2's
 ``asterisk.agi.AGI``. The process does what the daemon's ``cell-call`` route does, with the same
 code: ``CellCallHandler`` (the PIN prompts, the decision, the CC_* variables) over an
 ``Authoriser`` and ``SqlCallStore`` on the same database, with the same settings. The imports,
@@ -55,7 +56,7 @@ class Pyst2Channel(AgiChannel):
     Only the transport differs from the daemon's: ``command`` goes through pyst2, and the
     commands built on it (GET DATA, SET VARIABLE) are the daemon's own, with the same quoting
     and the same reading of the replies. Blocking the event loop is fine: this process has one
-    call. pyst2 waits for a reply as long as Asterisk takes; the dialplan's TIMEOUT(absolute)
+    call. pyst2 waits for a reply as long as Asterisk takes; the handset's Dial S() in cells.conf
     bounds the whole conversation.
     """
 
