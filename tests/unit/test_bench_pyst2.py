@@ -24,6 +24,7 @@ from callcontrol.config import (
     load_settings,
 )
 from callcontrol.lab.lab import LabError
+from tests.services.cell_call_args import agi_args, b64
 
 PG = "postgresql+asyncpg://bench:pa%40ss@127.0.0.1:5432/callcontrol"
 
@@ -213,7 +214,12 @@ def test_on_a_system_asterisk_the_script_runs_here_and_fails_closed(tmp_path: Pa
     assert config.stat().st_mode & 0o777 == 0o600
     assert not (entry.parent / "lib").exists()  # nothing copied: this Python has it all
     assert pyst2_root.prepare(lab) == str(entry)  # again: the same script, timings now off
-    env = "agi_channel: PJSIP/T01-0001\nagi_uniqueid: 17.1\nagi_arg_1: T01\nagi_arg_2: 999\n\n"
+    args = agi_args("T01", "999", "c@x", "17.1")
+    args[4] = b64("PJSIP/T01-0001")
+    env = "agi_channel: Local/decide@cc-decide-0001;2\nagi_uniqueid: 17.2\n" + "".join(
+        f"agi_arg_{n}: {value}\n" for n, value in enumerate(args, start=1)
+    )
+    env += "\n"
     proc = subprocess.run(
         [str(entry)], input=env + "200 result=1\n" * 3, capture_output=True, text=True, timeout=60
     )
