@@ -34,7 +34,12 @@ from asterisk.agi import (
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from callcontrol import channel_vars as cv
-from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
+from callcontrol.adapters.agi.cell_call import (
+    BadCallArgs,
+    CellCallHandler,
+    PinPrompting,
+    call_args,
+)
 from callcontrol.adapters.agi.protocol import AgiChannel, AgiError, AgiHangup, AgiReply
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.config import ConfigError, Settings, load_settings
@@ -123,6 +128,15 @@ def _refuse(agi: AGI) -> None:
         pass
 
 
+def _call_uniqueid(channel: Pyst2Channel) -> str:
+    """The handset's unique id (the call's, in call_decisions): the script runs on the
+    decision's Local channel, whose own id is another; "" if the arguments are not right."""
+    try:
+        return call_args(channel.args).uniqueid
+    except BadCallArgs:
+        return ""
+
+
 def timing_line(channel: Pyst2Channel, started: float, ended: float) -> str:
     """One call's timing in ms: total (the wrapper's first line to the end), imports, startup
     (to the first AGI command: imports, the AGI environment, the handset's lookup) and after_pin
@@ -132,7 +146,8 @@ def timing_line(channel: Pyst2Channel, started: float, ended: float) -> str:
         return "-" if start is None or end is None else f"{(end - start) * 1000:.1f}"
 
     return (
-        f"{channel.uniqueid or '-'} total={ms(started, ended)} imports={ms(started, _IMPORTED)} "
+        f"{_call_uniqueid(channel) or '-'} total={ms(started, ended)} "
+        f"imports={ms(started, _IMPORTED)} "
         f"startup={ms(started, channel.first_sent)} after_pin={ms(channel.last_digits, ended)}\n"
     )
 
