@@ -11,7 +11,7 @@ from typing import Any
 
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.call_end import CallEndHandler
-from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
+from callcontrol.adapters.agi.cell_call import CellCallHandler, CellRefusedHandler, PinPrompting
 from callcontrol.adapters.agi.listen import ListenHandler
 from callcontrol.adapters.agi.secret import AgiSecretError, load_secret
 from callcontrol.adapters.agi.server import FastAgiServer
@@ -34,6 +34,8 @@ from callcontrol.adapters.http.api import make_app
 from callcontrol.adapters.http.auth import TokenFile
 from callcontrol.adapters.journal_file import JournalFile
 from callcontrol.config import ConfigError, Settings
+from callcontrol.domain.call_end import CallEnd
+from callcontrol.services.authorise import CallAttempt
 from callcontrol.services.chain_checkpoints import Checkpointer
 from callcontrol.services.journal import JournalFollower
 from callcontrol.services.listen import ListenAuthoriser
@@ -203,8 +205,16 @@ class Daemon:
                     name="chain-checkpoints",
                 )
             )
+
+            async def late_allow(attempt: CallAttempt) -> None:
+                # Allowed after the handset was refused: never bridged; release the credit.
+                end = CallEnd(attempt.uniqueid, None, utcnow(), "", "", "late decision")
+                await settler.settle(end, source="late decision")
+
             handler = CellCallHandler(
-                auth, PinPrompting(tries=s.site.pin_tries_per_call, digits=s.site.pin_digits)
+                auth,
+                PinPrompting(tries=s.site.pin_tries_per_call, digits=s.site.pin_digits),
+                on_late_allow=late_allow,
             )
             tracker = ChannelTracker()
             # One-time listen ids: issued by the API's listen, checked by [cc-listen]'s request.
@@ -218,6 +228,7 @@ class Daemon:
             self.agi = FastAgiServer(
                 {
                     cv.CELL_CALL_SCRIPT: handler,
+                    cv.CELL_REFUSED_SCRIPT: CellRefusedHandler(auth),
                     cv.CALL_END_SCRIPT: CallEndHandler(settler),
                     cv.LISTEN_SCRIPT: ListenHandler(listen.authorise),
                 },

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-# The FastAGI script the cell dialplan calls: AGI(${CC_AGI_URL}/cell-call,ENDPOINT,EXTEN,CALL_ID)
+# The FastAGI script that decides a cell's call, run on the decision's Local channel
+# ([cc-decide] in dialplan/cells.conf): AGI(${CC_AGI_URL}/cell-call,ENDPOINT_B64,DIALLED_B64,
+# CALL_ID_B64,HANDSET_UNIQUEID,HANDSET_CHANNEL_B64) (adapters/agi/cell_call.py: call_args).
 CELL_CALL_SCRIPT = "cell-call"
+# Record only, from the hangup handler of a call the dialplan refused for what was dialled,
+# with the same arguments: stored as refused (invalid_number); the daemon decides nothing.
+CELL_REFUSED_SCRIPT = "cell-refused"
 
-# Set by the daemon; the dialplan bridges only when DECISION is exactly ALLOW.
+# Set by the daemon on the decision's Local channel, copied to the handset's channel (DECISION
+# last); the handset's dialplan bridges only when DECISION is exactly ALLOW.
 DECISION = "CC_DECISION"
 ALLOW = "allow"
 REFUSE = "refuse"

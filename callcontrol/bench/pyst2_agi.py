@@ -1,7 +1,8 @@
 """Benchmark mode "pyst2": the classic per-call AGI script, as many Asterisk sites run one.
 
-Asterisk forks a Python process for every call (``AGI(/path/to/script,ENDPOINT,EXTEN,CALL_ID)``
-in dialplan/cells.conf) and talks to it over stdin and stdout, here through pyst2's
+Asterisk forks a Python process for every call (``AGI(/path/to/script,...)`` on the decision's
+Local channel, [cc-decide] in dialplan/cells.conf, with the daemon's arguments) and talks to it
+over stdin and stdout, here through pyst2's
 ``asterisk.agi.AGI``. The process does what the daemon's ``cell-call`` route does, with the same
 code: ``CellCallHandler`` (the PIN prompts, the decision, the CC_* variables) over an
 ``Authoriser`` and ``SqlCallStore`` on the same database, with the same settings. The imports,
@@ -33,7 +34,12 @@ from asterisk.agi import (
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from callcontrol import channel_vars as cv
-from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
+from callcontrol.adapters.agi.cell_call import (
+    BadCallArgs,
+    CellCallHandler,
+    PinPrompting,
+    call_args,
+)
 from callcontrol.adapters.agi.protocol import AgiChannel, AgiError, AgiHangup, AgiReply
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.config import ConfigError, Settings, load_settings
@@ -55,7 +61,7 @@ class Pyst2Channel(AgiChannel):
     Only the transport differs from the daemon's: ``command`` goes through pyst2, and the
     commands built on it (GET DATA, SET VARIABLE) are the daemon's own, with the same quoting
     and the same reading of the replies. Blocking the event loop is fine: this process has one
-    call. pyst2 waits for a reply as long as Asterisk takes; the dialplan's TIMEOUT(absolute)
+    call. pyst2 waits for a reply as long as Asterisk takes; the handset's Dial S() in cells.conf
     bounds the whole conversation.
     """
 
@@ -122,6 +128,15 @@ def _refuse(agi: AGI) -> None:
         pass
 
 
+def _call_uniqueid(channel: Pyst2Channel) -> str:
+    """The handset's unique id (the call's, in call_decisions): the script runs on the
+    decision's Local channel, whose own id is another; "" if the arguments are not right."""
+    try:
+        return call_args(channel.args).uniqueid
+    except BadCallArgs:
+        return ""
+
+
 def timing_line(channel: Pyst2Channel, started: float, ended: float) -> str:
     """One call's timing in ms: total (the wrapper's first line to the end), imports, startup
     (to the first AGI command: imports, the AGI environment, the handset's lookup) and after_pin
@@ -131,7 +146,8 @@ def timing_line(channel: Pyst2Channel, started: float, ended: float) -> str:
         return "-" if start is None or end is None else f"{(end - start) * 1000:.1f}"
 
     return (
-        f"{channel.uniqueid or '-'} total={ms(started, ended)} imports={ms(started, _IMPORTED)} "
+        f"{_call_uniqueid(channel) or '-'} total={ms(started, ended)} "
+        f"imports={ms(started, _IMPORTED)} "
         f"startup={ms(started, channel.first_sent)} after_pin={ms(channel.last_digits, ended)}\n"
     )
 

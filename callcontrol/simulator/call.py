@@ -387,7 +387,8 @@ def judge(
             accepted_at_ms = round((key_end - c.answered_at) * 1000, 1)
     if c is not None and c.invite_at is not None and h is not None and h.pin_at:
         last_try = len(h.pin_at)
-        keyed = h.pin_at[-1] + logs.dtmf_end_ms(call.pin_for_try(last_try), call.dtmf_ms) / 1000
+        pin = logs.keyed(call.pin_for_try(last_try))
+        keyed = h.pin_at[-1] + logs.dtmf_end_ms(pin, call.dtmf_ms) / 1000
         post_pin_ms = round((c.invite_at - keyed) * 1000, 1)
     return Verdict(
         outcome, setup_ms, post_pin_ms, talk_s, answered_talk_s, accepted_at_ms, ended_by
@@ -684,7 +685,7 @@ async def _until_ended(
 
 def estimated_duration_s(call: logs.HandsetCall, ring_ms: int = 0) -> float:
     """How long the call should take at most if nothing goes wrong, in seconds."""
-    used = [call.pin_for_try(n) for n in range(1, call.pin_tries + 1)]
+    used = [logs.keyed(call.pin_for_try(n)) for n in range(1, call.pin_tries + 1)]
     keying = logs.keying_ms(used, call.dtmf_ms) if used else 0
     ms = call.first_pin_ms + call.pin_tries * (keying + call.retry_ms) + ring_ms + call.hold_ms
     return ms / 1000

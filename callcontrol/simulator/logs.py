@@ -251,6 +251,12 @@ def got_response(messages: Iterable[TracedMessage]) -> bool:
 # --- the injection file ---
 
 
+def keyed(pin: str) -> str:
+    """What a handset keys for ``pin``: the PIN, then "#" to end the entry (the daemon reads
+    every key up to "#" or a timeout, so the "#" saves the timeout). "" stays "" (silence)."""
+    return pin if not pin or pin.endswith("#") else pin + "#"
+
+
 def keying_ms(pins: Sequence[str], dtmf_ms: int) -> int:
     """How long SIPp takes to key the longest of ``pins`` (see DTMF_FILLER_MS), plus a margin."""
     digits = max((len(p) for p in pins), default=0)
@@ -287,7 +293,7 @@ class HandsetCall:
         return self.pins[min(n, len(self.pins)) - 1]
 
     def fields(self) -> list[str]:
-        tries = [self.pin_for_try(n) for n in range(1, MAX_PIN_TRIES + 1)]
+        tries = [keyed(self.pin_for_try(n)) for n in range(1, MAX_PIN_TRIES + 1)]
         used = tries[: self.pin_tries]
         return [
             self.cell,

@@ -151,14 +151,22 @@ def test_suspended_prisoner_is_refused(e2e: E2E) -> None:
     assert call["called_party_saw_invite"] is False
 
 
-@pytest.mark.parametrize(
-    "dialled", ["02079460000", "+442079460000", "00442079460000", "020-7946-0000"]
-)
-def test_one_approved_number_in_four_formats_connects(e2e: E2E, dialled: str) -> None:
+@pytest.mark.parametrize("dialled", ["02079460000", "+442079460000", "00442079460000"])
+def test_one_approved_number_in_three_formats_connects(e2e: E2E, dialled: str) -> None:
     cell, _, pin = provision(e2e, (LONDON, "approved"))
     call = e2e.call(cell, pin, dialled, 1)
     assert call["outcome"] == "connected", call
     assert decision(e2e, call)["number"] == LONDON
+
+
+def test_a_number_with_dashes_is_refused_by_the_dialplan(e2e: E2E) -> None:
+    """Only digits, +, * and # pass [cells] (issue 9): "020-7946-0000" is refused before the
+    daemon is asked (no PIN prompt), and stored as dialled."""
+    cell, _, pin = provision(e2e, (LONDON, "approved"))
+    call = e2e.call(cell, pin, "020-7946-0000", 1)
+    assert (call["outcome"], call["reason"]) == ("refused", "invalid_number"), call
+    assert call["called_party_saw_invite"] is False
+    assert decision(e2e, call)["dialled"] == "020-7946-0000"
 
 
 def test_globally_allowed_privileged_number_connects(e2e: E2E) -> None:
@@ -174,4 +182,15 @@ def test_emergency_code_is_refused_with_its_own_reason(e2e: E2E) -> None:
     cell, _, pin = provision(e2e)
     call = e2e.call(cell, pin, "999")
     assert (call["outcome"], call["reason"]) == ("refused", "emergency_number")
+    assert call["called_party_saw_invite"] is False
+
+
+@pytest.mark.parametrize("keyed", ["13570", "135"])
+def test_a_pin_is_exactly_the_keys_keyed(e2e: E2E, keyed: str) -> None:
+    """The PIN is 1357: one key more or one fewer is a wrong PIN (the simulator ends each entry
+    with "#"), never a PIN read to four digits and the call bridged."""
+    cell, _, pin = provision(e2e, (LONDON, "approved"))
+    assert pin == "1357"
+    call = e2e.call(cell, keyed, "02079460000", 2, "--pin-tries", "3")
+    assert (call["outcome"], call["reason"]) == ("refused", "wrong_pin"), call
     assert call["called_party_saw_invite"] is False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -106,5 +107,51 @@ def test_a_confused_daemon_cannot_bridge(e2e: E2E) -> None:
             call = e2e.call(cell, pin, "02079460000", 1)
         assert call["outcome"] == "refused", call
         assert call["called_party_saw_invite"] is False
+    finally:
+        e2e.daemon.start()
+
+
+def _silent_after_environment(conn: socket.socket) -> None:
+    read_environment(conn)
+    threading.Event().wait(90)
+
+
+def _never_reads(conn: socket.socket) -> None:
+    threading.Event().wait(90)  # accepts, reads nothing, says nothing
+
+
+def _one_reply_then_half_a_line(conn: socket.socket) -> None:
+    read_environment(conn)
+    f = conn.makefile("rwb", buffering=0)
+    f.write(b'SET VARIABLE CC_REASON "thinking"\n')
+    f.readline()
+    f.write(b"SET VARIABLE CC_DECISION al")  # and never the rest of the line
+    threading.Event().wait(90)
+
+
+@pytest.mark.parametrize(
+    "behave",
+    [_silent_after_environment, _never_reads, _one_reply_then_half_a_line],
+    ids=["silent", "never-reads", "half-a-command"],
+)
+def test_a_stuck_daemon_is_refused_in_bounded_time_while_the_handset_stays(
+    e2e: E2E, behave: Callable[[socket.socket], None]
+) -> None:
+    """The handset stays on the line for a minute; the refusal must come within the decision
+    timeout (CC_DECIDE_TIMEOUT: session_timeout_s + 5 = 25 s here) plus the refusal prompt
+    (3.3 s) and SIPp's start and end. TIMEOUT(absolute) alone held such calls until the handset
+    hung up (LAB-NOTES)."""
+    cell, _, pin = provision(e2e, (LONDON, "approved"))
+    decide_timeout = 20 + 5  # [agi] session_timeout_s in the suite's config, + 5
+    e2e.daemon.stop()
+    try:
+        with fake_daemon(behave):
+            started = time.monotonic()
+            call = e2e.call(cell, pin, "02079460000", 60, "--timeout", "90")
+            took = time.monotonic() - started
+        assert call["outcome"] == "refused", call
+        assert call["called_party_saw_invite"] is False
+        assert call["ended_by"] == "network", call  # Asterisk's BYE, not the handset's
+        assert took < decide_timeout + 10, f"refused only after {took:.1f} s: {call}"
     finally:
         e2e.daemon.start()

@@ -36,6 +36,7 @@ from callcontrol.services.authorise import (
     DecisionRecord,
     HandsetLockout,
 )
+from tests.services.cell_call_args import agi_args
 
 SECRET = b"service-test-secret-0123456789"
 BILLING = BillingPolicy(
@@ -153,13 +154,14 @@ class FakeChannel:
         uniqueid: str = "1.1",
         hang_up_after_prompts: int | None = None,
     ) -> None:
-        self.args = [endpoint, dialled, "call-id-1"]
+        self.args = agi_args(endpoint, dialled, "call-id-1", uniqueid)
         self.channel = f"PJSIP/{endpoint}-00000001"
         self.uniqueid = uniqueid
         self.pins = list(pins)
         self.prompts: list[str] = []
         self.variables: dict[str, str] = {}
         self.hang_up_after = hang_up_after_prompts
+        self.commands: list[str] = []
 
     async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> tuple[str, bool]:
         if self.hang_up_after is not None and len(self.prompts) >= self.hang_up_after:
@@ -170,6 +172,9 @@ class FakeChannel:
 
     async def set_variable(self, name: str, value: str) -> None:
         self.variables[name] = value
+
+    async def command(self, text: str) -> None:  # CHANNEL STATUS: still there
+        self.commands.append(text)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def sip(kind: Kind, talk_s: float = 40.0) -> SipFacts:
     want = mix.EXPECTED[kind]
     c = None
     if want.decision == "allow":
-        c = logs.CalledPartyLog("cid-1", "out-1", invite_at=T0 + 3.8)
+        c = logs.CalledPartyLog("cid-1", "out-1", invite_at=T0 + 4.2)
         if want.bridged:
             c.answered_at = T0 + 3.9
             c.dtmf_at = T0 + 5.4
@@ -167,8 +167,9 @@ def test_calls_asterisk_never_answered_or_never_decided_are_failed() -> None:
 
 def test_setup_and_post_pin_times() -> None:
     s = sip(Kind.APPROVED)
-    assert check.setup_ms(s) == 3800.0
-    # The PIN 9276 is keyed from 1.5 s: its last digit ends 400 + 9 x 200 ms later, at 3.7 s.
+    assert check.setup_ms(s) == 4200.0
+    # The PIN 9276 is keyed as "9276#" from 1.5 s: the "#" ends 400 + 11 x 200 ms later, at
+    # 4.1 s (the daemon reads every key up to "#").
     assert check.post_pin_ms(planned(Kind.APPROVED), s) == 100.0
     assert check.setup_ms(sip(Kind.UNAPPROVED)) is None
 

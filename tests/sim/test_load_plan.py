@@ -134,7 +134,7 @@ def test_the_injection_file_carries_each_planned_call() -> None:
     wrong = next(c for c in p.calls if c.kind is Kind.WRONG_PIN)
     fields = lines[wrong.index + 1].split(";")
     assert fields[0] == wrong.cell.name and fields[2] == wrong.number
-    assert fields[3:7] == [*wrong.pins, "3"]
+    assert fields[3:7] == [*(pin + "#" for pin in wrong.pins), "3"]  # "#" ends each entry
 
 
 def test_connected_calls_hold_past_the_acceptance_and_refused_ones_wait_for_asterisk() -> None:

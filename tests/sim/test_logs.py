@@ -113,8 +113,8 @@ def test_injection_file() -> None:
     text = logs.injection_text([call])
     header, line = text.splitlines()
     assert header == "SEQUENTIAL"
-    # the last PIN repeats; keying 4 digits of 200 ms: 400 + 9 * 200 + margin
-    assert line == "A1-01;pw;447700900123;9999;1234;1234;3;1500;200;2260;3000;5000"
+    # the last PIN repeats, each ended by "#"; keying 5 keys of 200 ms: 400 + 11 * 200 + margin
+    assert line == "A1-01;pw;447700900123;9999#;1234#;1234#;3;1500;200;2660;3000;5000"
     assert text.endswith("\n")
 
 
@@ -130,8 +130,8 @@ def test_write_injection(tmp_path) -> None:
     path = tmp_path / "calls.csv"
     logs.write_injection(path, calls)
     assert path.read_text().splitlines()[1:] == [
-        "A1-01;pw;1;1234;1234;1234;1;1500;200;2260;3000;10000",
-        "A1-02;pw;1;1234;1234;1234;1;1500;200;2260;3000;10000",
+        "A1-01;pw;1;1234#;1234#;1234#;1;1500;200;2660;3000;10000",
+        "A1-02;pw;1;1234#;1234#;1234#;1;1500;200;2660;3000;10000",
     ]
 
 

@@ -58,8 +58,9 @@ def test_connected(tmp_path: Path) -> None:
     assert seen.called is not None
     # INVITE at .7536, the called party's 200 at 644.781
     assert setup_ms == pytest.approx(9027.4)
-    # second PIN keyed at 642.56 + 2.2 s, the called party's INVITE at 644.775
-    assert post_pin_ms == pytest.approx(15.0)
+    # second PIN keyed at 642.56, its "#" ends 2.6 s later (this log was recorded when a PIN
+    # ended at its fourth digit, 400 ms sooner), the called party's INVITE at 644.775
+    assert post_pin_ms == pytest.approx(-385.0)
     assert talk_s == pytest.approx(1.091)
     assert ended_by == "handset"
 

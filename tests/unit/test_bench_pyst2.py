@@ -24,6 +24,7 @@ from callcontrol.config import (
     load_settings,
 )
 from callcontrol.lab.lab import LabError
+from tests.services.cell_call_args import agi_args, b64
 
 PG = "postgresql+asyncpg://bench:pa%40ss@127.0.0.1:5432/callcontrol"
 
@@ -88,9 +89,13 @@ def test_the_database_must_be_postgresql_reachable_from_the_root(tmp_path: Path)
     assert url.startswith("postgresql+asyncpg://")
 
 
+ARGS = agi_args("T01", "02079460000", "call,id@x", "1700000000.7")
+
+
 def agi_over(replies: str) -> tuple[AGI, io.StringIO]:
-    env = "agi_channel: PJSIP/T01-0001\nagi_uniqueid: 1700000000.7\nagi_arg_1: T01\n"
-    env += "agi_arg_2: 02079460000\nagi_arg_3: call,id@x\n\n"
+    # As on the decision's Local channel: the call's own ids are in the arguments.
+    env = "agi_channel: Local/decide@cc-decide-0001;2\nagi_uniqueid: 1700000000.9\n"
+    env += "".join(f"agi_arg_{n}: {a}\n" for n, a in enumerate(ARGS, start=1)) + "\n"
     out = io.StringIO()
     return AGI(stdin=io.StringIO(env + replies), stdout=out, stderr=io.StringIO()), out
 
@@ -98,8 +103,8 @@ def agi_over(replies: str) -> tuple[AGI, io.StringIO]:
 async def test_the_channel_speaks_the_daemons_commands_through_pyst2() -> None:
     agi, out = agi_over("200 result=1357\n200 result=1\n")
     channel = pyst2_agi.Pyst2Channel(agi)
-    assert channel.args == ["T01", "02079460000", "call,id@x"]
-    assert (channel.channel, channel.uniqueid) == ("PJSIP/T01-0001", "1700000000.7")
+    assert channel.args == ARGS
+    assert (channel.channel, channel.uniqueid) == ("Local/decide@cc-decide-0001;2", "1700000000.9")
     assert await channel.get_data("agent-pass", 8000, 4) == ("1357", False)
     await channel.set_variable("CC_REASON", 'say "no"')
     assert out.getvalue().splitlines() == [
@@ -213,7 +218,12 @@ def test_on_a_system_asterisk_the_script_runs_here_and_fails_closed(tmp_path: Pa
     assert config.stat().st_mode & 0o777 == 0o600
     assert not (entry.parent / "lib").exists()  # nothing copied: this Python has it all
     assert pyst2_root.prepare(lab) == str(entry)  # again: the same script, timings now off
-    env = "agi_channel: PJSIP/T01-0001\nagi_uniqueid: 17.1\nagi_arg_1: T01\nagi_arg_2: 999\n\n"
+    args = agi_args("T01", "999", "c@x", "17.1")
+    args[4] = b64("PJSIP/T01-0001")
+    env = "agi_channel: Local/decide@cc-decide-0001;2\nagi_uniqueid: 17.2\n" + "".join(
+        f"agi_arg_{n}: {value}\n" for n, value in enumerate(args, start=1)
+    )
+    env += "\n"
     proc = subprocess.run(
         [str(entry)], input=env + "200 result=1\n" * 3, capture_output=True, text=True, timeout=60
     )

@@ -63,21 +63,33 @@ def test_by_default_the_cells_ask_the_daemon_over_fastagi(settings: Settings) ->
 def test_the_cells_context_is_as_fail_closed_as_before(settings: Settings) -> None:
     lab = Lab(settings, decide_agi=PYST2)
     lab.render()
-    cells = rendered(lab, "cells.conf")
-    assert "AGI(${CC_DECIDE_AGI},${CHANNEL(endpoint)},${EXTEN},${CC_CALL_ID})" in cells
-    agi_at = cells.index("AGI(${CC_DECIDE_AGI}")
-    dial_at = cells.index("Dial(")
+    conf = rendered(lab, "cells.conf")
+    cells, decide = section(conf, "cells"), section(conf, "cc-decide")
+    # The decision runs on a Local channel whose time Dial's S() bounds; the arguments are
+    # base64 (dialplan/cells.conf); only a successful AGI's variables are copied back,
+    # the decision last.
+    assert (
+        "AGI(${CC_DECIDE_AGI},${CC_ENDPOINT_B64},${CC_DIALLED_B64},${CC_CALL_ID_B64},"
+        "${CC_HANDSET_UNIQUEID},${CC_HANDSET_B64})" in decide
+    )
+    agi_at = decide.index("AGI(${CC_DECIDE_AGI}")
+    success_at = decide.index('GotoIf($["${AGISTATUS}" != "SUCCESS"]?done)')
+    copies = [decide.index(f"Set(MASTER_CHANNEL({v})=") for v in ("CC_NUMBER", "CC_DECISION")]
+    assert agi_at < success_at < copies[0] < copies[1]
+    hop_at = cells.index("Dial(Local/decide@cc-decide/n,5,gS(${CC_DECIDE_TIMEOUT}))")
+    dial_at = cells.index("Dial(PJSIP/")
     for check in (
-        'GotoIf($["${AGISTATUS}" != "SUCCESS"]?refused,1)',
-        'GotoIf($["${CC_DECISION}" != "allow"]?refused,1)',
-        'GotoIf($[${REGEX("^[+]?[0-9]{3,20}$" ${CC_NUMBER})}]?:refused,1)',
-        'GotoIf($[${REGEX("^[0-9]+$" ${CC_LIMIT_MS})}]?:refused,1)',
-        "GotoIf($[${CC_LIMIT_MS} >= 1000]?:refused,1)",
+        "Set(CC_DECIDED=${CC_DECISION})",
+        'GotoIf($["${CC_DECIDED}" != "allow"]?cc-cell-refused,s,1)',
+        'GotoIf($[${REGEX("^[+]?[0-9]{3,20}$" ${CC_NUMBER})}]?:cc-cell-refused,s,1)',
+        'GotoIf($[${REGEX("^[0-9]+$" ${CC_LIMIT_MS})}]?:cc-cell-refused,s,1)',
+        "GotoIf($[${CC_LIMIT_MS} >= 1000]?:cc-cell-refused,s,1)",
     ):
-        assert agi_at < cells.index(check) < dial_at, check
+        assert hop_at < cells.index(check) < dial_at, check
     # Whatever decides, the variables are cleared before it runs and the daemon hears the end.
-    assert cells.index("Set(CC_DECISION=)") < agi_at and cells.index("Set(CC_NUMBER=)") < agi_at
-    assert "AGI(${CC_AGI_URL}/call-end," in cells
+    assert cells.index("Set(CC_DECISION=)") < hop_at and cells.index("Set(CC_NUMBER=)") < hop_at
+    assert decide.index("Set(CC_DECISION=)") < agi_at
+    assert "AGI(${CC_AGI_URL}/call-end," in conf
 
 
 def test_a_decision_agi_is_rendered_as_the_global(settings: Settings) -> None:
@@ -100,8 +112,8 @@ def test_the_static_context_bridges_as_cells_does_and_only_when_chosen(
     static = section(bench, "bench-static")
     assert 'GotoIf($["${CC_CELLS_CONTEXT}" != "bench-static"]?refused,1)' in static
     assert "AGI(" not in static and "hangup_handler_push" not in static
-    # The PIN is read as the daemon asks for it: agent-pass, 4 digits, 8 s.
-    assert "Read(CC_PIN,agent-pass,4,,1,8)" in static
+    # The PIN is read as the daemon asks for it: agent-pass, every key up to "#", 8 s each.
+    assert "Read(CC_PIN,agent-pass,20,,1,8)" in static
     for needed in ("__CC_CALLER_UNIQUEID=${UNIQUEID}", "__CC_RECORD_TO=${CC_RECORDINGS}/"):
         assert needed in static
     # The same Dial as an allowed call in cells, options and all.

@@ -2,12 +2,22 @@
 
 It only asks, decides through the Authoriser and sets channel variables; the dialplan bridges.
 Anything unexpected ends with no allow set, so the dialplan refuses the call (fail closed).
+
+The conversation runs on the Local channel that the handset's channel dials ([cc-decide] in
+dialplan/cells.conf), so the call it is about is named in the arguments, not by the AGI
+environment: AGI(...,ENDPOINT,DIALLED,SIP_CALL_ID,HANDSET_UNIQUEID,HANDSET_CHANNEL), every
+one but the unique id base64-encoded by the dialplan, so that no comma, quote or control
+character in what a handset sent can split or shift an argument (``call_args``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
+import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from callcontrol import channel_vars as cv
@@ -17,30 +27,79 @@ from callcontrol.services.authorise import Authoriser, CallAttempt, CallPlan
 
 log = logging.getLogger("callcontrol.agi.cell_call")
 
+# Asterisk's unique ids ("1733380000.42", or with a system name in front).
+_UNIQUEID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# The most keys one PIN entry reads: far more than any PIN, so that a longer entry is read
+# whole (and is wrong), not cut to a PIN's length. "#" ends the entry; so does the timeout.
+MAX_PIN_KEYS = 20
+
+
+class BadCallArgs(ValueError):
+    """The dialplan's arguments are not what cells.conf sends: nothing is decided on them."""
+
+
+def _b64(value: str, what: str) -> str:
+    try:
+        raw = base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as e:
+        raise BadCallArgs(f"the {what} is not base64") from e
+    # Kept as sent: bytes that are not UTF-8 become \xNN escapes rather than vanish.
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+def call_args(args: list[str]) -> CallAttempt:
+    """The call an AGI request is about, from its arguments (see the module's docstring).
+
+    Raises BadCallArgs for anything else: a wrong count, a value that is not base64, an odd
+    unique id. Nothing is ever taken by a position that a handset's input could shift."""
+    if len(args) != 5:
+        raise BadCallArgs(f"expected 5 arguments, got {len(args)}")
+    endpoint_b64, dialled_b64, call_id_b64, uniqueid, channel_b64 = args
+    if not _UNIQUEID.fullmatch(uniqueid):
+        raise BadCallArgs(f"odd unique id {uniqueid[:70]!r}")
+    return CallAttempt(
+        endpoint=_b64(endpoint_b64, "endpoint"),
+        dialled=_b64(dialled_b64, "dialled number"),
+        channel=_b64(channel_b64, "channel"),
+        uniqueid=uniqueid,
+        sip_call_id=_b64(call_id_b64, "SIP Call-ID"),
+    )
+
 
 @dataclass(frozen=True)
 class PinPrompting:
     tries: int = 3
-    digits: int = 4
-    timeout_ms: int = 8000
+    digits: int = 4  # the site's PIN length ([site] pin_digits); an entry is read whole anyway
+    timeout_ms: int = 8000  # for the first key and between keys; "#" ends the entry sooner
 
 
 class CellCallHandler:
-    """The route for ``cell-call``: AGI(agi://.../cell-call,ENDPOINT,EXTEN,SIP_CALL_ID)."""
+    """The route for ``cell-call``, run on the decision's Local channel (see ``call_args``).
 
-    def __init__(self, authoriser: Authoriser, prompting: PinPrompting) -> None:
+    ``on_late_allow`` is called with the attempt when an allow was stored (the call opened,
+    its credit reserved) but the Local channel was gone by then: the handset's dialplan has
+    refused the call (its Dial S() ran out, or the handset hung up), so the call must be
+    settled at once as never answered. (If the Local channel goes after this check, the
+    handset's hangup, seen on AMI, settles it: the allow was stored before.)"""
+
+    def __init__(
+        self,
+        authoriser: Authoriser,
+        prompting: PinPrompting,
+        on_late_allow: Callable[[CallAttempt], Awaitable[object]] | None = None,
+    ) -> None:
         self.auth = authoriser
         self.prompting = prompting
+        self.on_late_allow = on_late_allow
 
     async def __call__(self, channel: AgiChannel) -> None:
-        args = channel.args
-        attempt = CallAttempt(
-            endpoint=args[0] if args else "",
-            dialled=args[1] if len(args) > 1 else "",
-            channel=channel.channel,
-            uniqueid=channel.uniqueid,
-            sip_call_id=",".join(args[2:]),  # a Call-ID may hold commas: it is the last arg
-        )
+        try:
+            attempt = call_args(channel.args)
+        except BadCallArgs as e:
+            # Not what cells.conf sends: nothing to decide on, nothing trustworthy to store.
+            log.error("cell-call from %s refused: %s", channel.channel or "?", e)
+            await _refuse_quietly(channel)
+            return
         handset: Handset | None = None
         prisoner: Prisoner | None = None
         stored = False  # once the decision is stored, a later hang-up changes nothing
@@ -67,6 +126,8 @@ class CellCallHandler:
             )
             stored = True
             await self._apply(channel, decision, plan)
+            if decision.allowed:
+                await self._confirm(channel, attempt)
         except AgiHangup:
             if not stored:
                 await self._record_quietly(
@@ -81,18 +142,31 @@ class CellCallHandler:
                     handset,
                     prisoner,
                 )
-            try:
-                await channel.set_variable(cv.DECISION, cv.REFUSE)
-            except (AgiError, OSError):
-                pass
+            await _refuse_quietly(channel)
+
+    async def _confirm(self, channel: AgiChannel, attempt: CallAttempt) -> None:
+        """Is the Local channel still there to hand the allow over? If not, it came too late."""
+        try:
+            await channel.command("CHANNEL STATUS")
+            return
+        except AgiHangup:
+            pass
+        log.warning(
+            "call on %s allowed too late: the handset was refused meanwhile; releasing it",
+            attempt.channel or "?",
+        )
+        if self.on_late_allow is not None:
+            await self.on_late_allow(attempt)
 
     async def _ask_pin(
         self, channel: AgiChannel, handset: Handset
     ) -> tuple[Prisoner | None, Decision | None]:
         p = self.prompting
         prompt = cv.PROMPT_PIN
+        keys = max(MAX_PIN_KEYS, p.digits + 1)
         for try_no in range(p.tries):
-            digits, _timed_out = await channel.get_data(prompt, p.timeout_ms, p.digits)
+            # The whole entry, up to "#" or the timeout: "24680" is not the PIN 2468.
+            digits, _timed_out = await channel.get_data(prompt, p.timeout_ms, keys)
             async with self.auth.reading():  # after the digits: never held while waiting
                 check = await self.auth.check_pin(handset, digits, tries_left=p.tries - try_no)
             if check.refusal is not None:
@@ -124,5 +198,40 @@ class CellCallHandler:
     ) -> None:
         try:
             await self.auth.finish(attempt, decision, handset=handset, prisoner=prisoner)
+        except Exception:
+            log.exception("could not store the refusal of the call on %s", attempt.channel)
+
+
+async def _refuse_quietly(channel: AgiChannel) -> None:
+    """Say refuse, if the channel still listens; the dialplan refuses without it anyway."""
+    try:
+        await channel.set_variable(cv.DECISION, cv.REFUSE)
+    except (AgiError, OSError):
+        pass
+
+
+class CellRefusedHandler:
+    """The route for ``cell-refused``: record only. The dialplan refused the call on its own
+    (what was dialled is not a number: [cells] checks it before anything is asked) and reports
+    it from the call's hangup handler, with the arguments of ``cell-call``. Stored as refused
+    (invalid_number) with what was dialled; nothing is sent back, nothing is decided."""
+
+    def __init__(self, authoriser: Authoriser) -> None:
+        self.auth = authoriser
+
+    async def __call__(self, channel: AgiChannel) -> None:
+        try:
+            attempt = call_args(channel.args)
+        except BadCallArgs as e:
+            log.error("cell-refused from %s ignored: %s", channel.channel or "?", e)
+            return
+        try:
+            handset, _ = await self.auth.handset(attempt)
+            await self.auth.finish(
+                attempt,
+                Decision.refuse(Reason.INVALID_NUMBER, detail="refused by the dialplan"),
+                handset=handset,
+                prisoner=None,
+            )
         except Exception:
             log.exception("could not store the refusal of the call on %s", attempt.channel)

@@ -9,12 +9,12 @@ they are not on the path of a FastAGI request: the AMI session, the supervision 
 recording jobs run after a settlement (which would look for audio that no call made).
 
 The other side plays Asterisk: for each call it connects, sends the ``agi_`` environment of
-``AGI(agi://.../SECRET/cell-call,ENDPOINT,EXTEN,CALL_ID)`` (the server's FastAGI secret, made
-for the run, first in the path as the lab's CC_AGI_URL puts it) and answers every command
-as Asterisk would (``GET DATA`` with the prisoner's PIN, ``SET VARIABLE`` with
-``200 result=1``, anything else ``200 result=0``) until the server closes. By default it
-runs in a process of its own, so that its Python work does not eat into the server's event
-loop.
+``AGI(agi://.../SECRET/cell-call,...)`` (the server's FastAGI secret, made for the run, first
+in the path as the lab's CC_AGI_URL puts it; the arguments of [cc-decide] in dialplan/cells.conf)
+and answers every command as Asterisk would (``GET DATA`` with the prisoner's PIN,
+``SET VARIABLE`` with ``200 result=1``, anything else ``200 result=0``) until the server
+closes. By default it runs in a process of its own, so that its Python work does not eat into
+the server's event loop.
 
 Each allowed call opens a call row and reserves credit, and a prisoner may have one open call:
 the calls therefore go in rounds of at most one call per cell. Each round first decides its

@@ -4,6 +4,7 @@ answers Asterisk gives, and the conversations played, in a process of their own 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import multiprocessing
 import os
@@ -170,6 +171,10 @@ class Client:
 # --- the calls: each one's AGI requests -------------------------------------------------------
 
 
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
 @dataclass
 class _Calls:
     """Makes each call's AGI requests, with a channel and uniqueid of its own."""
@@ -184,7 +189,8 @@ class _Calls:
         channel = f"PJSIP/{inmate.cell}-{self.seq:08x}"
         uniqueid = f"{self.base}.{self.seq}"
         call_id = f"{uuid.uuid4().hex}@127.0.0.1"
-        args = (inmate.cell, CONTACT_DIALLED, call_id)
+        # As [cc-decide] in dialplan/cells.conf sends them: all but the unique id base64.
+        args = (_b64(inmate.cell), _b64(CONTACT_DIALLED), _b64(call_id), uniqueid, _b64(channel))
         pin = inmate.pin if self.pin_answer is None else self.pin_answer
         return (cv.CELL_CALL_SCRIPT, args, channel, uniqueid, "cells", CONTACT_DIALLED, pin)
 

@@ -129,7 +129,7 @@ def post_pin_ms(planned: PlannedCall, sip: SipFacts) -> float | None:
     if h is None or c is None or not h.pin_at or c.invite_at is None:
         return None
     pin = planned.pins[min(len(h.pin_at), len(planned.pins)) - 1]
-    keyed = h.pin_at[-1] + logs.dtmf_end_ms(pin, sip.dtmf_ms) / 1000
+    keyed = h.pin_at[-1] + logs.dtmf_end_ms(logs.keyed(pin), sip.dtmf_ms) / 1000
     return round((c.invite_at - keyed) * 1000, 1)
 
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from callcontrol.simulator.load.mix import Kind
-from callcontrol.simulator.logs import HandsetCall, keying_ms
+from callcontrol.simulator.logs import HandsetCall, keyed, keying_ms
 
 MAIN, SHORT, WRONG = "main", "short", "wrong_pin"
 POOL_OF: dict[Kind, str] = {Kind.SHORT_CREDIT: SHORT, Kind.WRONG_PIN: WRONG}
@@ -71,7 +71,7 @@ class Timing:
 
     def occupancy_s(self, kind: Kind, pin_digits: int) -> float:
         """How long a call keeps its cell busy, at most (conservative)."""
-        keying = keying_ms(["0" * pin_digits], self.dtmf_ms) / 1000
+        keying = keying_ms([keyed("0" * pin_digits)], self.dtmf_ms) / 1000
         tries = 3 if kind is Kind.WRONG_PIN else 1
         pins = self.first_pin_s + tries * keying + (tries - 1) * self.retry_s
         if kind in (Kind.APPROVED, Kind.PRIVILEGED, Kind.BUSY, Kind.NOANSWER):
