@@ -191,18 +191,18 @@ class Daemon:
                 sessions, recordings_spool(s), s.path(s.recording.store_dir), s.recording.bitrate
             )
             settler.on_settled.append(jobs.after_settlement)
+            # Polled every poll_s, due interval - poll_s after the last: never more than the
+            # interval between two checkpoints.
+            poll_s = min(CHECKPOINT_POLL_S, s.recording.checkpoint_interval_s / 4)
             checkpointer = Checkpointer(
                 sessions,
                 chain_key,
                 s.path(s.recording.checkpoints_file),
-                s.recording.checkpoint_interval_s,
+                s.recording.checkpoint_interval_s - poll_s,
             )
             tasks.append(
                 asyncio.create_task(
-                    keep_checkpointing(
-                        checkpointer, min(CHECKPOINT_POLL_S, s.recording.checkpoint_interval_s)
-                    ),
-                    name="chain-checkpoints",
+                    keep_checkpointing(checkpointer, poll_s), name="chain-checkpoints"
                 )
             )
 

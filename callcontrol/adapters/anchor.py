@@ -18,12 +18,17 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING
 
 from callcontrol.domain.checkpoints import Checkpoint, Found, parse_line
+
+# cryptography is imported where it is used: every `callcontrol` command loads this module, and
+# most never sign or verify anything.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 
 class AnchorError(Exception):
@@ -32,11 +37,15 @@ class AnchorError(Exception):
 
 def key_id(public: Ed25519PublicKey) -> str:
     """A short name of a public key: the first 16 hex digits of SHA-256 of its raw bytes."""
+    from cryptography.hazmat.primitives import serialization
+
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
 def public_pem(public: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     return public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode()
@@ -70,6 +79,9 @@ class SigningKey:
             ) from None
         except OSError as e:
             raise AnchorError(f"chain signing key {path}: {e.strerror}") from None
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         if stat.S_IMODE(info.st_mode) & 0o077:
             raise AnchorError(
                 f"chain signing key {path} may be read or written by others than its owner "
@@ -88,6 +100,9 @@ class SigningKey:
 
 
 def _create(path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     path.parent.mkdir(parents=True, exist_ok=True)
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -111,6 +126,9 @@ class PublicKey:
 
     @classmethod
     def load(cls, path: Path) -> PublicKey:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
         try:
             data = Path(path).read_bytes()
         except OSError as e:
@@ -125,6 +143,8 @@ class PublicKey:
 
     def signed(self, cp: Checkpoint) -> bool:
         """Whether the checkpoint's signature verifies with this key."""
+        from cryptography.exceptions import InvalidSignature
+
         if cp.key_id != self.key_id:
             return False
         try:

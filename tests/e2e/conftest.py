@@ -192,6 +192,8 @@ store_dir = "{base}/recordings"
         leftover.unlink()
     if lab.journal_path.exists():
         lab.journal_path.write_text("")
+    for moved in lab.journal_path.parent.glob(lab.journal_path.name + ".*"):  # rotated before
+        moved.unlink()
     lab.up()
     daemon = Daemon(config, base / "daemon.log")
     daemon.start()

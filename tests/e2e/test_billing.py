@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import re
 import signal
 import threading
@@ -220,6 +223,61 @@ def test_journal_rotated_while_the_daemon_is_down_loses_nothing(e2e: E2E) -> Non
     s = settled(e2e, result, wait=20)
     assert 11 <= s["talk_seconds"] <= 13, s
     assert charges(e2e, s["id"]) == [-s["charge_pence"]] and s["charge_pence"] > 0
+    assert_books_balance(e2e, prisoner)
+
+
+def test_an_acceptance_only_in_a_moved_journal_is_still_read(e2e: E2E) -> None:
+    """The daemon dies before the called party accepts; the acceptance is written, the journal
+    moved aside, and Asterisk killed (no end is ever written). The restarted daemon still learns
+    the acceptance, from the moved file: the call is settled as accepted (at no charge, since
+    nobody saw it end), not as a call nobody answered."""
+    cell, prisoner, pin = provision(e2e, (LONDON, "approved"))
+    journal = e2e.lab.journal_path
+
+    def call() -> None:  # the handset never hears the end: Asterisk is killed under it
+        with contextlib.suppress(AssertionError):
+            e2e.call(cell, pin, "02079460000", 30, "--timeout", "45")
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    try:
+        uniqueid = None
+        deadline = time.monotonic() + 20
+        while uniqueid is None and time.monotonic() < deadline:  # the decision, then at once:
+            rows = e2e.sql(
+                "SELECT c.uniqueid FROM calls c JOIN prisoners p ON p.id = c.prisoner_id "
+                "WHERE p.prison_number = $1",
+                prisoner,
+            )
+            uniqueid = rows[0]["uniqueid"] if rows else None
+            time.sleep(0.05)
+        e2e.daemon.stop(signal.SIGKILL)
+        assert uniqueid is not None
+        assert f"accepted|{uniqueid}|" not in journal.read_text()  # the daemon never saw it
+        deadline = time.monotonic() + 20
+        while f"accepted|{uniqueid}|" not in journal.read_text():
+            assert time.monotonic() < deadline, "the called party never accepted"
+            time.sleep(0.2)
+        moved = Path(json.loads(e2e.cli("journal", "rotate", "--json").stdout)["rotated"])
+        asterisk = e2e.lab.pid()
+        assert asterisk is not None
+        os.kill(asterisk, signal.SIGKILL)  # the call is lost: no end line anywhere
+    finally:
+        thread.join(timeout=90)
+    e2e.cli("lab", "up")
+    e2e.cli("asterisk", "sync")
+    assert f"ended|{uniqueid}|" not in journal.read_text() + moved.read_text()
+    e2e.daemon.start()
+    deadline = time.monotonic() + 30
+    while not (rows := e2e.sql(
+        "SELECT id, accepted, charge_pence, ended_by FROM calls WHERE uniqueid = $1 "
+        "AND settled_at IS NOT NULL", uniqueid,
+    )):  # fmt: skip
+        assert time.monotonic() < deadline, "the call was not settled"
+        time.sleep(0.25)
+    s = dict(rows[0])
+    assert s["accepted"] is True and s["charge_pence"] == 0, s
+    assert charges(e2e, s["id"]) == []
     assert_books_balance(e2e, prisoner)
 
 
