@@ -267,7 +267,9 @@ GROUPS = (
     ("recordings", "call recordings: list, verify, purge, export",
      "Call recordings, kept as Ogg Opus files named by their SHA-256 in [recording] store_dir. "
      "Every recording stored and every one deleted is an entry of a hash chain in the "
-     "database, so that any change to a recording, its row or the chain shows in `verify`."),
+     "database, so that any change to a recording, its row or the chain shows in `verify`; "
+     "the chain's head is signed outside the database (`checkpoint`, `export-key`), so that "
+     "`verify --public-key` shows a chain rewritten or cut short by the database's owner."),
     ("audit", "who listened, cut, exported, purged, ...",
      "The audit log: every sensitive action (listening in, cutting a call, disabling a cell, "
      "suspending a prisoner, exporting or purging recordings), who did it, when and why. "
