@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+from callcontrol.adapters.agi.server import FastAgiServer
 
 CHANNEL = "PJSIP/cell-0101-00000001"
 UNIQUEID = "1700000000.1"
@@ -98,3 +101,29 @@ class ScriptedAsterisk:
 
     def close(self) -> None:
         self.writer.close()
+
+
+MakeServer = Callable[..., Awaitable[FastAgiServer]]
+
+
+@contextlib.asynccontextmanager
+async def fastagi_servers(read_timeout: float, session_timeout: float) -> AsyncIterator[MakeServer]:
+    """Make FastAGI servers on free ports (with SECRET and these timeouts unless a test says
+    otherwise); every one is stopped, and every scripted Asterisk closed, at the end."""
+    servers: list[FastAgiServer] = []
+
+    async def make(routes: dict[str, Any], **kwargs: Any) -> FastAgiServer:
+        kwargs.setdefault("read_timeout", read_timeout)
+        kwargs.setdefault("session_timeout", session_timeout)
+        kwargs.setdefault("secret", SECRET)
+        server = FastAgiServer(routes, "127.0.0.1", 0, **kwargs)
+        await server.start()
+        servers.append(server)
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in servers:
+            await server.stop()
+        await ScriptedAsterisk.close_all()

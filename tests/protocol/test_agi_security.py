@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,29 +14,22 @@ from callcontrol.adapters.agi.protocol import AgiChannel
 from callcontrol.adapters.agi.refusals import RefusalLog
 from callcontrol.adapters.agi.server import FastAgiServer
 
-from .agi_peer import CHANNEL, SECRET, UNIQUEID, ScriptedAsterisk, env_bytes
+from .agi_peer import (
+    CHANNEL,
+    SECRET,
+    UNIQUEID,
+    MakeServer,
+    ScriptedAsterisk,
+    env_bytes,
+    fastagi_servers,
+)
 from .helpers import eventually
-
-MakeServer = Callable[..., Awaitable[FastAgiServer]]
 
 
 @pytest.fixture
 async def make_server() -> AsyncIterator[MakeServer]:
-    servers: list[FastAgiServer] = []
-
-    async def make(routes: dict[str, Any], **kwargs: Any) -> FastAgiServer:
-        kwargs.setdefault("read_timeout", 2.0)
-        kwargs.setdefault("session_timeout", 5.0)
-        kwargs.setdefault("secret", SECRET)
-        server = FastAgiServer(routes, "127.0.0.1", 0, **kwargs)
-        await server.start()
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        await server.stop()
-    await ScriptedAsterisk.close_all()
+    async with fastagi_servers(read_timeout=2.0, session_timeout=5.0) as make:
+        yield make
 
 
 class Recorder:

@@ -3,37 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import pytest
 
 from callcontrol.adapters.agi.protocol import AgiChannel, AgiError, AgiHangup, AgiProtocolError
-from callcontrol.adapters.agi.server import FastAgiServer
 
-from .agi_peer import CHANNEL, SECRET, UNIQUEID, ScriptedAsterisk
+from .agi_peer import CHANNEL, UNIQUEID, MakeServer, ScriptedAsterisk, fastagi_servers
 from .helpers import eventually
-
-MakeServer = Callable[..., Awaitable[FastAgiServer]]
 
 
 @pytest.fixture
 async def make_server() -> AsyncIterator[MakeServer]:
-    servers: list[FastAgiServer] = []
-
-    async def make(routes: dict[str, Any], **kwargs: Any) -> FastAgiServer:
-        kwargs.setdefault("read_timeout", 1.0)
-        kwargs.setdefault("session_timeout", 3.0)
-        kwargs.setdefault("secret", SECRET)
-        server = FastAgiServer(routes, "127.0.0.1", 0, **kwargs)
-        await server.start()
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        await server.stop()
-    await ScriptedAsterisk.close_all()
+    async with fastagi_servers(read_timeout=1.0, session_timeout=3.0) as make:
+        yield make
 
 
 async def test_normal_conversation(make_server: MakeServer) -> None:

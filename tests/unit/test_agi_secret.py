@@ -23,7 +23,6 @@ from callcontrol.app import agi_secret
 from callcontrol.config import (
     AgiSettings,
     ConfigError,
-    LabSettings,
     Settings,
     load_settings,
     with_overrides,
@@ -34,13 +33,8 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """A lab whose 'root' is an empty folder with an Asterisk modules folder in it."""
-    (tmp_path / "usr/lib/x86_64-linux-gnu/asterisk/modules").mkdir(parents=True)
-    return Settings(
-        lab=LabSettings(root=str(tmp_path), name="unit", use_system_asterisk="no"),
-        base_dir=tmp_path,
-    )
+def settings(lab_settings: Settings) -> Settings:
+    return lab_settings
 
 
 def mode(path: Path) -> int:

@@ -21,7 +21,6 @@ from callcontrol.config import (
     BUILTIN_AMI_SECRET,
     AmiSettings,
     ConfigError,
-    LabSettings,
     Settings,
     with_overrides,
 )
@@ -31,13 +30,8 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """A lab whose 'root' is an empty folder with an Asterisk modules folder in it."""
-    (tmp_path / "usr/lib/x86_64-linux-gnu/asterisk/modules").mkdir(parents=True)
-    return Settings(
-        lab=LabSettings(root=str(tmp_path), name="unit", use_system_asterisk="no"),
-        base_dir=tmp_path,
-    )
+def settings(lab_settings: Settings) -> Settings:
+    return lab_settings
 
 
 def test_no_secret_and_no_file_is_a_clear_error(settings: Settings) -> None:

@@ -6,25 +6,19 @@ The defaults must render today's production set-up; the switches only what they 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from callcontrol.bench.lab_modes import STATIC_CONTEXT, current_mode, switch_mode
-from callcontrol.config import LabSettings, Settings
+from callcontrol.config import Settings
 from callcontrol.lab.lab import DIALPLAN_SOURCE, Lab, LabError
 
 PYST2 = "/var/lib/callcontrol-lab-unit/bench-pyst2/cc-decide-pyst2"
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """A lab whose 'root' is an empty folder with an Asterisk modules folder in it."""
-    (tmp_path / "usr/lib/x86_64-linux-gnu/asterisk/modules").mkdir(parents=True)
-    return Settings(
-        lab=LabSettings(root=str(tmp_path), name="unit", use_system_asterisk="no"),
-        base_dir=tmp_path,
-    )
+def settings(lab_settings: Settings) -> Settings:
+    return lab_settings
 
 
 def rendered(lab: Lab, name: str) -> str:
