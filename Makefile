@@ -32,7 +32,7 @@ run: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -ra
+	$(BIN)/pytest -ra --durations=20
 
 # The benchmark: docs/benchmarks.md says what it measures and what it found.
 bench: setup
