@@ -13,10 +13,13 @@ shared parent such as /srv, which is the operator's to change).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger("callcontrol.files")
@@ -118,3 +121,16 @@ def write_file(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock for ``path`` (a 0600 ``.NAME.lock`` file beside it, in a 0700
+    folder) for the block: read, change and ``write_file`` it there, and no other process of
+    ours changes it meanwhile."""
+    private_dir(path.parent)
+    lock = path.with_name(f".{path.name}.lock")
+    create_file(lock)
+    with open(lock, "a") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        yield

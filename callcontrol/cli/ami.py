@@ -10,11 +10,11 @@ folder. The secret is never printed and never on a command line.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import stat
 from pathlib import Path
 
+from callcontrol import private_files
 from callcontrol.cli.common import EXIT_FAILED, EXIT_OK, CliError, emit
 from callcontrol.config import REPO_ROOT, ConfigError, Settings
 
@@ -61,13 +61,6 @@ def render_manager(settings: Settings, secret: str) -> str:
     return text
 
 
-def _write_0600(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as f:
-        os.fchmod(fd, 0o600)
-        f.write(text)
-
-
 def ami_secret_command(args: argparse.Namespace, settings: Settings) -> int:
     path = settings.path(settings.ami.secret_file)
     existed = settings.ami.secret != "" or path.exists()
@@ -85,7 +78,7 @@ def ami_secret_command(args: argparse.Namespace, settings: Settings) -> int:
         text = f"AMI secret file {path}: " + ("created, " if not existed else "") + f"mode {mode}"
     if args.manager is not None:
         try:
-            _write_0600(args.manager, render_manager(settings, secret))
+            private_files.write_file(args.manager, render_manager(settings, secret))
         except OSError as e:
             raise CliError(f"cannot write {args.manager}: {e.strerror}", EXIT_FAILED) from None
         result["manager"] = str(args.manager)

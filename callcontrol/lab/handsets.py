@@ -12,7 +12,6 @@ hand from the password printed once.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 from collections.abc import Iterator, Mapping
@@ -44,11 +43,7 @@ def _read(path: Path) -> dict[str, str]:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[dict[str, str]]:
-    private_files.private_dir(path.parent)
-    lock = path.with_name(f".{path.name}.lock")
-    private_files.create_file(lock)
-    with open(lock, "a") as held:
-        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+    with private_files.exclusive(path):
         known = _read(path)
         before = dict(known)
         yield known

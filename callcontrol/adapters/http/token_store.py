@@ -13,7 +13,6 @@ lets a secret scanner recognise one pasted where it should not be.
 
 from __future__ import annotations
 
-import fcntl
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,11 +50,7 @@ def _now() -> str:
 @contextmanager
 def _locked(path: Path) -> Iterator[list[TokenEntry]]:
     """The entries of the file, under an exclusive lock; what the block leaves is written."""
-    private_files.private_dir(path.parent)
-    lock = path.with_name(f".{path.name}.lock")
-    private_files.create_file(lock)
-    with open(lock, "a") as held:
-        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+    with private_files.exclusive(path):
         entries = read_entries(path)
         before = list(entries)
         yield entries
