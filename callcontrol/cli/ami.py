@@ -16,9 +16,10 @@ from pathlib import Path
 
 from callcontrol import private_files
 from callcontrol.cli.common import EXIT_FAILED, EXIT_OK, CliError, emit
-from callcontrol.config import REPO_ROOT, ConfigError, Settings
+from callcontrol.config import ConfigError, Settings
+from callcontrol.resources import asterisk_templates_dir
 
-MANAGER_CONF = REPO_ROOT / "asterisk-conf" / "manager.conf"
+MANAGER_CONF = asterisk_templates_dir() / "manager.conf"
 
 
 def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:

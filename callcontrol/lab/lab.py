@@ -21,13 +21,14 @@ from pathlib import Path
 
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.secret import AgiSecretError, load_secret
-from callcontrol.config import REPO_ROOT, ConfigError, Settings
+from callcontrol.config import ConfigError, Settings
+from callcontrol.resources import asterisk_templates_dir, dialplan_dir
 
 log = logging.getLogger("callcontrol.lab")
 
 BUILD_SCRIPT = Path(__file__).with_name("build-root.sh")
-CONF_SOURCE = REPO_ROOT / "asterisk-conf"
-DIALPLAN_SOURCE = REPO_ROOT / "dialplan"
+CONF_SOURCE = asterisk_templates_dir()
+DIALPLAN_SOURCE = dialplan_dir()
 CELLS_CONF = "pjsip_cells.conf"
 # Rendered files that hold a secret: written mode 0600.
 SECRET_FILES = frozenset({"manager.conf"})

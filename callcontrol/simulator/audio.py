@@ -5,7 +5,7 @@ packet, looped. The files are pure tones so that a recording shows at once who w
 the handset, 400 Hz for the called party. Both tones repeat exactly every 20 ms packet and the
 files are whole packets long, so the loops are seamless.
 
-Regenerate with ``python -m callcontrol.simulator.audio sim/audio``.
+Regenerate with ``python -m callcontrol.simulator.audio callcontrol/simulator/data/audio``.
 """
 
 from __future__ import annotations
@@ -63,5 +63,7 @@ def write_all(folder: Path) -> list[Path]:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    for p in write_all(Path(sys.argv[1] if len(sys.argv) > 1 else "sim/audio")):
+    for p in write_all(
+        Path(sys.argv[1] if len(sys.argv) > 1 else "callcontrol/simulator/data/audio")
+    ):
         print(p, p.stat().st_size)

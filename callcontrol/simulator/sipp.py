@@ -18,9 +18,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from callcontrol.config import REPO_ROOT, Settings, load_settings
+from callcontrol.config import Settings, load_settings
 
-SIM_DIR = REPO_ROOT / "sim"
+SIM_DIR = Path(__file__).resolve().parent / "data"
 MIN_VERSION = (3, 6)
 
 _VERSION_RE = re.compile(r"SIPp v(\d+)\.(\d+)")

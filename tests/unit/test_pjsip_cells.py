@@ -41,9 +41,9 @@ def test_what_pjsip_conf_cannot_hold_is_refused(realm: str, cred: str, error: st
 
 
 def test_the_template_is_md5() -> None:
-    from callcontrol.config import REPO_ROOT
+    from callcontrol.resources import asterisk_templates_dir
 
-    conf = (REPO_ROOT / "asterisk-conf" / "pjsip.conf").read_text()
+    conf = (asterisk_templates_dir() / "pjsip.conf").read_text()
     template = conf.split("[cell-auth](!)\n", 1)[1].split("\n\n", 1)[0]
     assert "auth_type = md5" in template
     assert hashlib.md5(b"x").hexdigest()  # (MD5 is available: FIPS builds may lack it)

@@ -29,9 +29,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from callcontrol import private_files
-from callcontrol.config import REPO_ROOT, ConfigError, Settings
-
-MIGRATIONS_DIR = REPO_ROOT / "migrations"
+from callcontrol.config import ConfigError, Settings
+from callcontrol.resources import migrations_dir
 
 # SQLite: how long a writer waits for another one's lock before giving up (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -164,7 +163,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 def alembic_config(url: str | URL | None = None) -> Config:
     """An Alembic configuration for the repository's migrations (and ``url``, if given)."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     if url is not None:
         # configparser interpolation: a literal "%" (URL-encoded password) is written "%%".
         rendered = normalise_url(url).render_as_string(hide_password=False)
