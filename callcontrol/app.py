@@ -20,7 +20,6 @@ from callcontrol.adapters.ami.session import AmiActionLost, AmiError, AmiSession
 from callcontrol.adapters.anchor import AnchorError, SigningKey
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.engine import (
-    check_schema_current,
     database_url,
     make_engine,
     session_factory,
@@ -36,6 +35,7 @@ from callcontrol.adapters.journal_file import JournalFile
 from callcontrol.config import ConfigError, Settings
 from callcontrol.domain.call_end import CallEnd
 from callcontrol.services.authorise import CallAttempt
+from callcontrol.services.cells_sync import CellsSync, keep_syncing
 from callcontrol.services.chain_checkpoints import Checkpointer
 from callcontrol.services.journal import JournalFollower
 from callcontrol.services.listen import ListenAuthoriser
@@ -43,6 +43,7 @@ from callcontrol.services.listen_grants import ListenGrants
 from callcontrol.services.recording_jobs import RecordingJobs
 from callcontrol.services.settle import Settler
 from callcontrol.services.supervise import CallControlGuard, Supervisor
+from callcontrol.startup_checks import check_paths, check_schema
 from callcontrol.wiring import billing_policy, build_authoriser, utcnow  # noqa: F401
 
 log = logging.getLogger("callcontrol.daemon")
@@ -99,6 +100,26 @@ async def keep_following(follower: JournalFollower, settings: Settings, poll_s: 
         except Exception:
             log.exception("could not read or rotate the call journal; will try again")
         await asyncio.sleep(poll_s)
+
+
+def build_cells_sync(settings: Settings, sessions: Any) -> CellsSync:
+    """The daemon's sync of the cells' PJSIP endpoints: the file `asterisk sync` writes, and
+    PJSIP reloaded through Asterisk's control socket (in a thread: it blocks)."""
+    from callcontrol.adapters.asterisk import control, pjsip_cells
+    from callcontrol.adapters.db.cell_endpoints import SqlCellEndpoints
+
+    try:
+        path = control.cells_conf_path(settings)
+    except control.AsteriskCliError as e:
+        raise ConfigError(str(e)) from None
+
+    def write(endpoints: Any) -> bool:
+        return pjsip_cells.write_atomically(path, pjsip_cells.render(endpoints))
+
+    async def reload() -> None:
+        await asyncio.to_thread(control.reload_pjsip, settings)
+
+    return CellsSync(SqlCellEndpoints(sessions), write, reload)
 
 
 # --- the supervision API (adapters/http, services/supervise) ---------------------------------
@@ -173,22 +194,28 @@ class Daemon:
         secret = agi_secret(s)  # no secret, no request Asterisk can prove its own: likewise
         # A built-in or missing AMI secret outside the lab: refuse to start (ConfigError).
         ami_secret = s.ami_secret(create=s.lab.enabled)
+        # Outside the lab: the shared paths set, readable and writable (startup_checks.py).
+        journal_file, spool = journal_path(s), recordings_spool(s)
+        check_paths(s, journal_file, spool)
         engine = make_engine(database_url(s))
         tasks: list[asyncio.Task[None]] = []
         try:
-            await check_schema_current(engine)
+            await check_schema(engine)
             sessions = session_factory(engine)
+            if s.asterisk.sync_cells:
+                sync = build_cells_sync(s, sessions)
+                tasks.append(asyncio.create_task(keep_syncing(sync), name="cells-sync"))
             store = SqlCallStore(sessions)
             auth = build_authoriser(s, store)
             settler = Settler(
                 SqlSettlementStore(sessions), free_drop_s=s.billing.free_drop_s, clock=utcnow
             )
-            journal = JournalFollower(JournalFile(journal_path(s)), SqlJournalStore(sessions))
+            journal = JournalFollower(JournalFile(journal_file), SqlJournalStore(sessions))
             tasks.append(
                 asyncio.create_task(keep_following(journal, s, JOURNAL_POLL_S), name="call-journal")
             )
             jobs = RecordingJobs(
-                sessions, recordings_spool(s), s.path(s.recording.store_dir), s.recording.bitrate
+                sessions, spool, s.path(s.recording.store_dir), s.recording.bitrate
             )
             settler.on_settled.append(jobs.after_settlement)
             # Polled every poll_s, due interval - poll_s after the last: never more than the

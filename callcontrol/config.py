@@ -171,9 +171,14 @@ class AsteriskSettings:
     # The called parties: the PSTN trunk (in the lab, the simulated called party's SIPp).
     pstn_host: str = "127.0.0.1"
     pstn_port: int = 5070
-    # Where `callcontrol asterisk sync` writes the rendered cell endpoints. Empty: the lab's
-    # configuration folder.
+    # Where the cells' PJSIP endpoints are written (pjsip_cells.conf, included by pjsip.conf).
+    # Empty: the lab's configuration folder (outside the lab the daemon then refuses to start
+    # while sync_cells is on).
     cells_conf: str = ""
+    # The daemon rewrites cells_conf and reloads PJSIP (`asterisk -rx`) within about a second
+    # of any change to a handset (added, enabled, disabled, new password); false: only
+    # `callcontrol asterisk sync` does.
+    sync_cells: bool = True
     # Seconds that Dial lets the called party ring.
     ring_timeout_s: int = 45
     # The officers' listening desk (a SIP endpoint that answers calls originated to it).

@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import subprocess
 from pathlib import Path
-
-from sqlalchemy import select
 
 from callcontrol.cli.common import EXIT_FAILED, EXIT_OK, CliError, emit
 from callcontrol.config import Settings
@@ -142,63 +139,44 @@ def lab_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cells_conf_path(settings: Settings) -> Path:
-    if settings.asterisk.cells_conf:
-        return settings.path(settings.asterisk.cells_conf)
-    return _lab(settings).cells_conf_path
+    from callcontrol.adapters.asterisk.control import AsteriskCliError
+    from callcontrol.adapters.asterisk.control import cells_conf_path as where
 
-
-PJSIP_RELOAD = "module reload res_pjsip.so"
+    try:
+        return where(settings)
+    except AsteriskCliError as e:
+        raise CliError(str(e), EXIT_FAILED) from None
 
 
 def reload_pjsip(settings: Settings) -> None:
-    """Reload PJSIP through Asterisk's own CLI control socket (``asterisk -rx``), which needs
-    the local rights of Asterisk's user or root: not through AMI, whose account (the daemon's)
-    has no `system` class, so that its secret cannot reload or rewrite Asterisk's configuration.
-    The lab's Asterisk when ``[asterisk] cells_conf`` is the lab's, else the one on the PATH."""
-    from callcontrol.lab.lab import LabError
+    """Reload PJSIP through Asterisk's own CLI control socket (adapters/asterisk/control.py)."""
+    from callcontrol.adapters.asterisk.control import AsteriskCliError
+    from callcontrol.adapters.asterisk.control import reload_pjsip as reload
 
-    if not settings.asterisk.cells_conf:
-        try:
-            out = _lab(settings).rx(PJSIP_RELOAD)
-        except LabError as e:
-            raise CliError(str(e), EXIT_FAILED) from None
-    else:
-        try:
-            proc = subprocess.run(
-                ["asterisk", "-rx", PJSIP_RELOAD], capture_output=True, text=True, timeout=30
-            )
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise CliError(f"`asterisk -rx` failed: {e}", EXIT_FAILED) from None
-        if proc.returncode != 0:
-            why = " ".join((proc.stderr or proc.stdout).split()) or f"status {proc.returncode}"
-            raise CliError(f"`asterisk -rx` failed: {why}", EXIT_FAILED)
-        out = proc.stdout
-    if "reloaded" not in out.lower() and "queued" not in out.lower():
-        raise CliError(f"Asterisk did not reload PJSIP: {' '.join(out.split())}", EXIT_FAILED)
+    try:
+        reload(settings)
+    except AsteriskCliError as e:
+        raise CliError(str(e), EXIT_FAILED) from None
 
 
 async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
-    from callcontrol.adapters.asterisk.pjsip_cells import CellEndpoint, render, write_atomically
-    from callcontrol.adapters.db import models as m
-    from callcontrol.adapters.db.engine import check_schema_current, database_url, make_engine
+    from callcontrol.adapters.asterisk.pjsip_cells import render, write_atomically
+    from callcontrol.adapters.db.cell_endpoints import SqlCellEndpoints
+    from callcontrol.adapters.db.engine import (
+        check_schema_current,
+        database_url,
+        make_engine,
+        session_factory,
+    )
 
     engine = make_engine(database_url(settings))
     try:
         await check_schema_current(engine)
-        async with engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(
-                        m.Cell.name, m.Cell.sip_username, m.Cell.sip_realm, m.Cell.sip_md5_cred
-                    ).where(m.Cell.enabled.is_(True))
-                )
-            ).all()
+        _, rows = await SqlCellEndpoints(session_factory(engine)).endpoints()
     finally:
         await engine.dispose()
     try:
-        text = render(
-            CellEndpoint(r.name, r.sip_username, r.sip_realm, r.sip_md5_cred) for r in rows
-        )
+        text = render(rows)
     except ValueError as e:
         raise CliError(str(e), EXIT_FAILED) from None
     path = cells_conf_path(settings)

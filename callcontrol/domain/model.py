@@ -9,6 +9,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 
+@dataclass(frozen=True)
+class CellEndpoint:
+    """A cell handset's SIP endpoint as Asterisk needs it: its digest hash, never a password."""
+
+    cell: str
+    sip_username: str
+    sip_realm: str
+    sip_md5_cred: str
+
+
 class ContactKind(StrEnum):
     SOCIAL = "social"
     LEGAL = "legal"

@@ -16,20 +16,15 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
+
+from callcontrol.domain.model import CellEndpoint
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _SAFE_REALM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _MD5_HEX = re.compile(r"^[0-9a-f]{32}$")
 
-
-@dataclass(frozen=True)
-class CellEndpoint:
-    cell: str
-    sip_username: str
-    sip_realm: str
-    sip_md5_cred: str
+__all__ = ["CellEndpoint", "render", "write_atomically"]
 
 
 def render(cells: Iterable[CellEndpoint]) -> str:

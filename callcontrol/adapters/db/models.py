@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -81,6 +82,17 @@ class Cell(Base):
     disabled_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class CellsVersion(Base):
+    """The one row (id 1): a counter that triggers on ``cells`` (migration 0009) bump in the
+    same transaction as any change to a handset's endpoint; the daemon polls it to rewrite the
+    cells' PJSIP endpoints (services/cells_sync.py)."""
+
+    __tablename__ = "cells_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
 
 
 class Prisoner(Base):
