@@ -7,6 +7,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+from callcontrol.cli import asterisk_check
 from callcontrol.cli.common import EXIT_FAILED, EXIT_OK, CliError, emit
 from callcontrol.config import Settings
 
@@ -50,7 +51,7 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     status.set_defaults(handler=lab_status)
 
     ast = sub.add_parser("asterisk", help="Asterisk configuration generated from the database")
-    ast_sub = ast.add_subparsers(dest="asterisk_command", required=True, metavar="sync")
+    ast_sub = ast.add_subparsers(dest="asterisk_command", required=True, metavar="sync|check")
     sync = ast_sub.add_parser(
         "sync",
         parents=parents,
@@ -67,6 +68,7 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
         help="write the file only; do not ask Asterisk to reload",
     )
     sync.set_defaults(handler=asterisk_sync)
+    asterisk_check.register(ast_sub, parents)
 
     run = sub.add_parser(
         "run",
