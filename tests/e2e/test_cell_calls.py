@@ -126,21 +126,26 @@ def test_wrong_pin_three_times_is_refused(e2e: E2E) -> None:
 
 def test_disabled_handset_is_refused_then_unknown_to_asterisk_after_sync(e2e: E2E) -> None:
     cell, _, pin = provision(e2e, (LONDON, "approved"))
-    e2e.cli("cell", "disable", cell, "--reason", "phone misused")
-    # Before the next sync Asterisk still knows the endpoint: the daemon refuses it.
-    call = e2e.call(cell, pin, "02079460000")
-    assert (call["outcome"], call["reason"]) == ("refused", "handset_disabled"), call
-    assert call["called_party_saw_invite"] is False
-    # After the sync the handset cannot even place a call.
-    e2e.cli("asterisk", "sync")
-    call = e2e.call(cell, pin, "02079460000")
-    assert call["outcome"] == "failed", call
-    assert call["sip_status"] in (401, 403, 404), call
-    assert call["called_party_saw_invite"] is False
-    # Enabled again, it works again.
-    e2e.cli("cell", "enable", cell)
-    e2e.cli("asterisk", "sync")
-    assert e2e.call(cell, pin, "02079460000")["outcome"] == "connected"
+    # The daemon's own sync off, to hold the moment before PJSIP is reloaded: Asterisk
+    # still knows the endpoint, and the decision refuses it.
+    e2e.daemon.restart({"CALLCONTROL_ASTERISK_SYNC_CELLS": "false"})
+    try:
+        e2e.cli("cell", "disable", cell, "--reason", "phone misused")
+        call = e2e.call(cell, pin, "02079460000")
+        assert (call["outcome"], call["reason"]) == ("refused", "handset_disabled"), call
+        assert call["called_party_saw_invite"] is False
+        # After the sync the handset cannot even place a call.
+        e2e.cli("asterisk", "sync")
+        call = e2e.call(cell, pin, "02079460000")
+        assert call["outcome"] == "failed", call
+        assert call["sip_status"] in (401, 403, 404), call
+        assert call["called_party_saw_invite"] is False
+        # Enabled again, it works again.
+        e2e.cli("cell", "enable", cell)
+        e2e.cli("asterisk", "sync")
+        assert e2e.call(cell, pin, "02079460000")["outcome"] == "connected"
+    finally:
+        e2e.daemon.restart()
 
 
 def test_suspended_prisoner_is_refused(e2e: E2E) -> None:
