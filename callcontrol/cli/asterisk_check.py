@@ -37,20 +37,10 @@ def register(ast_sub: argparse._SubParsersAction, parents: list[argparse.Argumen
 
 
 async def _handsets(settings: Settings) -> dict[str, bool]:
-    from callcontrol.adapters.db.cell_endpoints import SqlCellEndpoints
-    from callcontrol.adapters.db.engine import (
-        check_schema_current,
-        database_url,
-        make_engine,
-        session_factory,
-    )
+    from callcontrol.adapters.db.cell_endpoints import opened
 
-    engine = make_engine(database_url(settings))
-    try:
-        await check_schema_current(engine)
-        return await SqlCellEndpoints(session_factory(engine)).handsets()
-    finally:
-        await engine.dispose()
+    async with opened(settings) as cells:
+        return await cells.handsets()
 
 
 async def asterisk_check(args: argparse.Namespace, settings: Settings) -> int:

@@ -60,7 +60,8 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
         "pjsip_cells.conf ([asterisk] cells_conf, by default the lab's configuration folder) "
         "and reload PJSIP through Asterisk's CLI control socket (`asterisk -rx`: root or "
         "Asterisk's user; not AMI). A disabled handset is left out, so it can no longer "
-        "place calls.",
+        "place calls. The daemon does the same by itself within a second of a change "
+        "([asterisk] sync_cells): this is for manual use.",
     )
     sync.add_argument(
         "--no-reload",
@@ -163,20 +164,10 @@ def reload_pjsip(settings: Settings) -> None:
 
 async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
     from callcontrol.adapters.asterisk.pjsip_cells import render, write_atomically
-    from callcontrol.adapters.db.cell_endpoints import SqlCellEndpoints
-    from callcontrol.adapters.db.engine import (
-        check_schema_current,
-        database_url,
-        make_engine,
-        session_factory,
-    )
+    from callcontrol.adapters.db.cell_endpoints import opened
 
-    engine = make_engine(database_url(settings))
-    try:
-        await check_schema_current(engine)
-        _, rows = await SqlCellEndpoints(session_factory(engine)).endpoints()
-    finally:
-        await engine.dispose()
+    async with opened(settings) as cells:
+        _, rows = await cells.endpoints()
     try:
         text = render(rows)
     except ValueError as e:

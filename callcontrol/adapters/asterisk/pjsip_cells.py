@@ -29,7 +29,7 @@ __all__ = ["CellEndpoint", "render", "write_atomically"]
 
 def render(cells: Iterable[CellEndpoint]) -> str:
     lines = [
-        "; Written by `callcontrol asterisk sync` from the database: do not edit by hand.",
+        "; Written by callcontrol (the daemon, or `asterisk sync`) from the database: do not edit.",
         "; One endpoint per enabled cell handset; disabled handsets are left out.",
         "; Digest hashes only (md5_cred = MD5(username:realm:password)), no passwords.",
         "",

@@ -7,10 +7,20 @@ Read by `callcontrol asterisk sync`, by the daemon's cells sync (services/cells_
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcontrol.adapters.db import models as m
+from callcontrol.adapters.db.engine import (
+    check_schema_current,
+    database_url,
+    make_engine,
+    session_factory,
+)
+from callcontrol.config import Settings
 from callcontrol.domain.model import CellEndpoint
 
 
@@ -50,3 +60,14 @@ class SqlCellEndpoints:
         async with self.sessions() as s:
             rows = (await s.execute(select(m.Cell.sip_username, m.Cell.enabled))).all()
         return {r.sip_username: bool(r.enabled) for r in rows}
+
+
+@asynccontextmanager
+async def opened(settings: Settings) -> AsyncIterator[SqlCellEndpoints]:
+    """For a command: the settings' database, whose schema must be current; closed after."""
+    engine = make_engine(database_url(settings))
+    try:
+        await check_schema_current(engine)
+        yield SqlCellEndpoints(session_factory(engine))
+    finally:
+        await engine.dispose()
