@@ -8,6 +8,8 @@ being tested half. Checked: no configuration error in Asterisk's log, both trans
 TLS handshake against the CA and a SIP answer over it, the cell endpoint (as `asterisk sync`
 writes it) with SRTP required, the registration trunk registered with a SIPp registrar that
 challenges and checks the digest, and the address-authenticated trunk after a PJSIP reload.
+Then baresip calls as the cell, as a desk phone would: over TLS with its digest password,
+answered with SRTP and G.722; without SRTP it is refused (488).
 
 A lab of its own ("<CALLCONTROL_TEST_LAB>-doc", ports apart from the other labs), no daemon and
 no database: only Asterisk's acceptance of the configuration is at stake here.
@@ -22,6 +24,7 @@ import ssl
 import subprocess
 import time
 import uuid
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -323,3 +326,66 @@ def test_the_address_authenticated_trunk_loads_in_its_place(doc: Doc) -> None:
     assert "pstn-auth" not in shown
     errors = [line for line in doc.log_since_start().splitlines() if " ERROR[" in line]
     assert errors == []
+
+
+# --- a call as a desk phone makes it: TLS, digest, SRTP (baresip, Debian's softphone) ----------
+
+
+BARESIP_CONFIG = """\
+module_path /usr/lib/baresip/modules
+sip_listen 127.0.0.1:5400
+sip_cafile {ca}
+net_interface 127.0.0.1
+rtp_ports 32000-32999
+audio_player alsa,null
+audio_alert alsa,null
+audio_source aufile,{wav}
+module g711.so
+module g722.so
+module aufile.so
+module alsa.so
+module srtp.so
+module_app account.so
+module_app menu.so
+"""
+
+
+def phone_call(doc: Doc, tmp: Path, account_params: str) -> str:
+    """Dial a number from the cell's handset with baresip; its output once it quit."""
+    baresip = shutil.which("baresip")
+    assert baresip, "baresip is missing: apt-get install baresip-core (scripts/system-deps.sh)"
+    tmp.mkdir(exist_ok=True)
+    wav = tmp / "silence.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)  # baresip's aufile wants the codec's rate: G.722's
+        w.writeframes(b"\0\0" * 16000 * 10)
+    (tmp / "config").write_text(BARESIP_CONFIG.format(ca=doc.ca, wav=wav))
+    server = f"127.0.0.1:{PORTS['tls']};transport=tls"
+    (tmp / "accounts").write_text(
+        f"<sip:{CELL}@{server}>;auth_pass={CELL_PASSWORD};regint=0{account_params}\n"
+    )
+    proc = subprocess.run(
+        [baresip, "-f", str(tmp), "-e", f"/dial sip:02079460000@{server}", "-t", "4"],
+        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    return re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
+
+
+def test_a_softphone_call_over_tls_is_answered_with_srtp_and_g722(doc: Doc, tmp_path: Path) -> None:
+    out = phone_call(doc, tmp_path / "srtp", ";mediaenc=srtp-mand;audio_codecs=G722/16000/1")
+    assert "SRTP is Enabled (cryptosuite=AES_CM_128_HMAC_SHA1_80)" in out, out[-3000:]
+    assert "Set audio encoder: G722 16000Hz" in out
+    assert f"{CELL}@127.0.0.1: Call established" in out
+    # RTP from Asterisk arrived and was decrypted (srtp-mand takes nothing in clear).
+    assert "incoming rtp for 'audio' established" in out
+    assert not re.search(r"srtp.*(fail|error)", out, re.I)
+    answered = doc.log_since_start()
+    assert "Executing [02079460000@cells:1]" in answered  # the cell's endpoint, its dialplan
+
+
+def test_a_softphone_that_will_not_encrypt_is_refused(doc: Doc, tmp_path: Path) -> None:
+    out = phone_call(doc, tmp_path / "clear", ";audio_codecs=PCMA")
+    assert "session closed: 488 Not Acceptable Here" in out, out[-3000:]
+    assert "Call established" not in out
