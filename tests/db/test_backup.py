@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
-from callcontrol.adapters.db import ledger
+from callcontrol.adapters.db import dump, ledger
 from callcontrol.adapters.db import models as m
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.dump import backend
@@ -206,3 +206,31 @@ def test_reference_mode_lists_the_recordings_without_copying_them(
     assert not (folder / "recordings").exists()
     [listed] = json.loads((folder / "recordings.json").read_text())
     assert (tmp_path / "var" / "recordings" / listed["file_name"]).exists()
+
+
+def test_force_puts_the_backup_back_over_a_site_that_moved_on(site: Cli, tmp_path: Path) -> None:
+    folder = tmp_path / "backup"
+    site.ok("backup", "--to", str(folder))
+    before = balances(site)
+    site.ok("account", "topup", "B5678CD", "300", "--reference", "R3")
+    site.ok("prisoner", "add", "C1111CC", "--name", "Y", "--cell", "A1-02", "--pin-stdin",
+            stdin="3579\n")  # fmt: skip
+    assert balances(site) != before
+    site.ok("restore", "--from", str(folder), "--force")
+    assert balances(site) == before
+    listed = site.ok("prisoner", "list", "--json").json()
+    assert sorted(p["prison_number"] for p in listed) == ["A1234BC", "B5678CD"]
+    assert site.ok("recordings", "verify", "--json").json()["ok"]
+
+
+def test_a_pg_dump_of_another_major_version_is_refused(pg_database: str, tmp_path: Path) -> None:
+    """pg_dump must be the server's own major version: an older one refuses a newer server,
+    a newer one writes what older tools cannot restore."""
+    major = asyncio.run(dump.server_major(pg_database))
+    fake = tmp_path / "bin" / "pg_dump"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\necho 'pg_dump (PostgreSQL) {major - 1}.3'\n")
+    fake.chmod(0o755)
+    with pytest.raises(dump.DumpError, match=f"no pg_dump for PostgreSQL {major}"):
+        asyncio.run(dump.dump(pg_database, tmp_path / "copy", fake.parent))
+    assert asyncio.run(dump.pg_tool("pg_dump", major)).parent.parent.name == str(major)
