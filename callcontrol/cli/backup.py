@@ -35,7 +35,7 @@ async def backup(args: Args, settings: Settings) -> int:
     to = _path(args.to)
     assert to is not None
     made = await _guarded(site.backup(settings, to, args.recordings, _path(args.pg_bindir)))
-    kept = sorted(k for k, v in made["keys"].items() if isinstance(v, str) and "/" in v)
+    kept = sorted(k for k, v in made["keys"].items() if str(v).startswith("keys/"))
     text = (
         f"backed up to {to}: the {made['database']['backend']} database (schema "
         f"{made['database']['revision']}), {made['recordings']['count']} recording(s) "
