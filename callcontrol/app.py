@@ -170,7 +170,7 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
-        s.pin_secret()  # no key, no PIN checks: refuse to start rather than refuse every call
+        s.pin_keys()  # no key (or a bad previous one), no PIN checks: refuse to start
         # No key, no anchor for the recordings: refuse to start (made 0600 on first start).
         try:
             chain_key = SigningKey.load(s.path(s.recording.signing_key_file), create=True)
