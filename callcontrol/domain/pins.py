@@ -38,7 +38,10 @@ class PinKeys:
         return {key_id(k): k for k in (*reversed(self.previous), self.current)}
 
 
-def as_keys(keys: bytes | PinKeys) -> PinKeys:
+Keys = bytes | PinKeys  # a PIN secret alone, or with the previous ones
+
+
+def as_keys(keys: Keys) -> PinKeys:
     return keys if isinstance(keys, PinKeys) else PinKeys(keys)
 
 
