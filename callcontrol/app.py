@@ -55,21 +55,25 @@ JOURNAL_GRACE_S = 3.0
 
 
 def journal_path(settings: Settings) -> Path:
-    """Where Asterisk writes the call journal, as the daemon sees it."""
-    if settings.asterisk.journal_file:
-        return settings.path(settings.asterisk.journal_file)
-    from callcontrol.lab.lab import Lab
-
-    return Lab(settings).journal_path
+    """Where Asterisk writes the call journal, as the daemon sees it ([asterisk] journal_file:
+    required, there is no default to fall back on)."""
+    if not settings.asterisk.journal_file:
+        raise ConfigError(
+            "[asterisk] journal_file is not set: the file Asterisk's dialplan writes each call's "
+            "acceptance and end to (e.g. /var/spool/asterisk/callcontrol/journal.log)"
+        )
+    return settings.path(settings.asterisk.journal_file)
 
 
 def recordings_spool(settings: Settings) -> Path:
-    """Where MixMonitor streams recorded calls, as the daemon sees it."""
-    if settings.recording.spool_dir:
-        return settings.path(settings.recording.spool_dir)
-    from callcontrol.lab.lab import Lab
-
-    return Lab(settings).recordings_spool
+    """Where MixMonitor streams recorded calls, as the daemon sees it ([recording] spool_dir:
+    required)."""
+    if not settings.recording.spool_dir:
+        raise ConfigError(
+            "[recording] spool_dir is not set: the folder Asterisk's MixMonitor writes calls "
+            "to while they run (e.g. /var/spool/asterisk/callcontrol/recordings)"
+        )
+    return settings.path(settings.recording.spool_dir)
 
 
 def agi_secret(settings: Settings) -> str:
@@ -173,6 +177,7 @@ class Daemon:
         secret = agi_secret(s)  # no secret, no request Asterisk can prove its own: likewise
         # A built-in or missing AMI secret outside the lab: refuse to start (ConfigError).
         ami_secret = s.ami_secret(create=s.lab.enabled)
+        journal_at, spool = journal_path(s), recordings_spool(s)  # required settings
         engine = make_engine(database_url(s))
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -183,12 +188,12 @@ class Daemon:
             settler = Settler(
                 SqlSettlementStore(sessions), free_drop_s=s.billing.free_drop_s, clock=utcnow
             )
-            journal = JournalFollower(JournalFile(journal_path(s)), SqlJournalStore(sessions))
+            journal = JournalFollower(JournalFile(journal_at), SqlJournalStore(sessions))
             tasks.append(
                 asyncio.create_task(keep_following(journal, s, JOURNAL_POLL_S), name="call-journal")
             )
             jobs = RecordingJobs(
-                sessions, recordings_spool(s), s.path(s.recording.store_dir), s.recording.bitrate
+                sessions, spool, s.path(s.recording.store_dir), s.recording.bitrate
             )
             settler.on_settled.append(jobs.after_settlement)
             # Polled every poll_s, due interval - poll_s after the last: never more than the

@@ -133,7 +133,14 @@ def one_line(message: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status."""
-    parser = build_parser()
+    return run(build_parser(), argv)
+
+
+def run(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str = "callcontrol"
+) -> int:
+    """Parse ``argv`` with ``parser`` and run the chosen handler on the settings; errors
+    are one line, ``PROG: error: ...`` (the lab's command shares this)."""
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2, already printed)
@@ -142,11 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(getattr(args, "config", None))
         return call_handler(args.handler, args, settings)
     except CliError as e:
-        return fail(one_line(str(e)), e.status)
+        return fail(one_line(str(e)), e.status, prog)
     except ConfigError as e:
-        return fail(one_line(str(e)), EXIT_USAGE)
+        return fail(one_line(str(e)), EXIT_USAGE, prog)
     except KeyboardInterrupt:
-        return fail("interrupted", 130)
+        return fail("interrupted", 130, prog)
 
 
 # --- for the commands that use the database ----------------------------------------------------
