@@ -6,7 +6,6 @@ import asyncio
 import logging
 import signal
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from callcontrol import channel_vars as cv
@@ -33,7 +32,7 @@ from callcontrol.adapters.http import HttpServer
 from callcontrol.adapters.http.api import make_app
 from callcontrol.adapters.http.auth import TokenFile
 from callcontrol.adapters.journal_file import JournalFile
-from callcontrol.config import ConfigError, Settings
+from callcontrol.config import ConfigError, Settings, journal_path, recordings_spool
 from callcontrol.domain.call_end import CallEnd
 from callcontrol.services.authorise import CallAttempt
 from callcontrol.services.chain_checkpoints import Checkpointer
@@ -52,28 +51,6 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 # Seconds after a call's channel hangs up before the journal is consulted for its end.
 JOURNAL_GRACE_S = 3.0
-
-
-def journal_path(settings: Settings) -> Path:
-    """Where Asterisk writes the call journal, as the daemon sees it ([asterisk] journal_file:
-    required, there is no default to fall back on)."""
-    if not settings.asterisk.journal_file:
-        raise ConfigError(
-            "[asterisk] journal_file is not set: the file Asterisk's dialplan writes each call's "
-            "acceptance and end to (e.g. /var/spool/asterisk/callcontrol/journal.log)"
-        )
-    return settings.path(settings.asterisk.journal_file)
-
-
-def recordings_spool(settings: Settings) -> Path:
-    """Where MixMonitor streams recorded calls, as the daemon sees it ([recording] spool_dir:
-    required)."""
-    if not settings.recording.spool_dir:
-        raise ConfigError(
-            "[recording] spool_dir is not set: the folder Asterisk's MixMonitor writes calls "
-            "to while they run (e.g. /var/spool/asterisk/callcontrol/recordings)"
-        )
-    return settings.path(settings.recording.spool_dir)
 
 
 def agi_secret(settings: Settings) -> str:

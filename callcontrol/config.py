@@ -304,6 +304,28 @@ class Settings:
         return value
 
 
+def journal_path(settings: Settings) -> Path:
+    """Where Asterisk writes the call journal, as the daemon (and Asterisk) see it ([asterisk]
+    journal_file: required, there is no default to fall back on)."""
+    if not settings.asterisk.journal_file:
+        raise ConfigError(
+            "[asterisk] journal_file is not set: the file Asterisk's dialplan writes each call's "
+            "acceptance and end to (e.g. /var/spool/asterisk/callcontrol/journal.log)"
+        )
+    return settings.path(settings.asterisk.journal_file)
+
+
+def recordings_spool(settings: Settings) -> Path:
+    """Where MixMonitor streams recorded calls, as the daemon (and Asterisk) see it
+    ([recording] spool_dir: required)."""
+    if not settings.recording.spool_dir:
+        raise ConfigError(
+            "[recording] spool_dir is not set: the folder Asterisk's MixMonitor writes calls "
+            "to while they run (e.g. /var/spool/asterisk/callcontrol/recordings)"
+        )
+    return settings.path(settings.recording.spool_dir)
+
+
 _SECTIONS = (
     "database",
     "security",
@@ -441,6 +463,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("[site] pin_tries_per_call must be between 1 and 10")
     if not 60 <= s.recording.checkpoint_interval_s <= 3600:
         raise ConfigError("[recording] checkpoint_interval_s must be between 60 and 3600")
+    if not s.asterisk.cli_command:
+        raise ConfigError("[asterisk] cli_command is empty: the command that runs Asterisk's CLI")
     _validate_agi(s.agi)
 
 

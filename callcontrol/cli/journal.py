@@ -21,7 +21,7 @@ Args = argparse.Namespace
 
 
 def _journal(settings: Settings) -> JournalFile:
-    from callcontrol.app import journal_path
+    from callcontrol.config import journal_path
 
     return JournalFile(journal_path(settings))
 

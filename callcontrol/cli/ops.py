@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from callcontrol.adapters.asterisk.pjsip_cells import CELLS_CONF
+from callcontrol.cli import asterisk_render
 from callcontrol.cli.common import EXIT_FAILED, EXIT_OK, CliError, emit
 from callcontrol.config import Settings
 
@@ -20,7 +21,7 @@ log = logging.getLogger("callcontrol.cli")
 def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     """Add the `asterisk` and `run` commands."""
     ast = sub.add_parser("asterisk", help="Asterisk configuration generated from the database")
-    ast_sub = ast.add_subparsers(dest="asterisk_command", required=True, metavar="sync")
+    ast_sub = ast.add_subparsers(dest="asterisk_command", required=True, metavar="sync|render")
     sync = ast_sub.add_parser(
         "sync",
         parents=parents,
@@ -37,6 +38,7 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
         help="write the file only; do not ask Asterisk to reload",
     )
     sync.set_defaults(handler=asterisk_sync)
+    asterisk_render.register(ast_sub, parents)
 
     run = sub.add_parser(
         "run",
@@ -84,8 +86,9 @@ def reload_pjsip(settings: Settings) -> None:
         raise CliError(f"Asterisk did not reload PJSIP: {' '.join(out.split())}", EXIT_FAILED)
 
 
-async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
-    from callcontrol.adapters.asterisk.pjsip_cells import CellEndpoint, render, write_atomically
+async def cells_file(settings: Settings) -> tuple[str, int]:
+    """pjsip_cells.conf's text from the database's enabled cells, and how many there are."""
+    from callcontrol.adapters.asterisk.pjsip_cells import CellEndpoint, render
     from callcontrol.adapters.db import tables as m
     from callcontrol.adapters.db.engine import check_schema_current, database_url, make_engine
 
@@ -108,9 +111,16 @@ async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
         )
     except ValueError as e:
         raise CliError(str(e), EXIT_FAILED) from None
+    return text, len(rows)
+
+
+async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
+    from callcontrol.adapters.asterisk.pjsip_cells import write_atomically
+
+    text, count = await cells_file(settings)
     path = cells_conf_path(settings)
     changed = write_atomically(path, text)
-    result = {"file": str(path), "handsets": len(rows), "changed": changed, "reloaded": False}
+    result = {"file": str(path), "handsets": count, "changed": changed, "reloaded": False}
     if not args.no_reload:
         try:
             reload_pjsip(settings)
@@ -121,13 +131,13 @@ async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
                 result,
                 None
                 if getattr(args, "json", False)
-                else f"wrote {len(rows)} handset(s) to {path}, but could not reload PJSIP: {e}",
+                else f"wrote {count} handset(s) to {path}, but could not reload PJSIP: {e}",
             )
             return EXIT_FAILED
     emit(
         args,
         result,
-        f"{len(rows)} enabled handset(s) written to {path}"
+        f"{count} enabled handset(s) written to {path}"
         + (" and PJSIP reloaded" if result["reloaded"] else ""),
     )
     return EXIT_OK

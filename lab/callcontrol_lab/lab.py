@@ -1,4 +1,8 @@
-"""The Asterisk lab: Asterisk 22 running this repository's asterisk-conf/ and dialplan/.
+"""The Asterisk lab: Asterisk 22 running callcontrol's rendered configuration.
+
+The configuration is rendered by the product's own code (callcontrol/adapters/asterisk/
+render.py, what `callcontrol asterisk render` writes), with the lab's folders, its chroot and
+its dialplan (the benchmark's contexts) as overrides: one way to render, not two.
 
 Asterisk comes from the PATH when a recent one is there (20 or newer), otherwise from a Debian
 sid root built once by build-root.sh into a cache folder outside the repository (Debian 12 has
@@ -21,19 +25,15 @@ from pathlib import Path
 
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.secret import AgiSecretError, load_secret
-from callcontrol.config import ConfigError, Settings
-from callcontrol.resources import asterisk_templates_dir, dialplan_dir
+from callcontrol.adapters.asterisk import render as rendering
+from callcontrol.adapters.asterisk.pjsip_cells import CELLS_CONF
+from callcontrol.config import Settings
 
 log = logging.getLogger("callcontrol_lab")
 
 BUILD_SCRIPT = Path(__file__).with_name("build-root.sh")
-CONF_SOURCE = asterisk_templates_dir()
-DIALPLAN_SOURCE = dialplan_dir()
-# The lab's own dialplan (the benchmark's contexts), beside the product's.
+# The lab's own dialplan (the benchmark's contexts), rendered beside the product's.
 LAB_DIALPLAN_SOURCE = Path(__file__).with_name("data") / "dialplan"
-CELLS_CONF = "pjsip_cells.conf"
-# Rendered files that hold a secret: written mode 0600.
-SECRET_FILES = frozenset({"manager.conf"})
 MIN_ASTERISK = 20
 # The dialplan context of the cell handsets' endpoints, and who decides their calls: by default
 # dialplan/cells.conf asking the daemon over FastAGI. The benchmark switches both (see `switch`).
@@ -44,7 +44,6 @@ _CONTEXT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _AGI_TARGET = re.compile(r"[A-Za-z0-9_./:@+-]{1,255}")
 # Rendered files hold the FastAGI secret (extensions.conf) and the AMI's (manager.conf), and
 # Asterisk's log the URLs it ran AGI() with: for Asterisk's user and group only.
-PRIVATE_FILE = 0o640
 PRIVATE_DIR = 0o750
 
 
@@ -92,15 +91,6 @@ def _checked_agi(target: str) -> str:
             "semicolons or variables"
         )
     return target
-
-
-def _write_private(path: Path, text: str, mode: int = 0o640) -> None:
-    """Write a rendered file with ``mode`` (0640 unless told; whatever the umask, and if it
-    existed before)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        os.fchmod(fd, mode)
-        f.write(text)
 
 
 class Lab:
@@ -207,7 +197,11 @@ class Lab:
     def agi_url(self) -> str:
         """CC_AGI_URL: the daemon's FastAGI address, the shared secret as its first path
         segment, so that every AGI(${CC_AGI_URL}/route,...) carries it. Never log it."""
-        return f"agi://{self.settings.agi.host}:{self.settings.agi.port}/{self.agi_secret}"
+        self.agi_secret  # noqa: B018 - made here, with the lab's error, if missing
+        try:
+            return rendering.agi_url(self.settings)
+        except rendering.RenderError as e:
+            raise LabError(str(e)) from None
 
     @property
     def daemon_decide_agi(self) -> str:
@@ -263,84 +257,49 @@ class Lab:
             raise LabError(f"building the Asterisk root in {self.root} failed:\n{tail}")
 
     def placeholders(self) -> dict[str, str]:
-        s = self.settings
-        mod_dirs = sorted(self.root.glob("usr/lib/*/asterisk/modules")) + sorted(
-            self.root.glob("usr/lib/asterisk/modules")
-        )
-        if not mod_dirs:
-            raise LabError(f"no Asterisk modules folder under {self.root}/usr/lib")
-        return {
-            "CONF_DIR": self.conf_dir,
-            "MOD_DIR": "/" + str(mod_dirs[0].relative_to(self.root)),
-            "RUN_DIR": self.run_dir,
-            "SPOOL_DIR": self.spool_dir,
-            "LOG_DIR": self.log_dir,
-            "LIB_DIR": self.lib_dir,
-            "AMI_PORT": str(s.ami.port),
-            "AMI_USERNAME": s.ami.username,
-            # Random, kept in [ami] secret_file (0600) for the daemon: never a well-known secret.
-            "AMI_SECRET": self._ami_secret(),
-            "PJSIP_PORT": str(s.asterisk.pjsip_port),
-            "PSTN_HOST": s.asterisk.pstn_host,
-            "PSTN_PORT": str(s.asterisk.pstn_port),
-            "AGI_URL": self.agi_url,
-            "CELLS_CONTEXT": self.cells_context,
-            "DECIDE_AGI": self.decide_agi or self.daemon_decide_agi,
-            "DECIDE_TIMEOUT": str(int(s.agi.session_timeout_s) + 5),
-            "RING_TIMEOUT": str(s.asterisk.ring_timeout_s),
-            "RTP_START": str(s.asterisk.rtp_start),
-            "ACCEPT_DIGIT": s.billing.accept_digit,
-            "ACCEPT_TIMEOUT": str(s.billing.accept_timeout_s),
-            "WARNING_MS": str(s.billing.warning_s * 1000),
-            "WARNING_REPEAT_MS": str(s.billing.warning_repeat_s * 1000),
-            "JOURNAL": self.journal_in_asterisk,
-            "RECORDINGS": self.recordings_in_asterisk,
-            "OFFICERS_HOST": s.asterisk.officers_host,
-            "OFFICERS_PORT": str(s.asterisk.officers_port),
-            "RTP_END": str(s.asterisk.rtp_end),
-            # Off in the lab only (SIPp sends DTMF from another socket): see asterisk-conf/rtp.conf.
-            "STRICT_RTP": "no",
-        }
-
-    def _ami_secret(self) -> str:
+        """The product's placeholder values with the lab's overrides: its folders inside the
+        root, the cells' context and decision AGI (the benchmark's), no strict RTP."""
         try:
-            return self.settings.ami_secret(create=True)
-        except ConfigError as e:
+            return rendering.values(
+                self.settings,
+                CONF_DIR=self.conf_dir,
+                MOD_DIR=rendering.modules_dir(self.root),
+                RUN_DIR=self.run_dir,
+                SPOOL_DIR=self.spool_dir,
+                LOG_DIR=self.log_dir,
+                LIB_DIR=self.lib_dir,
+                AGI_URL=self.agi_url,
+                CELLS_CONTEXT=self.cells_context,
+                DECIDE_AGI=self.decide_agi or self.daemon_decide_agi,
+                JOURNAL=self.journal_in_asterisk,
+                RECORDINGS=self.recordings_in_asterisk,
+                # Off in the lab only (SIPp sends DTMF from another socket): see rtp.conf.
+                STRICT_RTP="no",
+            )
+        except rendering.RenderError as e:
             raise LabError(str(e)) from None
 
     def render(self) -> None:
-        """Write asterisk-conf/ and dialplan/ with the placeholders filled in."""
-        values = self.placeholders()
+        """Write the configuration (the product's render, the lab's values and dialplan) into
+        the lab's configuration folder, and make the folders, journal and spool it uses."""
+        try:
+            files = rendering.files(self.placeholders(), sorted(LAB_DIALPLAN_SOURCE.glob("*.conf")))
+        except rendering.RenderError as e:
+            raise LabError(str(e)) from None
+        if not any(
+            line.strip() == f"[{self.cells_context}]"
+            for f in files
+            if f.name.startswith("dialplan/")
+            for line in f.content.decode().splitlines()
+        ):
+            raise LabError(f"cells context [{self.cells_context}] is in no file of the dialplan")
         conf = self.inside(self.conf_dir)
         (conf / "dialplan").mkdir(parents=True, exist_ok=True)
         for d in (self.log_dir, self.run_dir, self.spool_dir, self.lib_dir):
             self.inside(d).mkdir(parents=True, exist_ok=True)
         for private in (conf, conf / "dialplan", self.inside(self.log_dir)):
             private.chmod(PRIVATE_DIR)
-        sources = [(p, conf / p.name) for p in CONF_SOURCE.glob("*.conf")]
-        dialplans = [*DIALPLAN_SOURCE.glob("*.conf"), *LAB_DIALPLAN_SOURCE.glob("*.conf")]
-        sources += [(p, conf / "dialplan" / p.name) for p in dialplans]
-        if not any(
-            line.strip() == f"[{self.cells_context}]"
-            for src in dialplans
-            for line in src.read_text().splitlines()
-        ):
-            raise LabError(
-                f"cells context [{self.cells_context}] is in no file of {DIALPLAN_SOURCE}"
-            )
-        for src, dst in sources:
-            text = src.read_text()
-            for key, value in values.items():
-                text = text.replace(f"@@{key}@@", value)
-            left = re.findall(r"@@[A-Z_]+@@", text)
-            if left:
-                raise LabError(f"{src}: unknown placeholder(s) {', '.join(sorted(set(left)))}")
-            # manager.conf holds the AMI secret: Asterisk's user only, not its group.
-            _write_private(dst, text, 0o600 if dst.name in SECRET_FILES else PRIVATE_FILE)
-        sounds = conf / "sounds"
-        sounds.mkdir(exist_ok=True)
-        for src in (CONF_SOURCE / "sounds").glob("*"):
-            shutil.copyfile(src, sounds / src.name)
+        rendering.write(conf, files)
         self.recordings_spool.mkdir(parents=True, exist_ok=True)
         # FILE() appends only to a file that exists.
         self.journal_path.touch(exist_ok=True)

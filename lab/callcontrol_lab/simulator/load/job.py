@@ -63,7 +63,7 @@ async def run_job(job: LoadJob) -> tuple[dict[str, Any], list[check.Verdict]]:
         f"placing {total} calls at {the_plan.rate:g}/s ({mix.describe(job.weights)}); "
         f"asterisk pid {watch['asterisk']}, daemon pid {watch['daemon']}"
     )
-    from callcontrol.app import recordings_spool
+    from callcontrol.config import recordings_spool
 
     prefix = find_sipp(settings)
     run = RunDir.create(prefix, "callcontrol-load-")
