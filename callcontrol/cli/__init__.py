@@ -38,7 +38,7 @@ Call control for in-cell prison telephones, beside Asterisk.
 
 Operators use it to keep the database: cells and their handsets, prisoners and their PINs,
 each prisoner's contact list, and numbers blocked or allowed for everyone. It also runs the
-daemon that decides every call, and the Asterisk lab.
+daemon that decides every call, and writes Asterisk's configuration (asterisk render, sync).
 """
 
 EPILOG = """\
@@ -58,7 +58,8 @@ class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, like every other error of the command."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"callcontrol: error: {message} (see `{self.prog} --help`)\n")
+        name = self.prog.split()[0]  # callcontrol, or callcontrol-lab
+        self.exit(EXIT_USAGE, f"{name}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def common_options() -> argparse.ArgumentParser:

@@ -224,7 +224,7 @@ def package_source(name: str) -> Path:
     spec = importlib.util.find_spec(name)
     if spec is None:
         what = COPIED.get(name, name)
-        raise LabError(f"{what} is not installed here: `pip install -e '.[dev]'` installs it")
+        raise LabError(f"{what} is not installed here: `pip install -e './lab[dev]'` installs it")
     if spec.submodule_search_locations:
         return Path(next(iter(spec.submodule_search_locations)))
     if spec.origin is None:
