@@ -6,7 +6,6 @@ import asyncio
 import logging
 import signal
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,7 +34,7 @@ from callcontrol.adapters.http.api import make_app
 from callcontrol.adapters.http.auth import TokenFile
 from callcontrol.adapters.http.history import HistoryApi
 from callcontrol.adapters.journal_file import JournalFile
-from callcontrol.config import ConfigError, Settings
+from callcontrol.config import ConfigError, Settings, journal_path, recordings_spool
 from callcontrol.domain.call_end import CallEnd
 from callcontrol.services.authorise import CallAttempt
 from callcontrol.services.cells_sync import CellsSync, keep_syncing
@@ -56,24 +55,6 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 # Seconds after a call's channel hangs up before the journal is consulted for its end.
 JOURNAL_GRACE_S = 3.0
-
-
-def journal_path(settings: Settings) -> Path:
-    """Where Asterisk writes the call journal, as the daemon sees it."""
-    if settings.asterisk.journal_file:
-        return settings.path(settings.asterisk.journal_file)
-    from callcontrol.lab.lab import Lab
-
-    return Lab(settings).journal_path
-
-
-def recordings_spool(settings: Settings) -> Path:
-    """Where MixMonitor streams recorded calls, as the daemon sees it."""
-    if settings.recording.spool_dir:
-        return settings.path(settings.recording.spool_dir)
-    from callcontrol.lab.lab import Lab
-
-    return Lab(settings).recordings_spool
 
 
 def agi_secret(settings: Settings) -> str:
@@ -111,10 +92,7 @@ def build_cells_sync(settings: Settings, sessions: Any) -> CellsSync:
     from callcontrol.adapters.asterisk import control, pjsip_cells
     from callcontrol.adapters.db.cell_endpoints import SqlCellEndpoints
 
-    try:
-        path = control.cells_conf_path(settings)
-    except control.AsteriskCliError as e:
-        raise ConfigError(str(e)) from None
+    path = control.cells_conf_path(settings)
 
     def write(endpoints: Any) -> bool:
         return pjsip_cells.write_atomically(path, pjsip_cells.render(endpoints))
@@ -201,8 +179,8 @@ class Daemon:
         # A built-in or missing AMI secret outside the lab: refuse to start (ConfigError).
         ami_secret = s.ami_secret(create=s.lab.enabled)
         # Outside the lab: the shared paths set, readable and writable (startup_checks.py).
-        journal_file, spool = journal_path(s), recordings_spool(s)
-        check_paths(s, journal_file, spool)
+        journal_at, spool = journal_path(s), recordings_spool(s)
+        check_paths(s, journal_at, spool)
         engine = make_engine(database_url(s))
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -216,7 +194,7 @@ class Daemon:
             settler = Settler(
                 SqlSettlementStore(sessions), free_drop_s=s.billing.free_drop_s, clock=utcnow
             )
-            journal = JournalFollower(JournalFile(journal_file), SqlJournalStore(sessions))
+            journal = JournalFollower(JournalFile(journal_at), SqlJournalStore(sessions))
             tasks.append(
                 asyncio.create_task(keep_following(journal, s, JOURNAL_POLL_S), name="call-journal")
             )

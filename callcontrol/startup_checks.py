@@ -3,9 +3,9 @@ half-blind (a journal it cannot read settles no call it missed; a spool it canno
 recordings; a store it cannot write keeps none).
 
 Outside the lab (``[lab] enabled`` false) the paths Asterisk and the daemon share are required
-settings, with no default: ``[asterisk] journal_file``, ``[recording] spool_dir`` and, while the
-daemon syncs the cells (``[asterisk] sync_cells``), ``[asterisk] cells_conf``. In the lab they
-default to the lab's own folders, which `callcontrol lab up` makes.
+settings, with no default: ``[asterisk] journal_file`` and ``[recording] spool_dir``; while the
+daemon syncs the cells (``[asterisk] sync_cells``) the folder of ``[asterisk] cells_conf`` must
+be writable. In the lab the lab's own folders are used, which the lab makes.
 
 A journal that does not exist yet is fine when its folder can be read: Asterisk creates it at
 the first call it writes (the dialplan appends to it); that is logged once, at start. The
@@ -88,7 +88,7 @@ def check_paths(settings: Settings, journal: Path, spool: Path) -> None:
     """The file-system checks: StartupRefused (one line) at the first that fails.
 
     ``journal`` and ``spool`` are the paths the daemon will use. In the lab only the store is
-    checked: the lab's own folders are made by `callcontrol lab up`, maybe after the daemon."""
+    checked: the lab's own folders are made by `callcontrol-lab up`, maybe after the daemon."""
     s = settings
     store = s.path(s.recording.store_dir)
     writable_dir(store, "the recording store ([recording] store_dir)", create=True)
@@ -98,15 +98,14 @@ def check_paths(settings: Settings, journal: Path, spool: Path) -> None:
     _required(s.asterisk.journal_file, "[asterisk] journal_file", journal_what)
     spool_what = "where MixMonitor writes the recordings (CC_RECORDINGS)"
     _required(s.recording.spool_dir, "[recording] spool_dir", spool_what)
-    if s.asterisk.sync_cells:
-        cells_what = "the cells' PJSIP file the daemon keeps in step (or sync_cells = false)"
-        _required(s.asterisk.cells_conf, "[asterisk] cells_conf", cells_what)
     journal_ok(journal)
     # The daemon deletes what it ingested: the spool must be readable and writable.
     readable_dir(spool, "the recordings spool ([recording] spool_dir)")
     writable_dir(spool, "the recordings spool ([recording] spool_dir)")
     if s.asterisk.sync_cells:
-        cells = s.path(s.asterisk.cells_conf).parent
+        from callcontrol.adapters.asterisk.control import cells_conf_path
+
+        cells = cells_conf_path(s).parent
         writable_dir(cells, "the folder of the cells' PJSIP file ([asterisk] cells_conf)")
 
 

@@ -1,4 +1,4 @@
-"""Commands that run things: the Asterisk lab, the cells' sync into Asterisk, and the daemon."""
+"""Commands that run things: the cells' sync into Asterisk, and the daemon."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from callcontrol.cli import asterisk_check
+from callcontrol.cli import asterisk_check, asterisk_render
 from callcontrol.cli.common import EXIT_FAILED, EXIT_OK, CliError, emit
 from callcontrol.config import Settings
 
@@ -15,51 +15,19 @@ log = logging.getLogger("callcontrol.cli")
 
 
 def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    """Add the `lab`, `asterisk` and `run` commands."""
-    lab = sub.add_parser(
-        "lab",
-        help="the Asterisk lab: Asterisk 22 running this repository's configuration",
-        description="Start, stop or show the Asterisk lab. Asterisk comes from the PATH when a "
-        "version 20 or newer is there, otherwise from a Debian sid root built once into "
-        "[lab] root (default ~/.cache/callcontrol/asterisk-root). Everything binds to "
-        "127.0.0.1; the ports come from the settings.",
-    )
-    lab_sub = lab.add_subparsers(dest="lab_command", required=True, metavar="up|down|status")
-    up = lab_sub.add_parser(
-        "up",
-        parents=parents,
-        help="set up and start the lab (idempotent)",
-        description="Build the Asterisk root if needed, write the "
-        "configuration and start Asterisk. If it runs already, the "
-        "configuration is written again and reloaded.",
-    )
-    up.set_defaults(handler=lab_up)
-    down = lab_sub.add_parser(
-        "down",
-        parents=parents,
-        help="stop the lab's Asterisk",
-        description="Stop the lab's Asterisk; leaves no process behind.",
-    )
-    down.set_defaults(handler=lab_down)
-    status = lab_sub.add_parser(
-        "status",
-        parents=parents,
-        help="say what runs where",
-        description="Show whether the lab runs, and its ports, "
-        "folders and log file. Exit status 0 when it runs, 1 when not.",
-    )
-    status.set_defaults(handler=lab_status)
-
+    """Add the `asterisk` and `run` commands."""
     ast = sub.add_parser("asterisk", help="Asterisk configuration generated from the database")
-    ast_sub = ast.add_subparsers(dest="asterisk_command", required=True, metavar="sync|check")
+    ast_sub = ast.add_subparsers(
+        dest="asterisk_command", required=True, metavar="sync|render|check"
+    )
     sync = ast_sub.add_parser(
         "sync",
         parents=parents,
         help="write the cells' SIP endpoints and reload PJSIP",
         description="Render one PJSIP endpoint (digest auth) per enabled cell handset into "
-        "pjsip_cells.conf ([asterisk] cells_conf, by default the lab's configuration folder) "
-        "and reload PJSIP through Asterisk's CLI control socket (`asterisk -rx`: root or "
-        "Asterisk's user; not AMI). A disabled handset is left out, so it can no longer "
+        "pjsip_cells.conf ([asterisk] cells_conf, by default in [asterisk] astetcdir) and "
+        "reload PJSIP through Asterisk's CLI control socket ([asterisk] cli_command + -rx: root "
+        "or Asterisk's user; not AMI). A disabled handset is left out, so it can no longer "
         "place calls. The daemon does the same by itself within a second of a change "
         "([asterisk] sync_cells): this is for manual use.",
     )
@@ -69,6 +37,7 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
         help="write the file only; do not ask Asterisk to reload",
     )
     sync.set_defaults(handler=asterisk_sync)
+    asterisk_render.register(ast_sub, parents)
     asterisk_check.register(ast_sub, parents)
 
     run = sub.add_parser(
@@ -88,71 +57,15 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     run.set_defaults(handler=run_daemon)
 
 
-def _lab(settings: Settings):  # imported late: the lab is not needed by the other commands
-    from callcontrol.lab.lab import Lab, LabError
-
-    try:
-        return Lab(settings)
-    except LabError as e:
-        raise CliError(str(e), EXIT_FAILED) from None
-
-
-def lab_up(args: argparse.Namespace, settings: Settings) -> int:
-    from callcontrol.lab.lab import LabError
-
-    try:
-        status = _lab(settings).up()
-    except LabError as e:
-        raise CliError(str(e), EXIT_FAILED) from None
-    emit(
-        args,
-        status.as_dict(),
-        f"lab {status.name}: Asterisk running (pid {status.pid})\n"
-        f"  SIP {status.pjsip}, AMI {status.ami}, daemon expected at {status.agi}\n"
-        f"  called parties at {status.pstn}; configuration in {status.conf_dir}\n"
-        f"  log: {status.log_file}",
-    )
-    return EXIT_OK
-
-
-def lab_down(args: argparse.Namespace, settings: Settings) -> int:
-    lab = _lab(settings)
-    was = lab.down()
-    emit(
-        args,
-        {"name": lab.name, "stopped": was},
-        f"lab {lab.name}: " + ("Asterisk stopped" if was else "was not running"),
-    )
-    return EXIT_OK
-
-
-def lab_status(args: argparse.Namespace, settings: Settings) -> int:
-    status = _lab(settings).status()
-    if status.running:
-        text = (
-            f"lab {status.name}: running (pid {status.pid})\n  {status.version}\n"
-            f"  SIP {status.pjsip}, AMI {status.ami}, daemon at {status.agi}, "
-            f"called parties at {status.pstn}\n  root {status.root}\n"
-            f"  configuration {status.conf_dir}\n  log {status.log_file}"
-        )
-    else:
-        text = f"lab {status.name}: not running (root {status.root})"
-    emit(args, status.as_dict(), text)
-    return EXIT_OK if status.running else EXIT_FAILED
-
-
 def cells_conf_path(settings: Settings) -> Path:
-    from callcontrol.adapters.asterisk.control import AsteriskCliError
     from callcontrol.adapters.asterisk.control import cells_conf_path as where
 
-    try:
-        return where(settings)
-    except AsteriskCliError as e:
-        raise CliError(str(e), EXIT_FAILED) from None
+    return where(settings)
 
 
 def reload_pjsip(settings: Settings) -> None:
-    """Reload PJSIP through Asterisk's own CLI control socket (adapters/asterisk/control.py)."""
+    """Reload PJSIP through Asterisk's own CLI control socket (adapters/asterisk/control.py):
+    not through AMI, whose account (the daemon's) has no `system` class."""
     from callcontrol.adapters.asterisk.control import AsteriskCliError
     from callcontrol.adapters.asterisk.control import reload_pjsip as reload
 
@@ -162,8 +75,9 @@ def reload_pjsip(settings: Settings) -> None:
         raise CliError(str(e), EXIT_FAILED) from None
 
 
-async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
-    from callcontrol.adapters.asterisk.pjsip_cells import render, write_atomically
+async def cells_file(settings: Settings) -> tuple[str, int]:
+    """pjsip_cells.conf's text from the database's enabled cells, and how many there are."""
+    from callcontrol.adapters.asterisk.pjsip_cells import render
     from callcontrol.adapters.db.cell_endpoints import opened
 
     async with opened(settings) as cells:
@@ -172,9 +86,16 @@ async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
         text = render(rows)
     except ValueError as e:
         raise CliError(str(e), EXIT_FAILED) from None
+    return text, len(rows)
+
+
+async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
+    from callcontrol.adapters.asterisk.pjsip_cells import write_atomically
+
+    text, count = await cells_file(settings)
     path = cells_conf_path(settings)
     changed = write_atomically(path, text)
-    result = {"file": str(path), "handsets": len(rows), "changed": changed, "reloaded": False}
+    result = {"file": str(path), "handsets": count, "changed": changed, "reloaded": False}
     if not args.no_reload:
         try:
             reload_pjsip(settings)
@@ -185,13 +106,13 @@ async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
                 result,
                 None
                 if getattr(args, "json", False)
-                else f"wrote {len(rows)} handset(s) to {path}, but could not reload PJSIP: {e}",
+                else f"wrote {count} handset(s) to {path}, but could not reload PJSIP: {e}",
             )
             return EXIT_FAILED
     emit(
         args,
         result,
-        f"{len(rows)} enabled handset(s) written to {path}"
+        f"{count} enabled handset(s) written to {path}"
         + (" and PJSIP reloaded" if result["reloaded"] else ""),
     )
     return EXIT_OK

@@ -19,7 +19,7 @@ from callcontrol.startup_checks import StartupRefused, check_paths, check_schema
 
 def production(tmp_path: Path, **asterisk: object) -> Settings:
     """Settings outside the lab with every shared path in place."""
-    (tmp_path / "asterisk").mkdir()
+    (tmp_path / "asterisk").mkdir(parents=True)
     (tmp_path / "spool").mkdir()
     values = {
         "journal_file": str(tmp_path / "asterisk" / "journal.log"),
@@ -66,7 +66,6 @@ def test_all_in_place_starts_and_a_journal_not_written_yet_is_said_once(
     [
         ("journal_file", "[asterisk] journal_file is not set"),
         ("spool_dir", "[recording] spool_dir is not set"),
-        ("cells_conf", "[asterisk] cells_conf is not set"),
     ],
 )
 def test_outside_the_lab_the_shared_paths_are_required(
@@ -80,8 +79,16 @@ def test_outside_the_lab_the_shared_paths_are_required(
     assert refusal(s).startswith(says)
 
 
-def test_cells_conf_is_not_required_when_the_daemon_does_not_sync(tmp_path: Path) -> None:
-    check(production(tmp_path, cells_conf="", sync_cells=False))
+def test_the_cells_file_s_folder_must_be_writable_only_while_the_daemon_syncs(
+    tmp_path: Path,
+) -> None:
+    gone = str(tmp_path / "gone" / "pjsip_cells.conf")
+    check(production(tmp_path, cells_conf=gone, sync_cells=False))
+    s = production(tmp_path / "again", cells_conf=gone)
+    assert refusal(s) == (
+        f"the folder of the cells' PJSIP file ([asterisk] cells_conf) {tmp_path}/gone "
+        "does not exist"
+    )
 
 
 def test_a_journal_folder_that_does_not_exist_is_refused(tmp_path: Path) -> None:
@@ -188,9 +195,7 @@ spool_dir = "{tmp_path}"
         capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 1
-    assert proc.stderr.splitlines() == [
-        "callcontrol: error: [asterisk] journal_file is not set: where Asterisk's dialplan "
-        "writes each call's end (CC_JOURNAL) (required outside the lab)"
-    ]
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("callcontrol: error: [asterisk] journal_file is not set: "), line
     assert time.monotonic() - start < 30
     assert not (tmp_path / "none.sqlite3").exists()  # refused before touching the database

@@ -3,8 +3,8 @@
 The daemon's AMI account has no `system`, `command` or `config` class (so that whoever holds
 its secret cannot reload or rewrite Asterisk), hence reloading PJSIP and listing modules or
 endpoints go through the control socket instead, which needs the local rights of Asterisk's
-user (or its group, with Asterisk's `astctlgroup`) or root. The lab's Asterisk when
-``[asterisk] cells_conf`` is empty (the lab's), else the `asterisk` on the PATH.
+user (or its group, with Asterisk's `astctlgroup`) or root. The command is
+``[asterisk] cli_command`` (the lab sets its chroot form) followed by ``-rx``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from callcontrol.adapters.asterisk.pjsip_cells import CELLS_CONF
 from callcontrol.config import Settings
 
 PJSIP_RELOAD = "module reload res_pjsip.so"
@@ -22,35 +23,24 @@ class AsteriskCliError(Exception):
 
 
 def cells_conf_path(settings: Settings) -> Path:
-    """Where the cells' PJSIP endpoints are written: [asterisk] cells_conf, else the lab's."""
-    if settings.asterisk.cells_conf:
-        return settings.path(settings.asterisk.cells_conf)
-    from callcontrol.lab.lab import Lab, LabError
-
-    try:
-        return Lab(settings).cells_conf_path
-    except LabError as e:
-        raise AsteriskCliError(str(e)) from None
+    """Where the cells' endpoints are written: [asterisk] cells_conf, else pjsip_cells.conf in
+    Asterisk's configuration folder ([asterisk] astetcdir)."""
+    a = settings.asterisk
+    return settings.path(a.cells_conf or f"{a.astetcdir}/{CELLS_CONF}")
 
 
 def rx(settings: Settings, command: str, timeout: float = 20.0) -> str:
-    """Run one CLI command; its output. Blocking: the daemon calls it in a thread."""
-    if not settings.asterisk.cells_conf:
-        from callcontrol.lab.lab import Lab, LabError  # the lab's Asterisk
-
-        try:
-            return Lab(settings).rx(command, timeout)
-        except LabError as e:
-            raise AsteriskCliError(str(e)) from None
+    """Run one CLI command ([asterisk] cli_command + -rx); its output. Blocking: the daemon
+    calls it in a thread."""
+    argv = [*settings.asterisk.cli_command, "-rx", command]
+    shown = " ".join(settings.asterisk.cli_command) + " -rx"
     try:
-        proc = subprocess.run(
-            ["asterisk", "-rx", command], capture_output=True, text=True, timeout=timeout
-        )
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise AsteriskCliError(f"`asterisk -rx` failed: {e}") from None
+        raise AsteriskCliError(f"`{shown}` failed: {e}") from None
     if proc.returncode != 0:
         why = " ".join((proc.stderr or proc.stdout).split()) or f"status {proc.returncode}"
-        raise AsteriskCliError(f"`asterisk -rx` failed: {why}")
+        raise AsteriskCliError(f"`{shown}` failed: {why}")
     return proc.stdout
 
 

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcontrol.adapters.db import models as m
+from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.engine import (
     check_schema_current,
     database_url,
