@@ -55,6 +55,15 @@ def called_party(e2e: E2E) -> Iterator[None]:
         run.remove()
 
 
+@pytest.fixture(scope="module")
+def prison(e2e: E2E) -> tuple[str, str, str, str]:
+    """One cell (its prisoner may call LONDON, PIN 1357) for every call here, one after the
+    other, and a second cell that nobody calls from: (cell, prisoner, pin, other cell)."""
+    cell, prisoner, pin = provision(e2e, (LONDON, "approved"))
+    other, _, _ = provision(e2e)
+    return cell, prisoner, pin, other
+
+
 @contextlib.contextmanager
 def phone(e2e: E2E, cell: str, tmp: Path, **options: object) -> Iterator[Baresip]:
     password = asyncio.run(cell_password(load_settings(e2e.config), cell))
@@ -148,9 +157,9 @@ def check_recording(e2e: E2E, settled: dict[str, object]) -> None:
 
 
 def test_a_registered_baresip_calls_with_its_pin_bridged_recorded_and_billed(
-    e2e: E2E, called_party: None, tmp_path: Path
+    e2e: E2E, prison: tuple[str, str, str, str], called_party: None, tmp_path: Path
 ) -> None:
-    cell, prisoner, pin = provision(e2e, (LONDON, "approved"))
+    cell, prisoner, pin, _ = prison
     with phone(e2e, cell, tmp_path, register=True) as p:
         until(lambda: f"{cell}/sip:" in e2e.lab.rx("pjsip show contacts"), "REGISTER")
         p.dial("02079460000")
@@ -183,11 +192,12 @@ def contacts(e2e: E2E, aor: str) -> list[str]:
     ]
 
 
-def test_a_handset_registers_only_as_itself_and_holds_one_contact(e2e: E2E) -> None:
+def test_a_handset_registers_only_as_itself_and_holds_one_contact(
+    e2e: E2E, prison: tuple[str, str, str, str]
+) -> None:
     """Its own AOR: 200, one contact, the newest replacing the last. Another cell's, the trunk's,
     the officers' desk's: refused, and their contacts stay what the configuration says."""
-    cell, _, _ = provision(e2e)
-    other, _, _ = provision(e2e)
+    cell, _, _, other = prison
     peer = sip_peer(e2e, cell)
     try:
         assert peer.register(cell) == 200
@@ -203,12 +213,12 @@ def test_a_handset_registers_only_as_itself_and_holds_one_contact(e2e: E2E) -> N
         peer.close()
 
 
-@pytest.mark.parametrize("codec", ["PCMA", "G722"])
+@pytest.mark.parametrize("codec", ["PCMA", "G722/16000/1"])
 def test_a_handset_offering_only_a_law_or_g722_is_bridged_and_recorded(
-    e2e: E2E, called_party: None, tmp_path: Path, codec: str
+    e2e: E2E, prison: tuple[str, str, str, str], called_party: None, tmp_path: Path, codec: str
 ) -> None:
     """Unregistered too: the INVITE's digest is enough."""
-    cell, _, pin = provision(e2e, (LONDON, "approved"))
+    cell, _, pin, _ = prison
     with phone(e2e, cell, tmp_path, codecs=codec) as p:
         p.dial("02079460000")
         p.wait_event("CALL_ESTABLISHED")
@@ -216,31 +226,34 @@ def test_a_handset_offering_only_a_law_or_g722_is_bridged_and_recorded(
         p.keys(pin + "#")
         settled = talk_and_hang_up(e2e, p, cell)
     assert (settled["outcome"], settled["number"]) == ("allow", LONDON)
-    assert f"Set audio encoder: {codec}" in p.log.read_text()
+    assert f"Set audio encoder: {codec.split('/')[0]} " in p.log.read_text()
     check_recording(e2e, settled)
 
 
-def test_a_hash_ends_a_pin_and_never_costs_a_try(e2e: E2E, called_party: None, tmp_path) -> None:
+def test_a_hash_ends_a_pin_and_never_costs_a_try(
+    e2e: E2E, prison: tuple[str, str, str, str], called_party: None, tmp_path
+) -> None:
     """1111# (wrong), then the right PIN ended by #: one failure, the call goes through."""
-    cell, _, pin = provision(e2e, (LONDON, "approved"))
+    cell, _, pin, _ = prison
     with phone(e2e, cell, tmp_path) as p:
         p.dial("02079460000")
         p.wait_event("CALL_ESTABLISHED")
         pin_prompt(e2e)
+        before = failures(e2e, cell)
         p.keys("1111#")
-        until(lambda: failures(e2e, cell) == 1, "the wrong PIN")
+        until(lambda: failures(e2e, cell) == before + 1, "the wrong PIN")
         time.sleep(0.5)  # the daemon's next GET DATA: "password incorrect, please enter..."
         p.keys(pin + "#")
         settled = talk_and_hang_up(e2e, p, cell, talk_s=1.0)
     assert (settled["outcome"], settled["reason"]) == ("allow", "approved_contact")
-    assert failures(e2e, cell) == 1
+    assert failures(e2e, cell) == before + 1
 
 
 def test_two_stage_dialling_pin_then_the_number_keyed(
-    e2e: E2E, called_party: None, tmp_path: Path
+    e2e: E2E, prison: tuple[str, str, str, str], called_party: None, tmp_path: Path
 ) -> None:
     """A desk phone's hotline dials [site] two_stage_number ("0"): PIN, then the number."""
-    cell, _, pin = provision(e2e, (LONDON, "approved"))
+    cell, _, pin, _ = prison
     with phone(e2e, cell, tmp_path) as p:
         p.dial("0")
         p.wait_event("CALL_ESTABLISHED")
@@ -254,9 +267,9 @@ def test_two_stage_dialling_pin_then_the_number_keyed(
 
 
 def test_two_stage_keyed_digits_are_decided_like_an_en_bloc_number(
-    e2e: E2E, tmp_path: Path
+    e2e: E2E, prison: tuple[str, str, str, str], tmp_path: Path
 ) -> None:
-    cell, _, pin = provision(e2e, (LONDON, "approved"))
+    cell, _, pin, _ = prison
     with phone(e2e, cell, tmp_path) as p:
         p.dial("0")
         p.wait_event("CALL_ESTABLISHED")
@@ -270,10 +283,10 @@ def test_two_stage_keyed_digits_are_decided_like_an_en_bloc_number(
 
 
 def test_an_en_bloc_number_ended_by_hash_and_a_pin_by_sip_info(
-    e2e: E2E, called_party: None
+    e2e: E2E, prison: tuple[str, str, str, str], called_party: None
 ) -> None:
     """INVITE to 02079460000# (%23 on the wire), the PIN keyed as SIP INFO: allowed."""
-    cell, _, pin = provision(e2e, (LONDON, "approved"))
+    cell, _, pin, _ = prison
     peer = sip_peer(e2e, cell)
     try:
         log = peer.call("02079460000%23", f"hash-{next(_serial)}@cell", keys=pin + "#", stay_s=9)
@@ -285,9 +298,9 @@ def test_an_en_bloc_number_ended_by_hash_and_a_pin_by_sip_info(
 
 
 def test_a_transfer_is_refused_at_once_and_hold_plays_a_tone(
-    e2e: E2E, called_party: None, tmp_path: Path
+    e2e: E2E, prison: tuple[str, str, str, str], called_party: None, tmp_path: Path
 ) -> None:
-    cell, _, pin = provision(e2e, (LONDON, "approved"))
+    cell, _, pin, _ = prison
     log = e2e.lab.inside(e2e.lab.log_dir) / "messages.log"
     with phone(e2e, cell, tmp_path) as p:
         p.dial("02079460000")
@@ -324,11 +337,12 @@ def test_the_cells_pattern_matches_no_pseudo_extension(e2e: E2E, pseudo: str) ->
 
 
 def test_a_handset_dialling_a_pseudo_extension_gets_404(e2e: E2E) -> None:
-    cell, _, _ = provision(e2e, (LONDON, "approved"))
+    cell, _, _, _ = prison
     peer = sip_peer(e2e, cell)
     try:
-        log = peer.call("h", f"pseudo-{next(_serial)}@cell", stay_s=2)
+        call_id = f"pseudo-{next(_serial)}@cell"
+        log = peer.call("h", call_id, stay_s=2)
     finally:
         peer.close()
     assert log.statuses[-1] == 404 and log.answered_at is None, log
-    assert last_call(e2e, cell) == {}
+    assert e2e.sql("SELECT id FROM call_decisions WHERE sip_call_id = $1", call_id) == []
