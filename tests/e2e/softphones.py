@@ -170,6 +170,14 @@ class Baresip:
                 raise TimeoutError(f"no {kind} within {timeout} s (events: {seen})")
             return found[0]
 
+    @property
+    def call_id(self) -> str:
+        """The SIP Call-ID of the call (from its events)."""
+        with self._lock:
+            ids = [str(e["id"]) for e in self.events if e.get("id")]
+        assert ids, "no call yet"
+        return ids[-1]
+
     def seen(self, kind: str) -> bool:
         with self._lock:
             return any(e.get("type") == kind for e in self.events)

@@ -101,22 +101,22 @@ def failures(e2e: E2E, cell: str) -> int:
     return int(rows[0]["n"])
 
 
-def last_call(e2e: E2E, cell: str) -> dict[str, object]:
-    """The cell's latest decision, with its call's settlement once there is one."""
+def decision_of(e2e: E2E, call_id: str) -> dict[str, object]:
+    """The decision on the call with this SIP Call-ID, with its settlement once there is one."""
     rows = e2e.sql(
         "SELECT d.outcome, d.reason, d.dialled, d.number, d.sip_call_id, c.id AS call_id, "
         "c.uniqueid, c.talk_seconds, c.charge_pence, c.settled_at FROM call_decisions d "
-        "LEFT JOIN calls c ON c.decision_id = d.id WHERE d.handset = $1 ORDER BY d.id DESC LIMIT 1",
-        cell,
+        "LEFT JOIN calls c ON c.decision_id = d.id WHERE d.sip_call_id = $1",
+        call_id,
     )
     return dict(rows[0]) if rows else {}
 
 
-def accepted(e2e: E2E, cell: str) -> dict[str, object]:
+def accepted(e2e: E2E, call_id: str) -> dict[str, object]:
     """The cell's allowed call, once its called party has accepted it (the journal says so)."""
 
     def check() -> dict[str, object] | None:
-        d = last_call(e2e, cell)
+        d = decision_of(e2e, call_id)
         done = d.get("uniqueid") and f"accepted|{d['uniqueid']}|" in journal.read_text()
         return d if done else None
 
@@ -124,18 +124,18 @@ def accepted(e2e: E2E, cell: str) -> dict[str, object]:
     return until(check, "the called party's acceptance")  # type: ignore[no-any-return]
 
 
-def talk_and_hang_up(e2e: E2E, p: Baresip, cell: str, talk_s: float = 3.0) -> dict[str, object]:
+def talk_and_hang_up(e2e: E2E, p: Baresip, talk_s: float = 3.0) -> dict[str, object]:
     """Once the called party has accepted, talk, hang up; the settled call."""
-    accepted(e2e, cell)
+    accepted(e2e, p.call_id)
     time.sleep(talk_s)
     p.command("hangup")
     p.wait_event("CALL_CLOSED")
-    return settlement(e2e, cell)
+    return settlement(e2e, p.call_id)
 
 
-def settlement(e2e: E2E, cell: str) -> dict[str, object]:
+def settlement(e2e: E2E, call_id: str) -> dict[str, object]:
     def check() -> dict[str, object] | None:
-        d = last_call(e2e, cell)
+        d = decision_of(e2e, call_id)
         return d if d.get("settled_at") else None
 
     return until(check, "the settlement")  # type: ignore[no-any-return]
@@ -166,7 +166,7 @@ def test_a_registered_baresip_calls_with_its_pin_bridged_recorded_and_billed(
         p.wait_event("CALL_ESTABLISHED")
         pin_prompt(e2e)
         p.keys(pin + "#")
-        settled = talk_and_hang_up(e2e, p, cell)
+        settled = talk_and_hang_up(e2e, p)
     assert (settled["outcome"], settled["reason"], settled["number"]) == (
         "allow", "approved_contact", LONDON,
     )  # fmt: skip
@@ -224,7 +224,7 @@ def test_a_handset_offering_only_a_law_or_g722_is_bridged_and_recorded(
         p.wait_event("CALL_ESTABLISHED")
         pin_prompt(e2e)
         p.keys(pin + "#")
-        settled = talk_and_hang_up(e2e, p, cell)
+        settled = talk_and_hang_up(e2e, p)
     assert (settled["outcome"], settled["number"]) == ("allow", LONDON)
     assert f"Set audio encoder: {codec.split('/')[0]} " in p.log.read_text()
     check_recording(e2e, settled)
@@ -244,7 +244,7 @@ def test_a_hash_ends_a_pin_and_never_costs_a_try(
         until(lambda: failures(e2e, cell) == before + 1, "the wrong PIN")
         time.sleep(0.5)  # the daemon's next GET DATA: "password incorrect, please enter..."
         p.keys(pin + "#")
-        settled = talk_and_hang_up(e2e, p, cell, talk_s=1.0)
+        settled = talk_and_hang_up(e2e, p, talk_s=1.0)
     assert (settled["outcome"], settled["reason"]) == ("allow", "approved_contact")
     assert failures(e2e, cell) == before + 1
 
@@ -261,7 +261,7 @@ def test_two_stage_dialling_pin_then_the_number_keyed(
         p.keys(pin + "#")
         time.sleep(1.0)  # the PIN is checked; "please enter the number you wish to call"
         p.keys("02079460000#")
-        settled = talk_and_hang_up(e2e, p, cell, talk_s=1.0)
+        settled = talk_and_hang_up(e2e, p, talk_s=1.0)
     assert (settled["outcome"], settled["reason"]) == ("allow", "approved_contact")
     assert (settled["dialled"], settled["number"]) == ("02079460000", LONDON)
 
@@ -278,7 +278,7 @@ def test_two_stage_keyed_digits_are_decided_like_an_en_bloc_number(
         time.sleep(1.0)
         p.keys("999888#")  # not a number
         p.wait_event("CALL_CLOSED", timeout=15)
-    d = until(lambda: last_call(e2e, cell), "the decision")
+    d = until(lambda: decision_of(e2e, p.call_id), "the decision")
     assert (d["outcome"], d["reason"], d["dialled"]) == ("refuse", "invalid_number", "999888")
 
 
@@ -289,11 +289,12 @@ def test_an_en_bloc_number_ended_by_hash_and_a_pin_by_sip_info(
     cell, _, pin, _ = prison
     peer = sip_peer(e2e, cell)
     try:
-        log = peer.call("02079460000%23", f"hash-{next(_serial)}@cell", keys=pin + "#", stay_s=9)
+        call_id = f"hash-{next(_serial)}@cell"
+        log = peer.call("02079460000%23", call_id, keys=pin + "#", stay_s=9)
     finally:
         peer.close()
     assert log.answered_at is not None
-    d = settlement(e2e, cell)
+    d = settlement(e2e, call_id)
     assert (d["outcome"], d["number"], d["dialled"]) == ("allow", LONDON, "02079460000#")
 
 
@@ -307,7 +308,7 @@ def test_a_transfer_is_refused_at_once_and_hold_plays_a_tone(
         p.wait_event("CALL_ESTABLISHED")
         pin_prompt(e2e)
         p.keys(pin + "#")
-        accepted(e2e, cell)
+        accepted(e2e, p.call_id)
         mark = log.stat().st_size
         p.command("hold")
         until(
@@ -324,7 +325,8 @@ def test_a_transfer_is_refused_at_once_and_hold_plays_a_tone(
         failed = p.wait_event("TRANSFER_FAILED", timeout=5)
         assert time.monotonic() - started < 2.0 and "603" in str(failed["param"]), failed
         p.command("hangup")
-    d = settlement(e2e, cell)
+        call_id = p.call_id
+    d = settlement(e2e, call_id)
     assert d["number"] == LONDON  # the one call, to the one number allowed
     assert "transfer attempt blocked" in log.read_text()[mark:]
 
@@ -336,7 +338,9 @@ def test_the_cells_pattern_matches_no_pseudo_extension(e2e: E2E, pseudo: str) ->
     assert f"There is no existence of {pseudo}@cells extension" in out, out
 
 
-def test_a_handset_dialling_a_pseudo_extension_gets_404(e2e: E2E) -> None:
+def test_a_handset_dialling_a_pseudo_extension_gets_404(
+    e2e: E2E, prison: tuple[str, str, str, str]
+) -> None:
     cell, _, _, _ = prison
     peer = sip_peer(e2e, cell)
     try:
