@@ -13,7 +13,10 @@ import secrets
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
+
+if TYPE_CHECKING:
+    from callcontrol.domain.pins import PinKeys
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,6 +38,10 @@ class SecuritySettings:
     # unless pin_secret is given directly (environment: CALLCONTROL_SECURITY_PIN_SECRET).
     pin_secret_file: str = "var/pin-secret"
     pin_secret: str = ""
+    # The secrets in use before the last rotations (`callcontrol pin-secret rotate`), newest
+    # first, one a line (0600): PINs hashed with them still match, and are hashed again with
+    # the current secret when next keyed. Not needed once `pin-secret status` shows none left.
+    pin_previous_secrets_file: str = "var/pin-secret.previous"
 
 
 @dataclass(frozen=True)
@@ -200,6 +207,28 @@ class AsteriskSettings:
 
 
 @dataclass(frozen=True)
+class ProvisionSettings:
+    """What `callcontrol handset provision` writes into a desk phone's file (docs/deploy.md)."""
+
+    # The address (name or IP) the handsets reach Asterisk at. Required to provision.
+    sip_server: str = ""
+    # udp or tls (tls: SRTP is required too; Asterisk's transport-tls, docs/deploy.md).
+    transport: str = "tls"
+    # 0: the transport's usual port (5060 for udp, 5061 for tls).
+    sip_port: int = 0
+    # The phones' own admin (and user) password, for their menus: made random (0600) if missing.
+    admin_password_file: str = "var/handset-admin-password"
+    # A number the handset calls as soon as it is lifted (hotline); empty: none.
+    hotline: str = ""
+    # The provisioning server the phones are locked to; empty: left as the phone has it.
+    provisioning_url: str = ""
+    # The CA that signed Asterisk's TLS certificate: a URL the Yealink fetches it from, and a
+    # PEM file whose text goes into the Poly file. Empty: the phone's built-in CAs only.
+    ca_cert_url: str = ""
+    ca_cert_file: str = ""
+
+
+@dataclass(frozen=True)
 class LabSettings:
     # The Debian sid root holding Asterisk 22 and SIPp, built once and shared between checkouts.
     root: str = "~/.cache/callcontrol/asterisk-root"
@@ -229,6 +258,7 @@ class Settings:
     agi: AgiSettings = field(default_factory=AgiSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
     asterisk: AsteriskSettings = field(default_factory=AsteriskSettings)
+    provision: ProvisionSettings = field(default_factory=ProvisionSettings)
     lab: LabSettings = field(default_factory=LabSettings)
     # Relative paths in the settings are taken from this folder (the working folder by default).
     base_dir: Path = field(default_factory=Path.cwd)
@@ -259,6 +289,22 @@ class Settings:
         if len(value) < 16:
             raise ConfigError(f"PIN secret in {path} is too short (at least 16 characters)")
         return value.encode()
+
+    def pin_keys(self, create: bool = False) -> PinKeys:
+        """The PIN secret and the previous ones still kept ([security]
+        pin_previous_secrets_file; missing: none)."""
+        from callcontrol import private_files
+        from callcontrol.domain.pins import PinKeys
+
+        current = self.pin_secret(create)
+        path = self.path(self.security.pin_previous_secrets_file)
+        if not path.exists():
+            return PinKeys(current)
+        private_files.tighten(path)
+        previous = tuple(line.strip().encode() for line in path.read_text().splitlines())
+        if any(len(p) < 16 for p in previous if p):
+            raise ConfigError(f"a previous PIN secret in {path} is too short (16 characters)")
+        return PinKeys(current, tuple(p for p in previous if p))
 
     def ami_secret(self, create: bool = False) -> str:
         """The daemon's AMI secret: ``[ami] secret``, else the content of ``[ami] secret_file``.
@@ -306,6 +352,7 @@ _SECTIONS = (
     "agi",
     "ami",
     "asterisk",
+    "provision",
     "lab",
 )
 
@@ -423,6 +470,10 @@ def _validate(s: Settings) -> None:
     ):
         if not 0 < port < 65536:
             raise ConfigError(f"{name} port {port} is out of range")
+    if s.provision.transport not in ("udp", "tls"):
+        raise ConfigError("[provision] transport must be 'udp' or 'tls'")
+    if not 0 <= s.provision.sip_port < 65536:
+        raise ConfigError(f"[provision] sip_port {s.provision.sip_port} is out of range")
     if s.billing.rounding not in ("per_second", "per_started_minute"):
         raise ConfigError("[billing] rounding must be 'per_second' or 'per_started_minute'")
     if s.billing.accept_digit not in tuple("0123456789"):
