@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -46,7 +47,7 @@ def called_party(e2e: E2E) -> Iterator[None]:
         ip="127.0.0.1", port=PORTS["pstn"], media_port=16000, mode="accept", calls=0,
     )  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
+    until(lambda: _bound(PORTS["pstn"]), "the called party's SIPp", timeout=10, every=0.05)
     try:
         yield
     finally:
@@ -62,6 +63,16 @@ def prison(e2e: E2E) -> tuple[str, str, str, str]:
     cell, prisoner, pin = provision(e2e, (LONDON, "approved"))
     other, _, _ = provision(e2e)
     return cell, prisoner, pin, other
+
+
+def _bound(port: int) -> bool:
+    """Is something listening on this UDP port of 127.0.0.1?"""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 @contextlib.contextmanager
