@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import socket
 import struct
@@ -202,3 +203,64 @@ class Baresip:
                 except subprocess.TimeoutExpired:
                     self.proc.kill()
                     self.proc.wait()
+
+
+LINPHONEC = shutil.which("linphonec")
+
+
+class Linphone:
+    """linphonec (Debian's linphone-cli) as the handset of ``cell``, keying DTMF as SIP INFO.
+
+    Driven through its standard input, one command a line (``call URI``, a digit, ``terminate``):
+    it reads about one line a second and sends one INFO at a time, each after the last one's
+    answer, so digits are keyed slowly. It binds no SIP port unless $HOME/.local/share/linphone
+    exists (LAB-NOTES), so its HOME is the run's folder. The password is in its config file."""
+
+    def __init__(self, folder: Path, cell: str, password: str, asterisk_port: int) -> None:
+        (folder / ".local" / "share" / "linphone").mkdir(parents=True, exist_ok=True)
+        self.asterisk = f"127.0.0.1:{asterisk_port}"
+        rc = folder / "linphonerc"
+        rc.write_text(
+            "[sip]\n"
+            f"sip_port={_free_port()}\nsip_tcp_port=0\nsip_tls_port=0\n"
+            "use_info=1\nuse_rfc2833=0\ndefault_proxy=0\n"
+            "[rtp]\naudio_rtp_port=33000-33999\n"
+            f"[proxy_0]\nreg_proxy=<sip:{self.asterisk}>\nreg_identity=sip:{cell}@127.0.0.1\n"
+            "reg_sendregister=0\n"
+            f"[auth_info_0]\nusername={cell}\npasswd={password}\ndomain=127.0.0.1\n"
+        )
+        rc.chmod(0o600)
+        self.log = folder / "linphonec.log"
+        assert LINPHONEC, "linphonec is not installed (scripts/system-deps.sh)"
+        self.proc = subprocess.Popen(
+            [LINPHONEC, "-d", "5", "-l", str(folder / "sip.log"), "-c", str(rc)],
+            stdin=subprocess.PIPE,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "HOME": str(folder)},
+        )
+        self.sip_log = folder / "sip.log"
+        self.command("soundcard use files")  # no sound card here: WAV files
+
+    def command(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def dial(self, number: str) -> None:
+        self.command(f"call sip:{number}@{self.asterisk}")
+
+    def keys(self, digits: str, gap_s: float = 1.5) -> None:
+        for digit in digits:
+            self.command(digit)
+            time.sleep(gap_s)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.command("terminate")
+            self.command("quit")
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

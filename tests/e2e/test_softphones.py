@@ -25,7 +25,7 @@ from callcontrol.simulator.call import cell_password
 from callcontrol.simulator.sipp import RunDir, called_party_command, find_sipp, stage_scenario
 from tests.e2e.conftest import E2E, PORTS
 from tests.e2e.sip_peer import SipHandset
-from tests.e2e.softphones import BARESIP, Baresip
+from tests.e2e.softphones import BARESIP, LINPHONEC, Baresip, Linphone
 from tests.e2e.test_cell_calls import LONDON, provision
 from tests.e2e.test_recording import recording_of, store_dir, tone_power
 
@@ -311,6 +311,36 @@ def test_an_en_bloc_number_ended_by_hash_and_a_pin_by_sip_info(
     assert log.answered_at is not None
     d = settlement(e2e, call_id)
     assert (d["outcome"], d["number"], d["dialled"]) == ("allow", LONDON, "02079460000#")
+
+
+@pytest.mark.skipif(LINPHONEC is None, reason="linphone-cli missing: run scripts/system-deps.sh")
+def test_linphone_keys_its_pin_as_sip_info(
+    e2e: E2E, prison: tuple[str, str, str, str], called_party: None, tmp_path: Path
+) -> None:
+    cell, _, pin, _ = prison
+    password = asyncio.run(cell_password(load_settings(e2e.config), cell))
+    assert password
+    p = Linphone(tmp_path / "linphone", cell, password, PORTS["pjsip"])
+    try:
+        p.dial("02079460000")
+        pin_prompt(e2e)
+        p.keys(pin + "#")
+        call_id = until(lambda: _call_id_of(p.sip_log), "the INVITE's Call-ID")
+        accepted(e2e, call_id)
+        p.command("terminate")
+        d = settlement(e2e, call_id)
+    finally:
+        p.close()
+    assert (d["outcome"], d["reason"], d["number"]) == ("allow", "approved_contact", LONDON)
+    sip = p.sip_log.read_text()
+    assert "application/dtmf-relay" in sip and "Signal=#" in sip  # SIP INFO, not RFC 2833
+
+
+def _call_id_of(log: Path) -> str | None:
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("Call-ID: "):
+            return line.split(" ", 1)[1].strip()
+    return None
 
 
 def test_a_transfer_is_refused_at_once_and_hold_plays_a_tone(
