@@ -232,7 +232,8 @@ class ProvisionSettings:
     sip_port: int = 0
     # The phones' own admin (and user) password, for their menus: made random (0600) if missing.
     admin_password_file: str = "var/handset-admin-password"
-    # A number the handset calls as soon as it is lifted (hotline); empty: none.
+    # A number the handset calls as soon as it is lifted (hotline); empty: none. It must be
+    # [site] two_stage_number, so that the lifted handset is asked for the number to call.
     hotline: str = ""
     # The provisioning server the phones are locked to; empty: left as the phone has it.
     provisioning_url: str = ""
