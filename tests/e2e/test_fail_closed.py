@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-from callcontrol.simulator import logs
-from tests.e2e.conftest import E2E, PORTS
+from tests.e2e.conftest import E2E, PORTS, kept_handset_log
 from tests.e2e.test_cell_calls import LONDON, provision
 
 pytestmark = pytest.mark.e2e
@@ -132,14 +129,8 @@ def _one_reply_then_half_a_line(conn: socket.socket) -> None:
 
 
 def _answered_to_bye_s(call: dict[str, object]) -> float:
-    """The handset's SIPp log of the call, kept by --keep (and removed here): seconds from
-    Asterisk's answer to its BYE, as SIPp saw them."""
-    run = Path(str(call["run_dir"]))
-    try:
-        events = logs.parse_events((run / "handset_logs.log").read_text())
-    finally:
-        shutil.rmtree(run, ignore_errors=True)
-    handset = logs.handset_calls(events)[str(call["sip_call_id"])]
+    """Seconds from Asterisk's answer to its BYE, as the handset's SIPp saw them."""
+    handset = kept_handset_log(call)
     assert handset.answered_at is not None and handset.bye_received_at is not None, handset
     return handset.bye_received_at - handset.answered_at
 

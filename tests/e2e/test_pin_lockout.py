@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import statistics
-from pathlib import Path
 
 import pytest
 
-from callcontrol.simulator import logs
-from tests.e2e.conftest import E2E
+from tests.e2e.conftest import E2E, kept_handset_log
 from tests.e2e.test_cell_calls import LONDON, provision
 
 pytestmark = pytest.mark.e2e
@@ -37,14 +34,8 @@ def _lock(e2e: E2E, cell: str) -> None:
 
 
 def _refusal_s(call: dict[str, object]) -> float:
-    """Last PIN keyed -> the network's BYE, from the handset's SIPp log of the call (kept by
-    --keep, and removed here)."""
-    run = Path(str(call["run_dir"]))
-    try:
-        events = logs.parse_events((run / "handset_logs.log").read_text())
-    finally:
-        shutil.rmtree(run, ignore_errors=True)
-    handset = logs.handset_calls(events)[str(call["sip_call_id"])]
+    """Last PIN keyed -> the network's BYE, from the handset's SIPp log of the call."""
+    handset = kept_handset_log(call)
     assert handset.pin_at and handset.bye_received_at is not None, handset
     return handset.bye_received_at - handset.pin_at[-1]
 
