@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what callcontrol needs from Debian, once: debootstrap (to build the Asterisk root),
 # PostgreSQL's server binaries (the tests start their own PostgreSQL), python3-venv, ffmpeg
-# (recordings are compressed with it, through pydub), and as root iproute2 (`make test` runs the
+# (recordings are compressed with it, through pydub), baresip-core (a real softphone: the TLS and
+# SRTP call of tests/e2e/test_deploy_doc.py), and as root iproute2 (`make test` runs the
 # end-to-end tests in parallel, each shard in a network namespace made with `ip netns`).
 set -euo pipefail
 need=()
@@ -9,6 +10,7 @@ command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || need+=(debo
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
+command -v baresip >/dev/null || need+=(baresip-core)
 [ "$(id -u)" != 0 ] || command -v ip >/dev/null || need+=(iproute2)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
