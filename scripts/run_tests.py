@@ -244,6 +244,7 @@ def run_parts(parts: list[Part]) -> bool:
             p.signal(signal.SIGINT)
 
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    began = time.monotonic()
     try:
         for p in parts:
             p.start()
@@ -266,6 +267,8 @@ def run_parts(parts: list[Part]) -> bool:
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+        for p in parts:  # none is left running, whatever went wrong here
+            p.signal(signal.SIGKILL)
     for p in parts:
         print(f"\n{'#' * 30} {p.name} ({p.log.relative_to(ROOT)}) {'#' * 30}")
         print(p.log.read_text(errors="replace"), end="", flush=True)
@@ -278,6 +281,8 @@ def run_parts(parts: list[Part]) -> bool:
     for p in parts:
         word = "passed" if p.ok else "FAILED"
         print(f"{p.name:>13}: {word:6} {minutes(p.took):>7}  {p.summary()}")
+    print(f"{'all parts':>13}: {'passed' if not failed else 'FAILED':6} "
+          f"{minutes(time.monotonic() - began):>7}")  # fmt: skip
     if stopping:
         raise KeyboardInterrupt
     return not failed
