@@ -6,8 +6,8 @@ import asyncio
 import logging
 import signal
 from datetime import datetime
-from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.call_end import CallEndHandler
@@ -25,6 +25,7 @@ from callcontrol.adapters.db.engine import (
     make_engine,
     session_factory,
 )
+from callcontrol.adapters.db.history_store import SqlHistoryReader
 from callcontrol.adapters.db.journal_store import SqlJournalStore
 from callcontrol.adapters.db.pin_store import SqlPinAlerts
 from callcontrol.adapters.db.settlement_store import SqlSettlementStore
@@ -32,8 +33,9 @@ from callcontrol.adapters.db.supervise_store import SqlAuditLog, SqlSuperviseSto
 from callcontrol.adapters.http import HttpServer
 from callcontrol.adapters.http.api import make_app
 from callcontrol.adapters.http.auth import TokenFile
+from callcontrol.adapters.http.history import HistoryApi
 from callcontrol.adapters.journal_file import JournalFile
-from callcontrol.config import ConfigError, Settings
+from callcontrol.config import ConfigError, Settings, journal_path, recordings_spool
 from callcontrol.domain.call_end import CallEnd
 from callcontrol.services.authorise import CallAttempt
 from callcontrol.services.chain_checkpoints import Checkpointer
@@ -52,24 +54,6 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 # Seconds after a call's channel hangs up before the journal is consulted for its end.
 JOURNAL_GRACE_S = 3.0
-
-
-def journal_path(settings: Settings) -> Path:
-    """Where Asterisk writes the call journal, as the daemon sees it."""
-    if settings.asterisk.journal_file:
-        return settings.path(settings.asterisk.journal_file)
-    from callcontrol.lab.lab import Lab
-
-    return Lab(settings).journal_path
-
-
-def recordings_spool(settings: Settings) -> Path:
-    """Where MixMonitor streams recorded calls, as the daemon sees it."""
-    if settings.recording.spool_dir:
-        return settings.path(settings.recording.spool_dir)
-    from callcontrol.lab.lab import Lab
-
-    return Lab(settings).recordings_spool
 
 
 def agi_secret(settings: Settings) -> str:
@@ -132,7 +116,10 @@ def build_http_server(
         grants=grants,
     )
     tokens = TokenFile(settings.path(settings.http.tokens_file))
-    app = make_app(supervisor, tokens, SqlPinAlerts(sessions))
+    history = HistoryApi(
+        SqlHistoryReader(sessions), ZoneInfo(settings.site.timezone), settings.site.region
+    )
+    app = make_app(supervisor, tokens, SqlPinAlerts(sessions), history)
     return HttpServer(app, settings.http.host, settings.http.port)
 
 
@@ -164,7 +151,7 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
-        s.pin_secret()  # no key, no PIN checks: refuse to start rather than refuse every call
+        s.pin_keys()  # no key (or a bad previous one), no PIN checks: refuse to start
         # No key, no anchor for the recordings: refuse to start (made 0600 on first start).
         try:
             chain_key = SigningKey.load(s.path(s.recording.signing_key_file), create=True)
@@ -173,6 +160,7 @@ class Daemon:
         secret = agi_secret(s)  # no secret, no request Asterisk can prove its own: likewise
         # A built-in or missing AMI secret outside the lab: refuse to start (ConfigError).
         ami_secret = s.ami_secret(create=s.lab.enabled)
+        journal_at, spool = journal_path(s), recordings_spool(s)  # required settings
         engine = make_engine(database_url(s))
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -183,12 +171,12 @@ class Daemon:
             settler = Settler(
                 SqlSettlementStore(sessions), free_drop_s=s.billing.free_drop_s, clock=utcnow
             )
-            journal = JournalFollower(JournalFile(journal_path(s)), SqlJournalStore(sessions))
+            journal = JournalFollower(JournalFile(journal_at), SqlJournalStore(sessions))
             tasks.append(
                 asyncio.create_task(keep_following(journal, s, JOURNAL_POLL_S), name="call-journal")
             )
             jobs = RecordingJobs(
-                sessions, recordings_spool(s), s.path(s.recording.store_dir), s.recording.bitrate
+                sessions, spool, s.path(s.recording.store_dir), s.recording.bitrate
             )
             settler.on_settled.append(jobs.after_settlement)
             # Polled every poll_s, due interval - poll_s after the last: never more than the

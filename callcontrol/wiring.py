@@ -1,7 +1,7 @@
 """The decision's wiring from the settings: the billing policy and the Authoriser.
 
 A module of its own, importing nothing of the daemon's servers, so that the benchmark's per-call
-AGI script (callcontrol/bench/pyst2_agi.py) builds exactly what the daemon builds without
+AGI script (lab/callcontrol_lab/bench/pyst2_agi.py) builds exactly what the daemon builds without
 loading the daemon on every call.
 """
 
@@ -66,6 +66,6 @@ def build_authoriser(settings: Settings, store: CallStore) -> Authoriser:
             region=site.region, emergency_calls_allowed=site.emergency_calls == "allow"
         ),
         lockout=lockout_policy(settings),
-        pin_secret=settings.pin_secret,
+        pin_secret=settings.pin_keys,
         clock=utcnow,
     )

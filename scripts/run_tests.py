@@ -157,14 +157,35 @@ def netns_remove(name: str) -> None:
 # (apt) must be in place first. Both steps are idempotent and quick once done.
 PREPARE_ROOT = """
 import os
-from callcontrol.bench.pyst2_root import ensure_root_packages
+from callcontrol_lab.bench.pyst2_root import ensure_root_packages
 from callcontrol.config import load_settings
-from callcontrol.lab.lab import Lab
+from callcontrol_lab.lab import Lab
 lab = Lab(load_settings(env={k: v for k, v in os.environ.items() if k != "CALLCONTROL_CONFIG"}))
 lab.ensure_root()
 if lab.chrooted:
     ensure_root_packages(lab.root)
 """
+
+
+# tests/e2e/test_wheel_install.py installs the wheel's dependencies offline from this folder,
+# which it fills from PyPI the first time: on a fresh machine, fill it here, with the network.
+WHEELHOUSE = Path("~/.cache/callcontrol/wheelhouse").expanduser()
+
+
+def prepare_wheelhouse() -> None:
+    if WHEELHOUSE.exists():
+        return
+    WHEELHOUSE.mkdir(parents=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "-w", str(WHEELHOUSE), str(ROOT)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    for ours in WHEELHOUSE.glob("callcontrol-*.whl"):
+        ours.unlink()
+    if proc.returncode != 0:
+        shutil.rmtree(WHEELHOUSE, ignore_errors=True)
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"fetching the wheel's dependencies into {WHEELHOUSE} failed:\n{tail}")
 
 
 def prepare_root() -> None:
@@ -316,8 +337,9 @@ def run_sharded(extra: list[str], shards: int, update_timings: bool) -> int:
                 expected_s=sum(expected[f] for f in files),
             )
         )
-    print("preparing the Asterisk root (once: the shards' namespaces have no network)")
+    print("preparing the Asterisk root and the wheelhouse (the shards' namespaces have no network)")
     prepare_root()
+    prepare_wheelhouse()
     for p in parts:
         p.may_be_empty = bool(extra)
     made: list[str] = []

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from callcontrol.config import REPO_ROOT, ConfigError, Settings, SiteSettings
+from callcontrol.config import ConfigError, Settings, SiteSettings
 from callcontrol.domain.pin_lockout import (
     LockState,
     guessing_estimate,
@@ -15,12 +16,15 @@ from callcontrol.domain.pins import (
     LockoutPolicy,
     generate_pin,
     hash_pin,
+    key_id,
     pin_matches,
     pin_space,
     valid_pin_format,
     weak_pin,
 )
 from callcontrol.wiring import lockout_policy
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 SECRET = b"site-secret"
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
@@ -48,8 +52,8 @@ def test_pin_format_length_is_configurable() -> None:
 
 def test_hash_has_version_prefix_and_is_deterministic() -> None:
     stored = hash_pin(SECRET, "A1234BC", "1234")
-    assert stored.startswith("h1$")
-    assert len(stored) == 3 + 64
+    assert stored.startswith("h2$" + key_id(SECRET) + "$")  # the key it was made with
+    assert len(stored) == 3 + 8 + 1 + 64
     assert stored == hash_pin(SECRET, "A1234BC", "1234")
 
 
@@ -75,7 +79,7 @@ def test_wrong_secret_does_not_match() -> None:
 
 def test_unknown_prefix_does_not_match() -> None:
     stored = hash_pin(SECRET, "A1234BC", "1234")
-    assert not pin_matches(SECRET, "A1234BC", "1234", "h2$" + stored[3:])
+    assert not pin_matches(SECRET, "A1234BC", "1234", "h9$" + stored[3:])
     assert not pin_matches(SECRET, "A1234BC", "1234", stored[3:])
     assert not pin_matches(SECRET, "A1234BC", "1234", "")
     assert not pin_matches(SECRET, "A1234BC", "1234", "h1$é")

@@ -17,9 +17,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcontrol.adapters.db import audit
-from callcontrol.adapters.db import models as m
+from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.admin import AdminError
-from callcontrol.adapters.db.pin_models import HandsetPinState, PinLockout
+from callcontrol.adapters.db.tables import HandsetPinState, PinLockout
 from callcontrol.domain.pin_lockout import LockState
 from callcontrol.services.authorise import HandsetLockout
 from callcontrol.services.supervise import Invalid, NotFound
@@ -66,6 +66,15 @@ class SqlPinStore:
                 .where(m.Cell.name == cell)
             )
             return _state(row)
+
+    async def rehash_pin(self, prisoner_id: int, old_hash: str, new_hash: str) -> bool:
+        async with self.sessions.begin() as s:
+            result = await s.execute(
+                update(m.Prisoner)
+                .where(m.Prisoner.id == prisoner_id, m.Prisoner.pin_hash == old_hash)
+                .values(pin_hash=new_hash)
+            )
+            return bool(result.rowcount)
 
     async def record_pin_failure(self, cell: str, at: datetime) -> None:
         async with self.sessions.begin() as s:
@@ -237,3 +246,8 @@ class SqlPinAlerts:
         except AdminError as e:
             kind = NotFound if str(e).startswith("no cell") else Invalid
             raise kind(str(e)) from None
+
+
+async def pin_hashes(session: AsyncSession) -> list[str]:
+    """Every prisoner's stored PIN hash (for `pin-secret status`: which keys are still used)."""
+    return list(await session.scalars(select(m.Prisoner.pin_hash)))
