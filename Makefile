@@ -5,11 +5,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench setup system-deps lint format check-format clean help
+.PHONY: run test test-serial bench setup system-deps lint format check-format clean help
 
 help:
 	@echo "make run    - set up, start the Asterisk lab, the daemon and a demo prison (Ctrl-C stops)"
-	@echo "make test   - set up and run the whole test suite (unit, protocol, database, end to end)"
+	@echo "make test   - set up and run the whole test suite (unit, protocol, database, end to end);"
+	@echo "              as root the end-to-end tests run in parallel shards, in network namespaces"
+	@echo "make test-serial - the same suite in one pytest, one test after another (PYTEST_ARGS=...)"
 	@echo "make bench  - set up and run the benchmark (static dialplan, daemon, pyst2 AGI; about 30 min)"
 	@echo "make lint   - ruff check and format check"
 
@@ -31,10 +33,14 @@ system-deps:
 run: setup
 	$(BIN)/python -m callcontrol_lab.demo
 
-test: setup
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/pytest -ra --durations=20
+# Lint first; then scripts/run_tests.py runs the end-to-end tests in parallel shards, each in a
+# network namespace of its own, beside the rest of the suite (serially where it cannot: not root).
+# PYTEST_ARGS are extra pytest options for every part; TEST_SHARDS the number of shards.
+test: setup lint
+	$(BIN)/python scripts/run_tests.py
+
+test-serial: setup lint
+	$(BIN)/pytest -ra --durations=20 $(PYTEST_ARGS)
 
 # The benchmark: docs/benchmarks.md says what it measures and what it found.
 bench: setup

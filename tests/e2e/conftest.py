@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import pytest
 
 from callcontrol.config import load_settings
 from callcontrol_lab.lab import Lab
+from callcontrol_lab.simulator import logs
 from tests.conftest import create_pg_database, drop_pg_database
 
 BIN = Path(sys.executable).parent
@@ -148,6 +150,17 @@ class E2E:
                 await conn.close()
 
         return asyncio.run(fetch())
+
+
+def kept_handset_log(call: dict[str, object]) -> logs.HandsetLog:
+    """The handset's side of a call placed with ``--keep``, as its SIPp logged it (times from
+    SIPp's clock); the kept run folder is removed."""
+    run = Path(str(call["run_dir"]))
+    try:
+        events = logs.parse_events((run / "handset_logs.log").read_text())
+    finally:
+        shutil.rmtree(run, ignore_errors=True)
+    return logs.handset_calls(events)[str(call["sip_call_id"])]
 
 
 def _plain(url: str) -> str:

@@ -4,13 +4,12 @@ guessing on one handset does not block a prisoner's calls from another."""
 from __future__ import annotations
 
 import json
+import re
 import statistics
-from pathlib import Path
 
 import pytest
 
-from callcontrol_lab.simulator import logs
-from tests.e2e.conftest import E2E
+from tests.e2e.conftest import E2E, kept_handset_log
 from tests.e2e.test_cell_calls import LONDON, provision
 
 pytestmark = pytest.mark.e2e
@@ -22,6 +21,9 @@ ROUNDS = 6  # right and wrong PINs, alternated, while the handset is locked
 # -> Asterisk's BYE). Before, a wrong PIN got the retry prompt and waited for the next one:
 # seconds apart. The issue's own bound (50 ms at p99) is a speed goal, printed here, not timed.
 MEDIAN_GAP_S = 0.25
+# SIPp's complaint that it was itself starved of CPU (its watchdog timers) says how loaded the
+# machine is, not what the network told the handset: left out of the comparison.
+SIPP_OVERLOAD = re.compile(r"^Overload warning: the (minor|major) watchdog timer")
 
 
 def _lock(e2e: E2E, cell: str) -> None:
@@ -33,9 +35,7 @@ def _lock(e2e: E2E, cell: str) -> None:
 
 def _refusal_s(call: dict[str, object]) -> float:
     """Last PIN keyed -> the network's BYE, from the handset's SIPp log of the call."""
-    run = Path(str(call["run_dir"]))
-    events = logs.parse_events((run / "handset_logs.log").read_text())
-    handset = logs.handset_calls(events)[str(call["sip_call_id"])]
+    handset = kept_handset_log(call)
     assert handset.pin_at and handset.bye_received_at is not None, handset
     return handset.bye_received_at - handset.pin_at[-1]
 
@@ -73,7 +73,7 @@ def test_a_locked_handset_refuses_right_and_wrong_pins_alike(e2e: E2E) -> None:
                     call["sip_status"],
                     call["ended_by"],
                     call["called_party_saw_invite"],
-                    tuple(call["errors"]),  # type: ignore[call-overload]
+                    tuple(e for e in call["errors"] if not SIPP_OVERLOAD.match(e)),  # type: ignore[attr-defined]
                 )
             )
             times[keyed].append(_refusal_s(call))

@@ -53,6 +53,7 @@ _ROOT_PROBE = (
 # Pure-Python packages copied into the root from this Python: import name -> what it is.
 COPIED = {
     "callcontrol": "callcontrol",
+    "callcontrol_lab": "callcontrol_lab (the script itself: callcontrol_lab.bench.pyst2_agi)",
     "asterisk": "pyst2",
     "six": "six (pyst2 needs it)",
     "phonenumbers": "phonenumbers",
