@@ -187,6 +187,8 @@ class Authoriser:
         self.billing = billing
         self._pin_secret = pin_secret
         self.clock = clock
+        # Called with each stored decision, after it is logged (the metrics count them).
+        self.on_decided: list[Callable[[DecisionRecord], None]] = []
 
     def reading(self) -> AbstractAsyncContextManager[None]:
         """A block whose reads share one database session, where the store can share one
@@ -337,6 +339,8 @@ class Authoriser:
             record = DecisionRecord(attempt, decision, handset, prisoner, record.at, decision_ms)
             await self.store.record(record)
         self._log(record)
+        for callback in self.on_decided:
+            callback(record)
         return decision
 
     async def call_ended(self, uniqueid: str, cause: str) -> None:

@@ -43,6 +43,7 @@ class Settlement:
     charge_pence: int
     ended_by: str  # caller | called | limit | system
     accepted: bool
+    ended_at: datetime | None = None  # when the call ended (the settlement lag is from here)
 
 
 class SettlementStore(Protocol):
@@ -67,7 +68,7 @@ def settle_charge(call: OpenCall, end: CallEnd, free_drop_s: int) -> Settlement:
         charge = 0
     else:
         charge = min(charge_pence(call.rate, talk, call.rounding), call.reserved_pence)
-    return Settlement(call.call_id, talk, charge, who, accepted)
+    return Settlement(call.call_id, talk, charge, who, accepted, end.ended_at)
 
 
 class Settler:
