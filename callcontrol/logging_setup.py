@@ -76,4 +76,7 @@ def configure(fmt: str = "text", level: str = "INFO") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Quiet whatever the level: alembic's chatter, and aiosqlite's debug lines, which repeat
+    # every statement with its parameters (PIN hashes among them) from its own thread.
+    for noisy in ("alembic", "aiosqlite"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -64,11 +64,13 @@ class Readiness:
         ami_connected: Callable[[], bool],
         db_check: Callable[[], Awaitable[str]],
         clock: Callable[[], float] = time.monotonic,
+        db_check_s: float = DB_CHECK_S,
     ) -> None:
         self._agi = agi_listening
         self._ami = ami_connected
         self._db_check = db_check
         self._clock = clock
+        self._db_check_s = db_check_s
         self._db: tuple[float, str] | None = None  # (when, "" or why not)
         self._lock = asyncio.Lock()
         self.became_ready = asyncio.Event()
@@ -76,7 +78,7 @@ class Readiness:
     async def _db_detail(self) -> str:
         async with self._lock:  # one query at a time, whoever asks
             now = self._clock()
-            if self._db is not None and now - self._db[0] < DB_CHECK_S:
+            if self._db is not None and now - self._db[0] < self._db_check_s:
                 return self._db[1]
             try:
                 async with asyncio.timeout(DB_TIMEOUT_S):
