@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     from callcontrol.cli import admin, alerts, billing, ops, recordings, supervise  # helpers
     from callcontrol.cli import agi as agi_cli
     from callcontrol.cli import ami as ami_cli
+    from callcontrol.cli import systemd as systemd_cli
 
     parents = [common_options()]
     parser = Parser(
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     agi_cli.register(sub, parents)
     ami_cli.register(sub, parents)
     alerts.register(sub, parents)
+    systemd_cli.register(sub, parents)
     return parser
 
 
