@@ -92,7 +92,7 @@ def _name(value: str, what: str) -> str:
 
 
 def _protect_home(executable: Path) -> str:
-    """"yes" hides /home, /root and /run/user; "read-only" when the script lives there (a
+    """ProtectHome: "yes" hides /home, /root and /run/user; "read-only" when the script is there (a
     virtualenv in a home folder), which the daemon must still run."""
     homes = (Path("/home"), Path("/root"), Path("/run/user"))
     resolved = executable.resolve()
