@@ -75,7 +75,7 @@ def writable_paths(settings: Settings) -> list[Path]:
             continue  # relative paths are under the working directory, the state directory
         if path not in out:
             out.append(path)
-    return out
+    return [p for p in out if not any(q in p.parents for q in out)]  # inside another: covered
 
 
 def _path(value: Path, what: str) -> str:

@@ -3,43 +3,32 @@ opened, ended, settled and its recording missing moves each figure as the operat
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from callcontrol.adapters.db import ledger
-from callcontrol.adapters.db import models as m
 from callcontrol.adapters.db.call_store import SqlCallStore
-from callcontrol.adapters.db.engine import make_engine, session_factory
 from callcontrol.adapters.db.figures_store import SqlFigures
 from callcontrol.adapters.db.recording_models import MissingRecording
 from callcontrol.adapters.db.settlement_store import SqlSettlementStore
 from callcontrol.adapters.http.metrics import Live, Metrics
 from callcontrol.domain.call_end import CallEnd
 from callcontrol.services.settle import Settler
+from tests.db import test_call_store
 from tests.db.test_call_store import NOW, allow
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_database")
+# test_call_store's fixtures: its database (SQLite and PostgreSQL), cell and prisoner.
+db_url, store = test_call_store.db_url, test_call_store.store
 
 
 @pytest.fixture
-async def site(db_url: str) -> AsyncIterator[tuple[SqlCallStore, SqlFigures, object]]:
-    engine = make_engine(db_url)
-    sessions = session_factory(engine)
-    async with sessions.begin() as s:
-        cell = m.Cell(name="A1-01", sip_username="A1-01", sip_md5_cred="0" * 32)
-        s.add(cell)
-        await s.flush()
-        s.add(m.Prisoner(prison_number="A1234BC", name="J S", pin_hash="h1$00", cell_id=cell.id))
-    async with sessions.begin() as s:
+async def site(store: SqlCallStore) -> tuple[SqlCallStore, SqlFigures, object]:
+    """test_call_store's cell and prisoner, with 500p topped up."""
+    async with store.sessions.begin() as s:
         await ledger.topup(s, "A1234BC", 500, "ref-1", "test")
-    yield SqlCallStore(sessions), SqlFigures(sessions), sessions
-    await engine.dispose()
+    return store, SqlFigures(store.sessions), store.sessions
 
 
 def scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -51,19 +40,19 @@ def scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 async def test_figures_follow_a_call(site: tuple[SqlCallStore, SqlFigures, object]) -> None:
-    store, figures, sessions = site
+    calls, figures, sessions = site
     f = await figures.figures()
     assert (f.calls_live, f.unsettled, f.recordings_pending, f.recordings_missing) == (0, 0, 0, 0)
     assert f.ledger_pence == {"topup": 500} and f.ledger_entries == {"topup": 1}
     assert (f.balance_pence, f.reserved_pence) == (500, 0)
 
-    (prisoner,) = await store.prisoners_in_cell("A1-01")
-    assert await store.record(allow(prisoner, "9.1", reserve=93)) is None
+    (prisoner,) = await calls.prisoners_in_cell("A1-01")
+    assert await calls.record(allow(prisoner, "9.1", reserve=93)) is None
     f = await figures.figures()
     assert (f.calls_live, f.reserved_pence) == (1, 93)
 
     ended = NOW + timedelta(seconds=65)
-    assert await store.end_call("9.1", "16 Normal Clearing", ended)
+    assert await calls.end_call("9.1", "16 Normal Clearing", ended)
     f = await figures.figures()
     assert (f.calls_live, f.unsettled, f.oldest_unsettled_end) == (0, 1, ended)
 

@@ -9,7 +9,6 @@ with this installation's real `callcontrol` script.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shlex
 import shutil
@@ -22,6 +21,7 @@ import pytest
 from callcontrol.adapters.db.engine import upgrade
 from callcontrol.cli import main
 from callcontrol.systemd_units import UNITS
+from tests.protocol.daemon_proc import clean_env, write_config
 
 ANALYZE = shutil.which("systemd-analyze") or "/usr/bin/systemd-analyze"
 BIN = Path(sys.executable).parent
@@ -37,20 +37,9 @@ def analyze(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def site(tmp_path: Path) -> tuple[Path, Path]:
-    """A site's configuration (spool and journal outside the state directory) and the units
-    rendered from it into a folder of their own."""
-    config = tmp_path / "callcontrol.toml"
-    config.write_text(f"""
-base_dir = "{tmp_path}"
-[database]
-url = "sqlite+aiosqlite:///{tmp_path}/cc.sqlite3"
-[security]
-pin_secret = "unit-pin-secret-0123456789abcdef"
-[recording]
-spool_dir = "/var/spool/asterisk/callcontrol"
-[asterisk]
-journal_file = "/var/lib/asterisk/callcontrol/journal"
-""")
+    """A site's configuration (its spool and journal outside /var/lib/callcontrol) and the
+    units rendered from it into a folder of their own."""
+    config = write_config(tmp_path, ami_port=5038)  # spool and journal in tmp_path
     units = tmp_path / "units"
     assert main(["systemd", "units", "--to", str(units), "--config", str(config)]) == 0
     return config, units
@@ -98,8 +87,7 @@ def test_the_daemon_unit(site: tuple[Path, Path]) -> None:
         "StateDirectory=callcontrol",
         "ProtectSystem=strict",
         # Written by the daemon outside the state directory: the spool and the journal's folder.
-        "ReadWritePaths=-/var/spool/asterisk/callcontrol",
-        "ReadWritePaths=-/var/lib/asterisk/callcontrol",
+        f"ReadWritePaths=-{config.parent}",  # the journal's folder, the spool and store inside
         "ProtectHome=yes",
         "PrivateTmp=yes",
         "NoNewPrivileges=yes",
@@ -109,6 +97,7 @@ def test_the_daemon_unit(site: tuple[Path, Path]) -> None:
         "UMask=0077",
     ):
         assert expected in lines, expected
+    assert sum(line.startswith("ReadWritePaths=") for line in lines) == 1
     # systemd's own exposure score for the sandbox (0 best, 10 worst; "OK" is below 5).
     proc = analyze("security", "--offline=true", str(units / "callcontrol.service"))
     score = re.search(r"Overall exposure level for callcontrol.service: ([\d.]+)", proc.stdout)
@@ -123,8 +112,7 @@ def test_the_timers_run_commands_the_cli_accepts(site: tuple[Path, Path]) -> Non
     for name, when in (("purge", "03:30:00"), ("verify", "04:30:00")):
         timer = (units / f"callcontrol-{name}.timer").read_text()
         assert f"OnCalendar=*-*-* {when}" in timer and "Persistent=true" in timer
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCONTROL_")}
-    env["CALLCONTROL_CONFIG"] = str(config)
+    env = {**clean_env(), "CALLCONTROL_CONFIG": str(config)}
     asyncio.run(upgrade(f"sqlite+aiosqlite:///{config.parent}/cc.sqlite3"))
     for name, expected in (("purge", "recordings purge"), ("verify", "recordings verify")):
         unit = (units / f"callcontrol-{name}.service").read_text()
