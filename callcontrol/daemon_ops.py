@@ -91,6 +91,7 @@ def start_operations(
             recordings_ingesting=lambda: jobs.in_progress,
             recording_failures=lambda: jobs.failures,
             clock=utcnow,
+            decision_store_failures=lambda: auth.store_failures,
         )
         metrics = Metrics(live, SqlFigures(sessions).figures, readiness, s.metrics.db_cache_s)
         auth.on_decided.append(metrics.decided)

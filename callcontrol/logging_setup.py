@@ -11,10 +11,12 @@ A JSON line: {"ts": "2026-12-05T06:15:41.123Z", "level": "INFO", "logger": "call
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +28,17 @@ _call: contextvars.ContextVar[str | None] = contextvars.ContextVar("callcontrol_
 def bind_call(uniqueid: str | None) -> None:
     """Log what follows in this task (and the tasks it starts) as about this call."""
     _call.set(uniqueid or None)
+
+
+@contextlib.contextmanager
+def about_call(uniqueid: str | None) -> Iterator[None]:
+    """Log the block as about this call, then go back to what was bound before (for code that
+    handles several calls in turn, such as settling what Asterisk lost)."""
+    token = _call.set(uniqueid or None)
+    try:
+        yield
+    finally:
+        _call.reset(token)
 
 
 def current_call() -> str | None:

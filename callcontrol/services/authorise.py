@@ -189,6 +189,7 @@ class Authoriser:
         self.clock = clock
         # Called with each stored decision, after it is logged (the metrics count them).
         self.on_decided: list[Callable[[DecisionRecord], None]] = []
+        self.store_failures = 0  # decisions the store could not keep (a metric)
 
     def reading(self) -> AbstractAsyncContextManager[None]:
         """A block whose reads share one database session, where the store can share one
@@ -328,7 +329,11 @@ class Authoriser:
         record = DecisionRecord(
             attempt, decision, handset, prisoner, self.clock(), decision_ms, plan
         )
-        refused = await self.store.record(record)
+        try:
+            refused = await self.store.record(record)
+        except Exception:
+            self.store_failures += 1  # the call is refused all the same (fail closed): counted
+            raise
         if refused is not None:
             detail = (
                 "another call of this prisoner is active"

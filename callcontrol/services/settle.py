@@ -15,6 +15,7 @@ from typing import Protocol
 
 from callcontrol.domain.call_end import CallEnd, JournalEntry, ended_by
 from callcontrol.domain.tariffs import Rounding, charge_pence
+from callcontrol.logging_setup import about_call
 
 log = logging.getLogger("callcontrol.settlement")
 
@@ -91,6 +92,10 @@ class Settler:
         return await self._settle(call, end, source)
 
     async def _settle(self, call: OpenCall, end: CallEnd, source: str) -> Settlement | None:
+        with about_call(call.uniqueid):  # its lines, and the recording's ingest, name the call
+            return await self._settle_call(call, end, source)
+
+    async def _settle_call(self, call: OpenCall, end: CallEnd, source: str) -> Settlement | None:
         settlement = settle_charge(call, end, self.free_drop_s)
         if not await self.store.settle(call, end, settlement):
             return None

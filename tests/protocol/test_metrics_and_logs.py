@@ -113,6 +113,7 @@ async def _check_metrics(daemon: RunningDaemon, agi: int, url: str) -> None:
     assert after[("callcontrol_database_up", ())] == 1
     assert after[("callcontrol_recordings_missing", ())] == 0
     assert after[("callcontrol_recording_ingest_failures_total", ())] == 0
+    assert after[("callcontrol_decision_store_failures_total", ())] == 0
     daemon.lines.append("-- calls placed --")
 
 

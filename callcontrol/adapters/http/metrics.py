@@ -51,6 +51,7 @@ class Live:
     recordings_ingesting: Callable[[], int]
     recording_failures: Callable[[], int]
     clock: Callable[[], datetime]
+    decision_store_failures: Callable[[], int] = lambda: 0
 
 
 class Metrics:
@@ -152,6 +153,11 @@ class _Scraped(Collector):
             "Recording ingests that failed (the audio stays in the spool) since the start.",
             value=live.recording_failures(),
         )
+        yield CounterMetricFamily(
+            "callcontrol_decision_store_failures",
+            "Decisions the database could not store (each such call was refused) since the start.",
+            value=live.decision_store_failures(),
+        )
         yield _gauge(
             "callcontrol_database_up", "1 when the last figures query succeeded.", m._db_up
         )
@@ -228,9 +234,7 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 async def ready_handler(request: web.Request) -> web.Response:
     st = await request.app[READINESS].state()
-    data = {"ready": st.ready, "agi": st.agi, "ami": st.ami, "db": st.db}
-    if st.db_detail:
-        data["db_detail"] = st.db_detail
+    data = {"ready": st.ready, "agi": st.agi, "ami": st.ami, "db": st.db}  # why: in the log
     return web.json_response(data, status=200 if st.ready else 503)
 
 
