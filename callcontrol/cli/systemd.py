@@ -26,10 +26,11 @@ callcontrol-purge.timer (nightly `recordings purge`) and callcontrol-verify.time
 `systemctl enable --now callcontrol.service callcontrol-purge.timer callcontrol-verify.timer`).
 
 The units run the `callcontrol` script found beside this Python (or --exec), with
-CALLCONTROL_CONFIG set to the --config file given here (made absolute), else
-/etc/callcontrol/callcontrol.toml, in the working directory /var/lib/callcontrol. The settings
-are read to allow writing, in the sandbox, the recordings spool, the journal's folder and any
-recording store outside /var/lib/callcontrol. See docs/systemd.md.
+CALLCONTROL_CONFIG set to the --config file given here (or CALLCONTROL_CONFIG's, made
+absolute), else /etc/callcontrol/callcontrol.toml, in the working directory
+/var/lib/callcontrol. The settings are read to allow writing, in the sandbox, the recordings
+spool, the journal's folder and any recording store outside /var/lib/callcontrol.
+See docs/systemd.md.
 """
 
 
@@ -90,7 +91,8 @@ def _abs(value: Path | str | None) -> Path | None:
 def _unit_options(args: argparse.Namespace, executable: Path = Path("/")) -> UnitOptions:
     return UnitOptions(
         executable=executable,
-        config=_abs(getattr(args, "config", None)) or DEFAULT_CONFIG,
+        config=_abs(getattr(args, "config", None) or os.environ.get("CALLCONTROL_CONFIG"))
+        or DEFAULT_CONFIG,
         user=args.user,
         asterisk_group=args.asterisk_group,
         public_key=_abs(getattr(args, "public_key", None)),
