@@ -194,6 +194,28 @@ class AsteriskSettings:
 
 
 @dataclass(frozen=True)
+class ProvisionSettings:
+    """What `callcontrol handset provision` writes into a desk phone's file (docs/deploy.md)."""
+
+    # The address (name or IP) the handsets reach Asterisk at. Required to provision.
+    sip_server: str = ""
+    # udp or tls (tls: SRTP is required too; Asterisk's transport-tls, docs/deploy.md).
+    transport: str = "tls"
+    # 0: the transport's usual port (5060 for udp, 5061 for tls).
+    sip_port: int = 0
+    # The phones' own admin (and user) password, for their menus: made random (0600) if missing.
+    admin_password_file: str = "var/handset-admin-password"
+    # A number the handset calls as soon as it is lifted (hotline); empty: none.
+    hotline: str = ""
+    # The provisioning server the phones are locked to; empty: left as the phone has it.
+    provisioning_url: str = ""
+    # The CA that signed Asterisk's TLS certificate: a URL the Yealink fetches it from, and a
+    # PEM file whose text goes into the Poly file. Empty: the phone's built-in CAs only.
+    ca_cert_url: str = ""
+    ca_cert_file: str = ""
+
+
+@dataclass(frozen=True)
 class LabSettings:
     # The Debian sid root holding Asterisk 22 and SIPp, built once and shared between checkouts.
     root: str = "~/.cache/callcontrol/asterisk-root"
@@ -251,6 +273,7 @@ class Settings:
     agi: AgiSettings = field(default_factory=AgiSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
     asterisk: AsteriskSettings = field(default_factory=AsteriskSettings)
+    provision: ProvisionSettings = field(default_factory=ProvisionSettings)
     lab: LabSettings = field(default_factory=LabSettings)
     log: LogSettings = field(default_factory=LogSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
@@ -330,6 +353,7 @@ _SECTIONS = (
     "agi",
     "ami",
     "asterisk",
+    "provision",
     "lab",
     "log",
     "metrics",
@@ -445,6 +469,10 @@ def _validate(s: Settings) -> None:
     ):
         if not 0 < port < 65536:
             raise ConfigError(f"{name} port {port} is out of range")
+    if s.provision.transport not in ("udp", "tls"):
+        raise ConfigError("[provision] transport must be 'udp' or 'tls'")
+    if not 0 <= s.provision.sip_port < 65536:
+        raise ConfigError(f"[provision] sip_port {s.provision.sip_port} is out of range")
     if s.billing.rounding not in ("per_second", "per_started_minute"):
         raise ConfigError("[billing] rounding must be 'per_second' or 'per_started_minute'")
     if s.billing.accept_digit not in tuple("0123456789"):

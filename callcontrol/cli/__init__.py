@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     from callcontrol.cli import agi as agi_cli
     from callcontrol.cli import ami as ami_cli
     from callcontrol.cli import systemd as systemd_cli
+    from callcontrol.cli import provision as provision_cli
 
     parents = [common_options()]
     parser = Parser(
@@ -126,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     ami_cli.register(sub, parents)
     alerts.register(sub, parents)
     systemd_cli.register(sub, parents)
+    provision_cli.register(sub, parents)
     return parser
 
 
