@@ -127,6 +127,13 @@ def _check_json_lines(daemon: RunningDaemon) -> None:
         assert len(about) >= 2, about
         bad = [p for p in about if p.get("call") != uniqueid]
         assert not bad, bad
+    # Every line of the loggers that handle calls names one of the two calls (nothing else
+    # happened on them meanwhile), whatever its message says.
+    handling = ("callcontrol.agi", "callcontrol.decision", "callcontrol.settlement")
+    lines_of_calls = [p for p in parsed if p["logger"].startswith(handling)]
+    lines_of_calls = [p for p in lines_of_calls if "listening on" not in p["message"]]
+    assert len(lines_of_calls) >= 4
+    assert {p.get("call") for p in lines_of_calls} == {"1733380000.41", "1733380000.42"}
     decided = [p for p in parsed if re.match(r"REFUSE call from handset", p["message"])]
     assert [p["call"] for p in decided] == ["1733380000.41", "1733380000.42"]
     # Lines about no call carry no call id.
