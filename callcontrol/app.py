@@ -8,6 +8,7 @@ import signal
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.call_end import CallEndHandler
@@ -25,6 +26,7 @@ from callcontrol.adapters.db.engine import (
     make_engine,
     session_factory,
 )
+from callcontrol.adapters.db.history_store import SqlHistoryReader
 from callcontrol.adapters.db.journal_store import SqlJournalStore
 from callcontrol.adapters.db.pin_store import SqlPinAlerts
 from callcontrol.adapters.db.settlement_store import SqlSettlementStore
@@ -32,6 +34,7 @@ from callcontrol.adapters.db.supervise_store import SqlAuditLog, SqlSuperviseSto
 from callcontrol.adapters.http import HttpServer
 from callcontrol.adapters.http.api import make_app
 from callcontrol.adapters.http.auth import TokenFile
+from callcontrol.adapters.http.history import HistoryApi
 from callcontrol.adapters.journal_file import JournalFile
 from callcontrol.config import ConfigError, Settings
 from callcontrol.daemon_ops import start_operations
@@ -133,7 +136,10 @@ def build_http_server(
         grants=grants,
     )
     tokens = TokenFile(settings.path(settings.http.tokens_file))
-    app = make_app(supervisor, tokens, SqlPinAlerts(sessions))
+    history = HistoryApi(
+        SqlHistoryReader(sessions), ZoneInfo(settings.site.timezone), settings.site.region
+    )
+    app = make_app(supervisor, tokens, SqlPinAlerts(sessions), history)
     return HttpServer(app, settings.http.host, settings.http.port)
 
 
@@ -165,7 +171,7 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
-        s.pin_secret()  # no key, no PIN checks: refuse to start rather than refuse every call
+        s.pin_keys()  # no key (or a bad previous one), no PIN checks: refuse to start
         # No key, no anchor for the recordings: refuse to start (made 0600 on first start).
         try:
             chain_key = SigningKey.load(s.path(s.recording.signing_key_file), create=True)

@@ -12,7 +12,10 @@ import secrets
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
+
+if TYPE_CHECKING:
+    from callcontrol.domain.pins import PinKeys
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,6 +37,10 @@ class SecuritySettings:
     # unless pin_secret is given directly (environment: CALLCONTROL_SECURITY_PIN_SECRET).
     pin_secret_file: str = "var/pin-secret"
     pin_secret: str = ""
+    # The secrets in use before the last rotations (`callcontrol pin-secret rotate`), newest
+    # first, one a line (0600): PINs hashed with them still match, and are hashed again with
+    # the current secret when next keyed. Not needed once `pin-secret status` shows none left.
+    pin_previous_secrets_file: str = "var/pin-secret.previous"
 
 
 @dataclass(frozen=True)
@@ -306,6 +313,22 @@ class Settings:
         if len(value) < 16:
             raise ConfigError(f"PIN secret in {path} is too short (at least 16 characters)")
         return value.encode()
+
+    def pin_keys(self, create: bool = False) -> PinKeys:
+        """The PIN secret and the previous ones still kept ([security]
+        pin_previous_secrets_file; missing: none)."""
+        from callcontrol import private_files
+        from callcontrol.domain.pins import PinKeys
+
+        current = self.pin_secret(create)
+        path = self.path(self.security.pin_previous_secrets_file)
+        if not path.exists():
+            return PinKeys(current)
+        private_files.tighten(path)
+        previous = tuple(line.strip().encode() for line in path.read_text().splitlines())
+        if any(len(p) < 16 for p in previous if p):
+            raise ConfigError(f"a previous PIN secret in {path} is too short (16 characters)")
+        return PinKeys(current, tuple(p for p in previous if p))
 
     def ami_secret(self, create: bool = False) -> str:
         """The daemon's AMI secret: ``[ami] secret``, else the content of ``[ami] secret_file``.

@@ -66,6 +66,6 @@ def build_authoriser(settings: Settings, store: CallStore) -> Authoriser:
             region=site.region, emergency_calls_allowed=site.emergency_calls == "allow"
         ),
         lockout=lockout_policy(settings),
-        pin_secret=settings.pin_secret,
+        pin_secret=settings.pin_keys,
         clock=utcnow,
     )

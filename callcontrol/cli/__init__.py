@@ -105,8 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     from callcontrol.cli import admin, alerts, billing, ops, recordings, supervise  # helpers
     from callcontrol.cli import agi as agi_cli
     from callcontrol.cli import ami as ami_cli
-    from callcontrol.cli import systemd as systemd_cli
+    from callcontrol.cli import backup as backup_cli
+    from callcontrol.cli import pin_secret as pin_secret_cli
     from callcontrol.cli import provision as provision_cli
+    from callcontrol.cli import systemd as systemd_cli
 
     parents = [common_options()]
     parser = Parser(
@@ -127,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     ami_cli.register(sub, parents)
     alerts.register(sub, parents)
     systemd_cli.register(sub, parents)
+    pin_secret_cli.register(sub, parents)
+    backup_cli.register(sub, parents)
     provision_cli.register(sub, parents)
     return parser
 

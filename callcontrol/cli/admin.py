@@ -161,7 +161,7 @@ async def _prisoner(s: AsyncSession, p: Prisoner) -> dict[str, Any]:
 
 
 async def prisoner_add(args: Args, settings: Settings) -> int:
-    secret, digits = settings.pin_secret(create=True), settings.site.pin_digits
+    secret, digits = settings.pin_keys(create=True), settings.site.pin_digits
     typed = pins_cli.typed_pin(args, settings)  # asked before the database is opened
     async with admin_session(settings) as s:
 
@@ -177,7 +177,7 @@ async def prisoner_add(args: Args, settings: Settings) -> int:
 
 
 async def prisoner_set_pin(args: Args, settings: Settings) -> int:
-    secret, digits = settings.pin_secret(create=True), settings.site.pin_digits
+    secret, digits = settings.pin_keys(create=True), settings.site.pin_digits
     typed = pins_cli.typed_pin(args, settings)
     async with admin_session(settings) as s:
 

@@ -312,8 +312,9 @@ def register(sub: argparse._SubParsersAction, parents: Parents) -> None:
     calls = group(
         sub,
         "calls",
-        "live calls, through the running daemon: list, cut, listen in",
-        "Live calls, through the daemon's supervision API ([http] host and port). " + EXIT_HELP,
+        "calls: live ones through the daemon (list, cut, listen in), and their history",
+        "Live calls, through the daemon's supervision API ([http] host and port); and past "
+        "calls from the database (`calls history`). " + EXIT_HELP,
     )
     live = command(
         calls,
@@ -353,6 +354,9 @@ def register(sub: argparse._SubParsersAction, parents: Parents) -> None:
     listen.add_argument("--reason", default="", metavar="R", help="why, for the audit log")
     for parser in (live, cut, listen):
         token_options(parser)
+    from callcontrol.cli.history import register_calls  # it imports this package's helpers
+
+    register_calls(calls, parents)
 
     tokens = group(
         sub,

@@ -24,7 +24,7 @@ from callcontrol.domain.model import (
     Reason,
 )
 from callcontrol.domain.numbers import is_short_code, normalise_dialled
-from callcontrol.domain.pins import pin_matches
+from callcontrol.domain.pins import PinKeys, pin_matches
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def check_handset(handset: Handset | None) -> Decision | None:
 
 
 def matching_prisoners(
-    prisoners_in_cell: Sequence[Prisoner], pin: str, secret: bytes
+    prisoners_in_cell: Sequence[Prisoner], pin: str, secret: bytes | PinKeys
 ) -> list[Prisoner]:
     """Every prisoner in the cell for whom ``pin`` is their PIN.
 
@@ -58,7 +58,9 @@ def matching_prisoners(
     return [p for p in prisoners_in_cell if pin_matches(secret, p.prison_number, pin, p.pin_hash)]
 
 
-def match_pin(prisoners_in_cell: Sequence[Prisoner], pin: str, secret: bytes) -> Prisoner | None:
+def match_pin(
+    prisoners_in_cell: Sequence[Prisoner], pin: str, secret: bytes | PinKeys
+) -> Prisoner | None:
     """The prisoner in this cell whose PIN this is, or None.
 
     If two cellmates share a PIN we cannot tell who is calling, and guessing would put

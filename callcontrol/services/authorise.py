@@ -28,7 +28,7 @@ from callcontrol.domain.model import (
 from callcontrol.domain.numbers import destination_class
 from callcontrol.domain.pin_lockout import DAY as PIN_DAY
 from callcontrol.domain.pin_lockout import LockState, after_lockout, lockout_after_failure
-from callcontrol.domain.pins import LockoutPolicy
+from callcontrol.domain.pins import LockoutPolicy, PinKeys, as_keys, hash_pin, needs_rehash
 from callcontrol.domain.rules import (
     SitePolicy,
     check_handset,
@@ -129,6 +129,11 @@ class CallStore(Protocol):
         """A successful call: the next lockout on this handset is a first one again."""
         ...
 
+    async def rehash_pin(self, prisoner_id: int, old_hash: str, new_hash: str) -> bool:
+        """Replace the prisoner's PIN hash, only if it is still ``old_hash`` (a PIN set by staff
+        meanwhile wins); True when replaced."""
+        ...
+
     async def contacts(self, prisoner_id: int) -> Sequence[Contact]: ...
 
     async def global_numbers(self) -> Mapping[str, GlobalNumber]: ...
@@ -178,7 +183,7 @@ class Authoriser:
         policy: SitePolicy,
         lockout: LockoutPolicy,
         billing: BillingPolicy,
-        pin_secret: Callable[[], bytes],
+        pin_secret: Callable[[], bytes | PinKeys],
         clock: Callable[[], datetime],
     ) -> None:
         self.store = store
@@ -216,7 +221,8 @@ class Authoriser:
                 return PinCheck(None, None, retry=True)
             return PinCheck(None, Decision.refuse(Reason.NO_PIN, detail="no PIN keyed"))
         prisoners = await self.store.prisoners_in_cell(handset.cell)
-        prisoner = match_pin(prisoners, pin, self._pin_secret())
+        keys = as_keys(self._pin_secret())
+        prisoner = match_pin(prisoners, pin, keys)
         if prisoner is None:
             locked = await self._wrong_pin(handset.cell, now, state)
             if locked is not None:
@@ -229,6 +235,12 @@ class Authoriser:
             return PinCheck(None, refusal)
         if state.level:  # a successful call ends the escalation
             await self.store.reset_pin_escalation(handset.cell, now)
+        if needs_rehash(keys, prisoner.pin_hash):  # a rotation: store it with the current key
+            new = hash_pin(keys.current, prisoner.prison_number, pin)
+            if await self.store.rehash_pin(prisoner.id, prisoner.pin_hash, new):
+                log.info(
+                    "PIN of prisoner %s stored again with the current key", prisoner.prison_number
+                )
         return PinCheck(prisoner, None)
 
     @staticmethod

@@ -25,7 +25,7 @@ from callcontrol.domain.model import (
     Reason,
 )
 from callcontrol.domain.pin_lockout import LockState
-from callcontrol.domain.pins import LockoutPolicy, hash_pin
+from callcontrol.domain.pins import LockoutPolicy, PinKeys, hash_pin
 from callcontrol.domain.rules import SitePolicy
 from callcontrol.domain.tariffs import DEFAULT_TARIFFS, Rounding, tariffs_by_class
 from callcontrol.domain.windows import parse_windows
@@ -92,6 +92,14 @@ class FakeStore:
     async def reset_pin_escalation(self, cell: str, at: datetime) -> None:
         self.calls.append(f"reset_pin_escalation {cell}")
         self.lock_states[cell] = replace(self.lock_states[cell], level=0)
+
+    async def rehash_pin(self, prisoner_id: int, old_hash: str, new_hash: str) -> bool:
+        self.calls.append(f"rehash_pin {prisoner_id}")
+        for i, p in enumerate(self.prisoners):
+            if p.id == prisoner_id and p.pin_hash == old_hash:
+                self.prisoners[i] = replace(p, pin_hash=new_hash)
+                return True
+        return False
 
     async def contacts(self, prisoner_id: int) -> Sequence[Contact]:
         return self.contact_lists.get(prisoner_id, [])
@@ -367,3 +375,28 @@ async def test_outside_the_calling_window_is_refused(world) -> None:
 def test_decision_refuse_carries_the_reason() -> None:
     d = Decision.refuse(Reason.NOT_APPROVED, number="+442079460000")
     assert not d.allowed and d.outcome is Outcome.REFUSE
+
+
+async def test_a_pin_hashed_with_a_previous_secret_is_stored_again_with_the_current_one(
+    world,
+) -> None:
+    """After `pin-secret rotate`: the old secret is kept for checking; the first right PIN
+    stores the hash again with the new secret; a wrong PIN changes nothing."""
+    store, _, handler = world
+    new = b"the-new-pin-secret-0123456789"
+    handler.auth._pin_secret = lambda: PinKeys(new, (SECRET,))
+    old_hash = store.prisoners[0].pin_hash
+    ch = FakeChannel("A1-01", "02079460000", ["0000", "0000", "0000"])
+    await handler(ch)
+    assert store.prisoners[0].pin_hash == old_hash
+    ch = FakeChannel("A1-01", "02079460000", ["1234"])
+    await handler(ch)
+    assert ch.variables[cv.DECISION] == cv.ALLOW
+    assert store.prisoners[0].pin_hash == hash_pin(new, "A1234BC", "1234") != old_hash
+    assert store.calls.count("rehash_pin 1") == 1
+    ch = FakeChannel("A1-01", "02079460000", ["1234"])  # the old secret no longer needed
+    handler.auth._pin_secret = lambda: new
+    store.active.clear()
+    await handler(ch)
+    assert store.records[-1].decision.reason is not Reason.WRONG_PIN
+    assert store.calls.count("rehash_pin 1") == 1

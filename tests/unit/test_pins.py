@@ -15,6 +15,7 @@ from callcontrol.domain.pins import (
     LockoutPolicy,
     generate_pin,
     hash_pin,
+    key_id,
     pin_matches,
     pin_space,
     valid_pin_format,
@@ -48,8 +49,8 @@ def test_pin_format_length_is_configurable() -> None:
 
 def test_hash_has_version_prefix_and_is_deterministic() -> None:
     stored = hash_pin(SECRET, "A1234BC", "1234")
-    assert stored.startswith("h1$")
-    assert len(stored) == 3 + 64
+    assert stored.startswith("h2$" + key_id(SECRET) + "$")  # the key it was made with
+    assert len(stored) == 3 + 8 + 1 + 64
     assert stored == hash_pin(SECRET, "A1234BC", "1234")
 
 
@@ -75,7 +76,7 @@ def test_wrong_secret_does_not_match() -> None:
 
 def test_unknown_prefix_does_not_match() -> None:
     stored = hash_pin(SECRET, "A1234BC", "1234")
-    assert not pin_matches(SECRET, "A1234BC", "1234", "h2$" + stored[3:])
+    assert not pin_matches(SECRET, "A1234BC", "1234", "h9$" + stored[3:])
     assert not pin_matches(SECRET, "A1234BC", "1234", stored[3:])
     assert not pin_matches(SECRET, "A1234BC", "1234", "")
     assert not pin_matches(SECRET, "A1234BC", "1234", "h1$é")

@@ -21,7 +21,7 @@ from callcontrol.adapters.db.models import Cell, Contact, ContactChange, GlobalN
 from callcontrol.domain import model, sip_digest
 from callcontrol.domain.model import ContactKind, ContactStatus, GlobalPolicy
 from callcontrol.domain.numbers import is_short_code, normalise_for_list
-from callcontrol.domain.pins import hash_pin, valid_pin_format
+from callcontrol.domain.pins import Keys, as_keys, hash_pin, valid_pin_format
 from callcontrol.domain.rules import contact_limit_reached, matching_prisoners
 
 CELL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
@@ -196,7 +196,7 @@ async def get_prisoner(session: AsyncSession, prison_number: str) -> Prisoner:
 
 
 async def _refuse_shared_pin(
-    session: AsyncSession, cell: Cell, pin: str, secret: bytes, besides: int | None = None
+    session: AsyncSession, cell: Cell, pin: str, secret: Keys, besides: int | None = None
 ) -> None:
     """Refuse a PIN a cellmate already has: the handset could not tell who is calling."""
     rows = await session.scalars(select(Prisoner).where(Prisoner.cell_id == cell.id))
@@ -215,7 +215,7 @@ async def add_prisoner(
     name: str,
     pin: str,
     cell: str,
-    secret: bytes,
+    secret: Keys,
     pin_digits: int = 4,
 ) -> Prisoner:
     """Add a prisoner in ``cell`` with ``pin`` (only its keyed hash is stored)."""
@@ -230,7 +230,7 @@ async def add_prisoner(
     prisoner = Prisoner(
         prison_number=prison_number,
         name=name,
-        pin_hash=hash_pin(secret, prison_number, pin),
+        pin_hash=hash_pin(as_keys(secret).current, prison_number, pin),
         cell_id=the_cell.id,
         active=True,
     )
@@ -266,7 +266,7 @@ async def _set_active(session: AsyncSession, number: str, active: bool, reason: 
 
 
 async def set_pin(
-    session: AsyncSession, prison_number: str, pin: str, secret: bytes, pin_digits: int = 4
+    session: AsyncSession, prison_number: str, pin: str, secret: Keys, pin_digits: int = 4
 ) -> Prisoner:
     """Give a prisoner a new PIN."""
     _check_pin(pin, pin_digits)
@@ -274,7 +274,7 @@ async def set_pin(
     if prisoner.cell_id is not None:
         cell = await session.get_one(Cell, prisoner.cell_id)
         await _refuse_shared_pin(session, cell, pin, secret, besides=prisoner.id)
-    prisoner.pin_hash = hash_pin(secret, prison_number, pin)
+    prisoner.pin_hash = hash_pin(as_keys(secret).current, prison_number, pin)
     await session.flush()
     return prisoner
 

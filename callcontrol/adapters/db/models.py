@@ -170,7 +170,7 @@ class CallDecision(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
     handset: Mapped[str] = mapped_column(String(64))  # the SIP endpoint as Asterisk saw it
     cell_id: Mapped[int | None] = mapped_column(ForeignKey("cells.id"))
-    prisoner_id: Mapped[int | None] = mapped_column(ForeignKey("prisoners.id"), index=True)
+    prisoner_id: Mapped[int | None] = mapped_column(ForeignKey("prisoners.id"))
     dialled: Mapped[str] = mapped_column(String(64))  # as dialled (truncated if absurdly long)
     number: Mapped[str | None] = mapped_column(String(32))  # normalised
     outcome: Mapped[str] = mapped_column(String(16))  # allow | refuse
@@ -181,6 +181,14 @@ class CallDecision(Base):
     uniqueid: Mapped[str] = mapped_column(String(64), default="", server_default="", index=True)
     sip_call_id: Mapped[str] = mapped_column(String(255), default="", server_default="", index=True)
     decision_ms: Mapped[float | None] = mapped_column()
+    # Call history (adapters/db/history_store.py, migration 0010): each filter, newest first.
+    __table_args__ = (
+        Index("ix_call_decisions_prisoner_id_id", "prisoner_id", "id"),
+        Index("ix_call_decisions_cell_id_id", "cell_id", "id"),
+        Index("ix_call_decisions_number_id", "number", "id"),
+        Index("ix_call_decisions_dialled_id", "dialled", "id"),
+        Index("ix_call_decisions_reason_id", "reason", "id"),
+    )
 
 
 class Call(Base):

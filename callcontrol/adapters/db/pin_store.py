@@ -67,6 +67,15 @@ class SqlPinStore:
             )
             return _state(row)
 
+    async def rehash_pin(self, prisoner_id: int, old_hash: str, new_hash: str) -> bool:
+        async with self.sessions.begin() as s:
+            result = await s.execute(
+                update(m.Prisoner)
+                .where(m.Prisoner.id == prisoner_id, m.Prisoner.pin_hash == old_hash)
+                .values(pin_hash=new_hash)
+            )
+            return bool(result.rowcount)
+
     async def record_pin_failure(self, cell: str, at: datetime) -> None:
         async with self.sessions.begin() as s:
             cell_id = await _cell_id(s, cell)
@@ -237,3 +246,8 @@ class SqlPinAlerts:
         except AdminError as e:
             kind = NotFound if str(e).startswith("no cell") else Invalid
             raise kind(str(e)) from None
+
+
+async def pin_hashes(session: AsyncSession) -> list[str]:
+    """Every prisoner's stored PIN hash (for `pin-secret status`: which keys are still used)."""
+    return list(await session.scalars(select(m.Prisoner.pin_hash)))

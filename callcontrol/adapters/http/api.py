@@ -260,9 +260,12 @@ async def _tokens_loaded(app: web.Application) -> AsyncIterator[None]:
     log.info("supervision API stopped")
 
 
-def make_app(supervisor: Supervisor, tokens: TokenFile, pin_alerts: Any = None) -> web.Application:
+def make_app(
+    supervisor: Supervisor, tokens: TokenFile, pin_alerts: Any = None, history: Any = None
+) -> web.Application:
     """The API; with ``pin_alerts`` (adapters/http/alerts.py's PinAlerts) also its PIN lockout
-    routes, GET /alerts and POST /cells/{name}/unlock."""
+    routes, GET /alerts and POST /cells/{name}/unlock; with ``history`` (adapters/http/
+    history.py's HistoryApi) the call history, GET /calls."""
     app = web.Application(middlewares=[edge], client_max_size=MAX_BODY)
     app[SUPERVISOR] = supervisor
     app[TOKENS] = tokens
@@ -283,4 +286,8 @@ def make_app(supervisor: Supervisor, tokens: TokenFile, pin_alerts: Any = None) 
         from callcontrol.adapters.http import alerts  # it imports this module's helpers
 
         alerts.add_routes(app, pin_alerts)
+    if history is not None:
+        from callcontrol.adapters.http import history as history_routes
+
+        history_routes.add_routes(app, history)
     return app
