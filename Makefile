@@ -13,10 +13,12 @@ help:
 	@echo "make bench  - set up and run the benchmark (static dialplan, daemon, pyst2 AGI; about 30 min)"
 	@echo "make lint   - ruff check and format check"
 
-$(BIN)/.installed: pyproject.toml
+# Two distributions, both editable: callcontrol (the product) and callcontrol-lab (lab/: the
+# Asterisk lab, simulator, benchmark and demo, with the test tools).
+$(BIN)/.installed: pyproject.toml lab/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e . -e './lab[dev]'
 	touch $@
 
 setup: system-deps $(BIN)/.installed
@@ -27,7 +29,7 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 run: setup
-	$(BIN)/python -m callcontrol.demo
+	$(BIN)/python -m callcontrol_lab.demo
 
 test: setup
 	$(BIN)/ruff check .
@@ -36,7 +38,7 @@ test: setup
 
 # The benchmark: docs/benchmarks.md says what it measures and what it found.
 bench: setup
-	$(BIN)/python -m callcontrol.bench.run --from-make $(BENCH_ARGS)
+	$(BIN)/python -m callcontrol_lab.bench.run --from-make $(BENCH_ARGS)
 
 lint:
 	$(BIN)/ruff check .

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import signal
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,7 +35,7 @@ from callcontrol.adapters.http.api import make_app
 from callcontrol.adapters.http.auth import TokenFile
 from callcontrol.adapters.http.history import HistoryApi
 from callcontrol.adapters.journal_file import JournalFile
-from callcontrol.config import ConfigError, Settings
+from callcontrol.config import ConfigError, Settings, journal_path, recordings_spool
 from callcontrol.daemon_ops import start_operations
 from callcontrol.domain.call_end import CallEnd
 from callcontrol.logging_setup import TEXT_FORMAT as LOG_FORMAT  # noqa: F401 (demo, bench)
@@ -56,24 +55,6 @@ log = logging.getLogger("callcontrol.daemon")
 
 # Seconds after a call's channel hangs up before the journal is consulted for its end.
 JOURNAL_GRACE_S = 3.0
-
-
-def journal_path(settings: Settings) -> Path:
-    """Where Asterisk writes the call journal, as the daemon sees it."""
-    if settings.asterisk.journal_file:
-        return settings.path(settings.asterisk.journal_file)
-    from callcontrol.lab.lab import Lab
-
-    return Lab(settings).journal_path
-
-
-def recordings_spool(settings: Settings) -> Path:
-    """Where MixMonitor streams recorded calls, as the daemon sees it."""
-    if settings.recording.spool_dir:
-        return settings.path(settings.recording.spool_dir)
-    from callcontrol.lab.lab import Lab
-
-    return Lab(settings).recordings_spool
 
 
 def agi_secret(settings: Settings) -> str:
@@ -180,6 +161,7 @@ class Daemon:
         secret = agi_secret(s)  # no secret, no request Asterisk can prove its own: likewise
         # A built-in or missing AMI secret outside the lab: refuse to start (ConfigError).
         ami_secret = s.ami_secret(create=s.lab.enabled)
+        journal_at, spool = journal_path(s), recordings_spool(s)  # required settings
         engine = make_engine(database_url(s))
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -190,12 +172,12 @@ class Daemon:
             settler = Settler(
                 SqlSettlementStore(sessions), free_drop_s=s.billing.free_drop_s, clock=utcnow
             )
-            journal = JournalFollower(JournalFile(journal_path(s)), SqlJournalStore(sessions))
+            journal = JournalFollower(JournalFile(journal_at), SqlJournalStore(sessions))
             tasks.append(
                 asyncio.create_task(keep_following(journal, s, JOURNAL_POLL_S), name="call-journal")
             )
             jobs = RecordingJobs(
-                sessions, recordings_spool(s), s.path(s.recording.store_dir), s.recording.bitrate
+                sessions, spool, s.path(s.recording.store_dir), s.recording.bitrate
             )
             settler.on_settled.append(jobs.after_settlement)
             # Polled every poll_s, due interval - poll_s after the last: never more than the

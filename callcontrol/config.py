@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 if TYPE_CHECKING:
     from callcontrol.domain.pins import PinKeys
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
 
 class ConfigError(Exception):
     """A setting is missing, malformed or contradictory."""
@@ -97,8 +95,9 @@ class BillingSettings:
 
 @dataclass(frozen=True)
 class RecordingSettings:
-    # Where Asterisk's MixMonitor writes the audio while a call runs, as the daemon sees it.
-    # Empty: the lab's (in its spool folder).
+    # Where Asterisk's MixMonitor writes the audio while a call runs, as the daemon sees it
+    # (and as Asterisk does: `asterisk render` writes it into the dialplan). Required by the
+    # daemon; the lab sets it in the settings file it writes.
     spool_dir: str = ""
     # Where ingested recordings are kept, named by their SHA-256.
     store_dir: str = "var/recordings"
@@ -178,19 +177,34 @@ class AsteriskSettings:
     # The called parties: the PSTN trunk (in the lab, the simulated called party's SIPp).
     pstn_host: str = "127.0.0.1"
     pstn_port: int = 5070
-    # Where `callcontrol asterisk sync` writes the rendered cell endpoints. Empty: the lab's
-    # configuration folder.
+    # Where `callcontrol asterisk sync` writes the rendered cell endpoints (pjsip.conf includes
+    # it). Empty: pjsip_cells.conf in astetcdir.
     cells_conf: str = ""
+    # How to run Asterisk's CLI (`asterisk -rx`, to reload PJSIP): the command's first words,
+    # without -rx. The lab sets its chroot form (chroot ROOT asterisk -C FILE).
+    cli_command: tuple[str, ...] = ("asterisk",)
+    # Asterisk's own folders, as Asterisk sees them (asterisk.conf [directories], written by
+    # `callcontrol asterisk render`): Debian's by default. astetcdir is where the rendered files
+    # go. astmoddir empty: the first of /usr/lib/*/asterisk/modules, /usr/lib/asterisk/modules.
+    astetcdir: str = "/etc/asterisk"
+    astmoddir: str = ""
+    astrundir: str = "/var/run/asterisk"
+    astspooldir: str = "/var/spool/asterisk"
+    astlogdir: str = "/var/log/asterisk"
+    astdbdir: str = "/var/lib/asterisk"
+    # The address SIP (UDP) and RTP bind to, for the cell handsets and the trunk.
+    pjsip_host: str = "127.0.0.1"
     # Seconds that Dial lets the called party ring.
     ring_timeout_s: int = 45
     # The officers' listening desk (a SIP endpoint that answers calls originated to it).
     officers_host: str = "127.0.0.1"
     officers_port: int = 5090
     # The PJSIP endpoints an officer may listen in from (calls listen --officer DESK): any other
-    # is refused and audited. "officers" is the desk asterisk-conf/pjsip.conf defines.
+    # is refused and audited. "officers" is the desk data/asterisk/pjsip.conf defines.
     officer_desks: tuple[str, ...] = ("officers",)
     # The journal where Asterisk writes each call's acceptance and end (the daemon reads it to
-    # settle calls it did not hear end). Empty: the lab's (in its spool folder).
+    # settle calls it did not hear end), as the daemon and Asterisk see it. Required by the
+    # daemon; the lab sets it in the settings file it writes.
     journal_file: str = ""
     # The daemon moves the journal aside (to journal_file.<UTC time>, next to it) once it is this
     # long, or its first line this old; `callcontrol journal rotate` does it at once.
@@ -366,6 +380,28 @@ class Settings:
         return value
 
 
+def journal_path(settings: Settings) -> Path:
+    """Where Asterisk writes the call journal, as the daemon (and Asterisk) see it ([asterisk]
+    journal_file: required, there is no default to fall back on)."""
+    if not settings.asterisk.journal_file:
+        raise ConfigError(
+            "[asterisk] journal_file is not set: the file Asterisk's dialplan writes each call's "
+            "acceptance and end to (e.g. /var/spool/asterisk/callcontrol/journal.log)"
+        )
+    return settings.path(settings.asterisk.journal_file)
+
+
+def recordings_spool(settings: Settings) -> Path:
+    """Where MixMonitor streams recorded calls, as the daemon (and Asterisk) see it
+    ([recording] spool_dir: required)."""
+    if not settings.recording.spool_dir:
+        raise ConfigError(
+            "[recording] spool_dir is not set: the folder Asterisk's MixMonitor writes calls "
+            "to while they run (e.g. /var/spool/asterisk/callcontrol/recordings)"
+        )
+    return settings.path(settings.recording.spool_dir)
+
+
 _SECTIONS = (
     "database",
     "security",
@@ -510,6 +546,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("[site] pin_tries_per_call must be between 1 and 10")
     if not 60 <= s.recording.checkpoint_interval_s <= 3600:
         raise ConfigError("[recording] checkpoint_interval_s must be between 60 and 3600")
+    if not s.asterisk.cli_command:
+        raise ConfigError("[asterisk] cli_command is empty: the command that runs Asterisk's CLI")
     _validate_agi(s.agi)
     _validate_operations(s)
 

@@ -1,7 +1,7 @@
 """The decision's wiring from the settings: the billing policy and the Authoriser.
 
 A module of its own, importing nothing of the daemon's servers, so that the benchmark's per-call
-AGI script (callcontrol/bench/pyst2_agi.py) builds exactly what the daemon builds without
+AGI script (lab/callcontrol_lab/bench/pyst2_agi.py) builds exactly what the daemon builds without
 loading the daemon on every call.
 """
 

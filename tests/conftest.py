@@ -26,9 +26,9 @@ from sqlalchemy.pool import NullPool
 
 from callcontrol.adapters.db.engine import normalise_url, upgrade
 from callcontrol.config import DatabaseSettings, SecuritySettings, Settings, with_overrides
-from callcontrol.devtools.postgres import PG_NOT_FOUND
-from callcontrol.devtools.postgres import LocalPostgres as _LocalPostgres
-from callcontrol.devtools.postgres import pg_bindir as _pg_bindir
+from callcontrol_lab.devtools.postgres import PG_NOT_FOUND
+from callcontrol_lab.devtools.postgres import LocalPostgres as _LocalPostgres
+from callcontrol_lab.devtools.postgres import pg_bindir as _pg_bindir
 
 TEST_PIN_SECRET = "test-pin-secret-0123456789abcdef"
 

@@ -38,7 +38,7 @@ Call control for in-cell prison telephones, beside Asterisk.
 
 Operators use it to keep the database: cells and their handsets, prisoners and their PINs,
 each prisoner's contact list, and numbers blocked or allowed for everyone. It also runs the
-daemon that decides every call, and the Asterisk lab.
+daemon that decides every call, and writes Asterisk's configuration (asterisk render, sync).
 """
 
 EPILOG = """\
@@ -58,7 +58,8 @@ class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, like every other error of the command."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"callcontrol: error: {message} (see `{self.prog} --help`)\n")
+        name = self.prog.split()[0]  # callcontrol, or callcontrol-lab
+        self.exit(EXIT_USAGE, f"{name}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -141,7 +142,14 @@ def one_line(message: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status."""
-    parser = build_parser()
+    return run(build_parser(), argv)
+
+
+def run(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str = "callcontrol"
+) -> int:
+    """Parse ``argv`` with ``parser`` and run the chosen handler on the settings; errors
+    are one line, ``PROG: error: ...`` (the lab's command shares this)."""
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2, already printed)
@@ -150,11 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(getattr(args, "config", None))
         return call_handler(args.handler, args, settings)
     except CliError as e:
-        return fail(one_line(str(e)), e.status)
+        return fail(one_line(str(e)), e.status, prog)
     except ConfigError as e:
-        return fail(one_line(str(e)), EXIT_USAGE)
+        return fail(one_line(str(e)), EXIT_USAGE, prog)
     except KeyboardInterrupt:
-        return fail("interrupted", 130)
+        return fail("interrupted", 130, prog)
 
 
 # --- for the commands that use the database ----------------------------------------------------

@@ -24,7 +24,7 @@ from callcontrol.adapters.db.engine import (
     redact,
     upgrade,
 )
-from callcontrol.adapters.db.models import Cell, Contact, Prisoner
+from callcontrol.adapters.db.tables import Cell, Contact, Prisoner
 from callcontrol.cli import (
     Parents,
     admin_session,

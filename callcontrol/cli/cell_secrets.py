@@ -4,8 +4,10 @@ The password is generated (and printed once), or read from standard input
 (`--sip-password-stdin`; a prompt without echo when it is a terminal): never from the command
 line, where every local account can read it (ps, /proc/PID/cmdline, shell history).
 `--sip-password P` is refused unless [lab] enabled. The database keeps only the digest hash
-(domain/sip_digest.py). In the lab ([lab] enabled) the password is also written to the lab's
-handsets file, for the simulated handsets (lab/handsets.py).
+(domain/sip_digest.py). In the lab ([lab] enabled) the password is also handed to the lab's hook
+(entry point `handset_password` in group `callcontrol.lab_hooks`, which the callcontrol-lab
+distribution provides), which keeps it for the simulated handsets: the product imports nothing
+of the lab, and a prison's install has no such hook.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from importlib.metadata import entry_points
 from typing import Any
 
 from callcontrol.adapters.db import admin
 from callcontrol.cli import admin_session, row
 from callcontrol.cli.common import EXIT_OK, EXIT_USAGE, CliError, emit
 from callcontrol.config import Settings
-from callcontrol.lab import handsets
 
 Args = argparse.Namespace
 
@@ -48,9 +50,20 @@ def given_password(args: Args, settings: Settings) -> str | None:
     return password
 
 
+LAB_HOOKS = "callcontrol.lab_hooks"
+
+
+def tell_lab(settings: Settings, cell: str, password: str) -> None:
+    """In the lab only ([lab] enabled): hand a handset's new password to the lab's hooks
+    (``hook(settings, cell, password)``), which keep it for the simulated handsets."""
+    if not settings.lab.enabled:
+        return
+    for hook in entry_points(group=LAB_HOOKS, name="handset_password"):
+        hook.load()(settings, cell, password)
+
+
 def _shown(args: Args, settings: Settings, cell: Any, password: str, generated: bool) -> int:
-    if settings.lab.enabled:
-        handsets.remember(handsets.path_of(settings), {cell.name: password})
+    tell_lab(settings, cell.name, password)
     data = row(cell, FIELDS)
     if generated:
         data["sip_password"] = password

@@ -53,6 +53,6 @@ def call_handler(handler: Handler, args: argparse.Namespace, settings: Settings)
     return int(result)  # type: ignore[arg-type]
 
 
-def fail(message: str, status: int = EXIT_USAGE) -> int:
-    print(f"callcontrol: error: {message}", file=sys.stderr)
+def fail(message: str, status: int = EXIT_USAGE, prog: str = "callcontrol") -> int:
+    print(f"{prog}: error: {message}", file=sys.stderr)
     return status

@@ -11,7 +11,7 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
-from callcontrol.adapters.db.journal_models import JournalPositionRow
+from callcontrol.adapters.db.tables import JournalPositionRow
 from callcontrol.adapters.journal_file import JournalFile
 from callcontrol.cli import Parents, admin_session, command, group, table
 from callcontrol.cli.common import EXIT_FAILED, EXIT_OK, CliError, emit
@@ -21,7 +21,7 @@ Args = argparse.Namespace
 
 
 def _journal(settings: Settings) -> JournalFile:
-    from callcontrol.app import journal_path
+    from callcontrol.config import journal_path
 
     return JournalFile(journal_path(settings))
 

@@ -1,4 +1,4 @@
-"""Commands that run things: the Asterisk lab, the cells' sync into Asterisk, and the daemon."""
+"""Commands that run things: the cells' sync into Asterisk, and the daemon."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from callcontrol.adapters.asterisk.pjsip_cells import CELLS_CONF
+from callcontrol.cli import asterisk_render
 from callcontrol.cli.common import EXIT_FAILED, EXIT_OK, CliError, emit
 from callcontrol.config import Settings
 
@@ -17,51 +19,17 @@ log = logging.getLogger("callcontrol.cli")
 
 
 def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    """Add the `lab`, `asterisk` and `run` commands."""
-    lab = sub.add_parser(
-        "lab",
-        help="the Asterisk lab: Asterisk 22 running this repository's configuration",
-        description="Start, stop or show the Asterisk lab. Asterisk comes from the PATH when a "
-        "version 20 or newer is there, otherwise from a Debian sid root built once into "
-        "[lab] root (default ~/.cache/callcontrol/asterisk-root). Everything binds to "
-        "127.0.0.1; the ports come from the settings.",
-    )
-    lab_sub = lab.add_subparsers(dest="lab_command", required=True, metavar="up|down|status")
-    up = lab_sub.add_parser(
-        "up",
-        parents=parents,
-        help="set up and start the lab (idempotent)",
-        description="Build the Asterisk root if needed, write the "
-        "configuration and start Asterisk. If it runs already, the "
-        "configuration is written again and reloaded.",
-    )
-    up.set_defaults(handler=lab_up)
-    down = lab_sub.add_parser(
-        "down",
-        parents=parents,
-        help="stop the lab's Asterisk",
-        description="Stop the lab's Asterisk; leaves no process behind.",
-    )
-    down.set_defaults(handler=lab_down)
-    status = lab_sub.add_parser(
-        "status",
-        parents=parents,
-        help="say what runs where",
-        description="Show whether the lab runs, and its ports, "
-        "folders and log file. Exit status 0 when it runs, 1 when not.",
-    )
-    status.set_defaults(handler=lab_status)
-
+    """Add the `asterisk` and `run` commands."""
     ast = sub.add_parser("asterisk", help="Asterisk configuration generated from the database")
-    ast_sub = ast.add_subparsers(dest="asterisk_command", required=True, metavar="sync")
+    ast_sub = ast.add_subparsers(dest="asterisk_command", required=True, metavar="sync|render")
     sync = ast_sub.add_parser(
         "sync",
         parents=parents,
         help="write the cells' SIP endpoints and reload PJSIP",
         description="Render one PJSIP endpoint (digest auth) per enabled cell handset into "
-        "pjsip_cells.conf ([asterisk] cells_conf, by default the lab's configuration folder) "
-        "and reload PJSIP through Asterisk's CLI control socket (`asterisk -rx`: root or "
-        "Asterisk's user; not AMI). A disabled handset is left out, so it can no longer "
+        "pjsip_cells.conf ([asterisk] cells_conf, by default in [asterisk] astetcdir) and "
+        "reload PJSIP through Asterisk's CLI control socket ([asterisk] cli_command + -rx: root "
+        "or Asterisk's user; not AMI). A disabled handset is left out, so it can no longer "
         "place calls.",
     )
     sync.add_argument(
@@ -70,6 +38,7 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
         help="write the file only; do not ask Asterisk to reload",
     )
     sync.set_defaults(handler=asterisk_sync)
+    asterisk_render.register(ast_sub, parents)
 
     run = sub.add_parser(
         "run",
@@ -91,63 +60,11 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     run.set_defaults(handler=run_daemon)
 
 
-def _lab(settings: Settings):  # imported late: the lab is not needed by the other commands
-    from callcontrol.lab.lab import Lab, LabError
-
-    try:
-        return Lab(settings)
-    except LabError as e:
-        raise CliError(str(e), EXIT_FAILED) from None
-
-
-def lab_up(args: argparse.Namespace, settings: Settings) -> int:
-    from callcontrol.lab.lab import LabError
-
-    try:
-        status = _lab(settings).up()
-    except LabError as e:
-        raise CliError(str(e), EXIT_FAILED) from None
-    emit(
-        args,
-        status.as_dict(),
-        f"lab {status.name}: Asterisk running (pid {status.pid})\n"
-        f"  SIP {status.pjsip}, AMI {status.ami}, daemon expected at {status.agi}\n"
-        f"  called parties at {status.pstn}; configuration in {status.conf_dir}\n"
-        f"  log: {status.log_file}",
-    )
-    return EXIT_OK
-
-
-def lab_down(args: argparse.Namespace, settings: Settings) -> int:
-    lab = _lab(settings)
-    was = lab.down()
-    emit(
-        args,
-        {"name": lab.name, "stopped": was},
-        f"lab {lab.name}: " + ("Asterisk stopped" if was else "was not running"),
-    )
-    return EXIT_OK
-
-
-def lab_status(args: argparse.Namespace, settings: Settings) -> int:
-    status = _lab(settings).status()
-    if status.running:
-        text = (
-            f"lab {status.name}: running (pid {status.pid})\n  {status.version}\n"
-            f"  SIP {status.pjsip}, AMI {status.ami}, daemon at {status.agi}, "
-            f"called parties at {status.pstn}\n  root {status.root}\n"
-            f"  configuration {status.conf_dir}\n  log {status.log_file}"
-        )
-    else:
-        text = f"lab {status.name}: not running (root {status.root})"
-    emit(args, status.as_dict(), text)
-    return EXIT_OK if status.running else EXIT_FAILED
-
-
 def cells_conf_path(settings: Settings) -> Path:
-    if settings.asterisk.cells_conf:
-        return settings.path(settings.asterisk.cells_conf)
-    return _lab(settings).cells_conf_path
+    """Where `asterisk sync` writes the cells' endpoints: [asterisk] cells_conf, else
+    pjsip_cells.conf in Asterisk's configuration folder ([asterisk] astetcdir)."""
+    a = settings.asterisk
+    return settings.path(a.cells_conf or f"{a.astetcdir}/{CELLS_CONF}")
 
 
 PJSIP_RELOAD = "module reload res_pjsip.so"
@@ -157,32 +74,25 @@ def reload_pjsip(settings: Settings) -> None:
     """Reload PJSIP through Asterisk's own CLI control socket (``asterisk -rx``), which needs
     the local rights of Asterisk's user or root: not through AMI, whose account (the daemon's)
     has no `system` class, so that its secret cannot reload or rewrite Asterisk's configuration.
-    The lab's Asterisk when ``[asterisk] cells_conf`` is the lab's, else the one on the PATH."""
-    from callcontrol.lab.lab import LabError
-
-    if not settings.asterisk.cells_conf:
-        try:
-            out = _lab(settings).rx(PJSIP_RELOAD)
-        except LabError as e:
-            raise CliError(str(e), EXIT_FAILED) from None
-    else:
-        try:
-            proc = subprocess.run(
-                ["asterisk", "-rx", PJSIP_RELOAD], capture_output=True, text=True, timeout=30
-            )
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise CliError(f"`asterisk -rx` failed: {e}", EXIT_FAILED) from None
-        if proc.returncode != 0:
-            why = " ".join((proc.stderr or proc.stdout).split()) or f"status {proc.returncode}"
-            raise CliError(f"`asterisk -rx` failed: {why}", EXIT_FAILED)
-        out = proc.stdout
+    The command is [asterisk] cli_command (the lab's chroot form in the lab) + -rx."""
+    argv = [*settings.asterisk.cli_command, "-rx", PJSIP_RELOAD]
+    shown = " ".join(settings.asterisk.cli_command) + " -rx"
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise CliError(f"`{shown}` failed: {e}", EXIT_FAILED) from None
+    if proc.returncode != 0:
+        why = " ".join((proc.stderr or proc.stdout).split()) or f"status {proc.returncode}"
+        raise CliError(f"`{shown}` failed: {why}", EXIT_FAILED)
+    out = proc.stdout
     if "reloaded" not in out.lower() and "queued" not in out.lower():
         raise CliError(f"Asterisk did not reload PJSIP: {' '.join(out.split())}", EXIT_FAILED)
 
 
-async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
-    from callcontrol.adapters.asterisk.pjsip_cells import CellEndpoint, render, write_atomically
-    from callcontrol.adapters.db import models as m
+async def cells_file(settings: Settings) -> tuple[str, int]:
+    """pjsip_cells.conf's text from the database's enabled cells, and how many there are."""
+    from callcontrol.adapters.asterisk.pjsip_cells import CellEndpoint, render
+    from callcontrol.adapters.db import tables as m
     from callcontrol.adapters.db.engine import check_schema_current, database_url, make_engine
 
     engine = make_engine(database_url(settings))
@@ -204,9 +114,16 @@ async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
         )
     except ValueError as e:
         raise CliError(str(e), EXIT_FAILED) from None
+    return text, len(rows)
+
+
+async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
+    from callcontrol.adapters.asterisk.pjsip_cells import write_atomically
+
+    text, count = await cells_file(settings)
     path = cells_conf_path(settings)
     changed = write_atomically(path, text)
-    result = {"file": str(path), "handsets": len(rows), "changed": changed, "reloaded": False}
+    result = {"file": str(path), "handsets": count, "changed": changed, "reloaded": False}
     if not args.no_reload:
         try:
             reload_pjsip(settings)
@@ -217,13 +134,13 @@ async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
                 result,
                 None
                 if getattr(args, "json", False)
-                else f"wrote {len(rows)} handset(s) to {path}, but could not reload PJSIP: {e}",
+                else f"wrote {count} handset(s) to {path}, but could not reload PJSIP: {e}",
             )
             return EXIT_FAILED
     emit(
         args,
         result,
-        f"{len(rows)} enabled handset(s) written to {path}"
+        f"{count} enabled handset(s) written to {path}"
         + (" and PJSIP reloaded" if result["reloaded"] else ""),
     )
     return EXIT_OK

@@ -18,12 +18,12 @@ from pathlib import Path
 
 from callcontrol import private_files
 from callcontrol.adapters.db import admin
-from callcontrol.adapters.db.models import Cell
+from callcontrol.adapters.db.tables import Cell
 from callcontrol.cli import admin_session
+from callcontrol.cli.cell_secrets import tell_lab
 from callcontrol.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, emit
 from callcontrol.config import Settings
 from callcontrol.domain import sip_digest
-from callcontrol.lab import handsets
 from callcontrol.provision.profile import HandsetProfile, ProfileError, make_profile
 from callcontrol.provision.render import MODELS, render
 
@@ -178,8 +178,8 @@ async def handset_provision(args: argparse.Namespace, settings: Settings) -> int
         if written and given is None:  # the new password was not stored: the file is void
             _discard(to)
         raise
-    if given is None and settings.lab.enabled:
-        handsets.remember(handsets.path_of(settings), {cell.name: password})
+    if given is None:
+        tell_lab(settings, cell.name, password)  # only with [lab] enabled
     new = given is None
     data = {"cell": cell.name, "model": args.model, "file": str(to), "new_password": new}
     said = f"cell {cell.name}: {MODELS[args.model].family} provisioning file written to {to} "

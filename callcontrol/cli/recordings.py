@@ -26,7 +26,7 @@ from callcontrol.adapters.db.engine import (
     make_engine,
     session_factory,
 )
-from callcontrol.adapters.db.models import utcnow
+from callcontrol.adapters.db.tables import utcnow
 from callcontrol.cli import Parents, command, db_reason, group, row, table, who
 from callcontrol.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, emit, fail
 from callcontrol.config import Settings

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcontrol.adapters import anchor
 from callcontrol.adapters.anchor import PublicKey, SigningKey
-from callcontrol.adapters.db.recording_models import ChainCheckpoint, ChainEntry, ChainHead
+from callcontrol.adapters.db.tables import ChainCheckpoint, ChainEntry, ChainHead
 from callcontrol.domain import checkpoints
 from callcontrol.domain.checkpoints import Checkpoint, Found
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcontrol.adapters.db import models as m
-from callcontrol.adapters.db.recording_models import MissingRecording, Recording
+from callcontrol.adapters.db import tables as m
+from callcontrol.adapters.db.tables import MissingRecording, Recording
 from callcontrol.services import recordings
 from callcontrol.services.settle import OpenCall, Settlement
 

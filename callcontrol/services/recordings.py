@@ -33,13 +33,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcontrol.adapters import storage
 from callcontrol.adapters.db import audit
-from callcontrol.adapters.db.models import Call, Prisoner, utcnow
-from callcontrol.adapters.db.recording_models import (
+from callcontrol.adapters.db.tables import (
+    Call,
     ChainEntry,
     ChainHead,
     MissingRecording,
+    Prisoner,
     Recording,
     iso,
+    utcnow,
 )
 from callcontrol.adapters.storage import audio
 from callcontrol.domain import chain

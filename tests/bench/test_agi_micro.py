@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.db import admin
-from callcontrol.adapters.db import models as m
-from callcontrol.adapters.db.billing_models import Account, LedgerEntry, Reservation
+from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.engine import make_engine, session_factory
-from callcontrol.bench.agi_micro import (
+from callcontrol.adapters.db.tables import Account, LedgerEntry, Reservation
+from callcontrol_lab.bench.agi_micro import (
     CREDIT_PENCE,
     BenchmarkError,
     BrokenBenchmark,

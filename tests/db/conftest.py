@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from callcontrol.adapters.db import models as m
+from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.engine import make_engine
 from callcontrol.cli import main
 from tests.conftest import TEST_PIN_SECRET

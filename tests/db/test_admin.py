@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcontrol.adapters.db import admin
-from callcontrol.adapters.db import models as m
+from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.admin import AdminError
 from callcontrol.adapters.db.engine import make_engine, session_factory
 from callcontrol.domain.pins import pin_matches

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
 from callcontrol.adapters.db import dump, ledger
-from callcontrol.adapters.db import models as m
+from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.dump import backend
 from callcontrol.adapters.db.engine import make_engine, session_factory

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from callcontrol.adapters.db import ledger
-from callcontrol.adapters.db import models as m
-from callcontrol.adapters.db.billing_models import Account, LedgerEntry, TariffRow
+from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.engine import make_engine, session_factory
+from callcontrol.adapters.db.tables import Account, LedgerEntry, TariffRow
 from callcontrol.cli.billing import rate_arg
 from tests.db.conftest import Cli, Result
 

@@ -17,10 +17,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcontrol.adapters.db import models as m
+from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.engine import make_engine, session_factory
 from callcontrol.adapters.db.history_store import SqlHistoryReader, statement
-from callcontrol.adapters.db.recording_models import Recording
+from callcontrol.adapters.db.tables import Recording
 from callcontrol.adapters.http.api import make_app
 from callcontrol.adapters.http.auth import TokenEntry, TokenFile, digest
 from callcontrol.services import call_history, cdr

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from callcontrol.adapters.db import ledger
-from callcontrol.adapters.db import models as m
+from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.engine import make_engine, session_factory
 from callcontrol.domain.limits import CallLimit

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from callcontrol.adapters.db import models as m
+from callcontrol.adapters.db import tables as m
 from tests.db.conftest import Cli
 
 

@@ -16,10 +16,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcontrol.adapters.db import ledger
-from callcontrol.adapters.db import models as m
-from callcontrol.adapters.db.billing_models import Account, LedgerEntry, Reservation
+from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.engine import make_engine, session_factory
 from callcontrol.adapters.db.ledger import AccountMismatch, LedgerError
+from callcontrol.adapters.db.tables import Account, LedgerEntry, Reservation
 from callcontrol.domain.tariffs import DEFAULT_TARIFFS, Tariff
 
 Sessions = async_sessionmaker[AsyncSession]

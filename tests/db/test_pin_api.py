@@ -10,10 +10,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from callcontrol.adapters.db.engine import make_engine, session_factory
-from callcontrol.adapters.db.pin_models import HandsetPinState
 from callcontrol.adapters.db.pin_store import SqlPinAlerts
-from callcontrol.adapters.db.recording_models import AuditEntry
 from callcontrol.adapters.db.supervise_store import SqlAuditLog, SqlSuperviseStore
+from callcontrol.adapters.db.tables import AuditEntry, HandsetPinState
 from callcontrol.adapters.http.api import make_app
 from callcontrol.adapters.http.auth import TokenFile
 from callcontrol.services.supervise import Supervisor

@@ -10,11 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from callcontrol.adapters.db import models as m
+from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.engine import make_engine, session_factory
-from callcontrol.adapters.db.pin_models import HandsetPinState, PinLockout
-from callcontrol.adapters.db.recording_models import AuditEntry
+from callcontrol.adapters.db.tables import AuditEntry, HandsetPinState, PinLockout
 from callcontrol.domain.model import Handset
 from callcontrol.domain.pins import LockoutPolicy, pin_matches, valid_pin_format, weak_pin
 from callcontrol.domain.rules import SitePolicy

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from callcontrol.adapters.db import models as m
+from callcontrol.adapters.db import tables as m
 from tests.db.conftest import Cli
 from tests.unit.test_provision import poly, yealink
 

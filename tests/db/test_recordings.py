@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcontrol.adapters import storage
 from callcontrol.adapters.db import audit
-from callcontrol.adapters.db import models as m
+from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.engine import make_engine, session_factory
-from callcontrol.adapters.db.recording_models import (
+from callcontrol.adapters.db.tables import (
     AuditEntry,
     ChainEntry,
     ChainHead,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from callcontrol.adapters.db.recording_models import ChainEntry, Recording
+from callcontrol.adapters.db.tables import ChainEntry, Recording
 from callcontrol.domain.chain import GENESIS, canonical, entry_hash, parse
 from tests.db.conftest import Cli
 from tests.db.test_recordings import drop_guards, execute

@@ -14,8 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcontrol.adapters.db.engine import make_engine, session_factory
-from callcontrol.adapters.db.models import utcnow
-from callcontrol.adapters.db.recording_models import AuditEntry, ChainEntry, Recording
+from callcontrol.adapters.db.tables import AuditEntry, ChainEntry, Recording, utcnow
 from callcontrol.services import recordings as store
 from tests.db.conftest import Cli, Result
 from tests.db.test_recordings import add_call, alter_byte, drop_guards, execute, make_wav

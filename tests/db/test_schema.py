@@ -17,7 +17,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from callcontrol.adapters.db import models as m
+from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.engine import (
     SQLITE_BUSY_TIMEOUT_MS,
     DatabaseUnavailable,
@@ -31,7 +31,9 @@ from callcontrol.adapters.db.engine import (
     session_factory,
     upgrade,
 )
-from callcontrol.config import REPO_ROOT, ConfigError, DatabaseSettings, Settings
+from callcontrol.config import ConfigError, DatabaseSettings, Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _differences(conn: Connection) -> list[Any]:

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select, text
 
 from callcontrol.adapters import storage
-from callcontrol.adapters.db import models as m
+from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.engine import downgrade, make_engine, upgrade
 from callcontrol.cli import main
 from tests.db.conftest import clean_environment

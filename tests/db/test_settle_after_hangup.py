@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import select
 
 from callcontrol.adapters.db import ledger
-from callcontrol.adapters.db import models as m
-from callcontrol.adapters.db.billing_models import Reservation
+from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.engine import make_engine, session_factory
 from callcontrol.adapters.db.settlement_store import SqlSettlementStore
+from callcontrol.adapters.db.tables import Reservation
 from callcontrol.domain.call_end import CallEnd, JournalEntry
 from callcontrol.services.settle import Settler
 from tests.db.test_call_store import NOW, allow

@@ -22,7 +22,7 @@ import asyncpg
 import pytest
 
 from callcontrol.config import load_settings
-from callcontrol.lab.lab import Lab
+from callcontrol_lab.lab import Lab
 from tests.conftest import create_pg_database, drop_pg_database
 
 BIN = Path(sys.executable).parent
@@ -97,6 +97,18 @@ class E2E:
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"callcontrol {' '.join(args)} failed: {proc.stderr}")
+        return proc
+
+    def lab_cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run `callcontrol-lab` (up, down, status) on this lab."""
+        proc = subprocess.run(
+            [str(BIN / "callcontrol-lab"), *args, "--config", str(self.config)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"callcontrol-lab {' '.join(args)} failed: {proc.stderr}")
         return proc
 
     def call(
@@ -186,6 +198,7 @@ store_dir = "{base}/recordings"
 """)
     os.environ.pop("CALLCONTROL_CONFIG", None)
     lab = Lab(load_settings(config))
+    lab.write_settings(config, config)  # the lab's journal, spool, cells' file, asterisk command
     lab.down()
     # A fresh database: what earlier runs left in the test lab's spool and journal is void.
     for leftover in lab.recordings_spool.glob("*.raw"):

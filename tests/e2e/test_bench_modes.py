@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from callcontrol.bench import pyst2_root
-from callcontrol.bench.lab_modes import switch_mode
 from callcontrol.domain.tariffs import Rounding, charge_pence
+from callcontrol_lab.bench import pyst2_root
+from callcontrol_lab.bench.lab_modes import switch_mode
 from tests.e2e.conftest import E2E
 from tests.e2e.test_billing import MOBILE, MOBILE_RATE, charges, settled
 from tests.e2e.test_cell_calls import LONDON, provision

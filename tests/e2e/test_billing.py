@@ -264,7 +264,7 @@ def test_an_acceptance_only_in_a_moved_journal_is_still_read(e2e: E2E) -> None:
         os.kill(asterisk, signal.SIGKILL)  # the call is lost: no end line anywhere
     finally:
         thread.join(timeout=90)
-    e2e.cli("lab", "up")
+    e2e.lab_cli("up")
     e2e.cli("asterisk", "sync")
     assert f"ended|{uniqueid}|" not in journal.read_text() + moved.read_text()
     e2e.daemon.start()
@@ -299,8 +299,8 @@ def test_asterisk_restarted_mid_call_bills_once(e2e: E2E) -> None:
             break
         time.sleep(0.2)
     time.sleep(5)
-    e2e.cli("lab", "down")
-    e2e.cli("lab", "up")
+    e2e.lab_cli("down")
+    e2e.lab_cli("up")
     e2e.cli("asterisk", "sync")
     thread.join(timeout=90)
     s = settled(e2e, result, wait=30)

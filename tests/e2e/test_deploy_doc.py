@@ -30,11 +30,11 @@ from pathlib import Path
 
 import pytest
 
-from callcontrol.adapters.asterisk.pjsip_cells import CellEndpoint
+from callcontrol.adapters.asterisk.pjsip_cells import CELLS_CONF, CellEndpoint
 from callcontrol.adapters.asterisk.pjsip_cells import render as render_cells
 from callcontrol.config import load_settings
 from callcontrol.domain import sip_digest
-from callcontrol.lab.lab import CELLS_CONF, Lab
+from callcontrol_lab.lab import Lab
 from tests.e2e.conftest import LAB_NAME
 
 pytestmark = pytest.mark.e2e

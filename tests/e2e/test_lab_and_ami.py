@@ -25,21 +25,21 @@ def lab_processes(e2e: E2E) -> list[str]:
 
 
 def test_lab_up_is_idempotent_and_status_says_what_runs(e2e: E2E) -> None:
-    before = json.loads(e2e.cli("lab", "status", "--json").stdout)
+    before = json.loads(e2e.lab_cli("status", "--json").stdout)
     assert before["running"] is True and before["name"] == LAB_NAME
-    again = json.loads(e2e.cli("lab", "up", "--json").stdout)
+    again = json.loads(e2e.lab_cli("up", "--json").stdout)
     assert again["pid"] == before["pid"], "a second `lab up` must not start another Asterisk"
     assert len(lab_processes(e2e)) == 1
 
 
 def test_daemon_reconnects_to_ami_after_asterisk_restarts(e2e: E2E) -> None:
     cell, _, pin = provision(e2e, (LONDON, "approved"))
-    stopped = e2e.cli("lab", "down")
+    stopped = e2e.lab_cli("down")
     assert "stopped" in stopped.stdout
     assert lab_processes(e2e) == [], "`lab down` left an Asterisk process behind"
-    status = e2e.cli("lab", "status", check=False)
+    status = e2e.lab_cli("status", check=False)
     assert status.returncode == 1 and "not running" in status.stdout
-    e2e.cli("lab", "up")
+    e2e.lab_cli("up")
     e2e.cli("asterisk", "sync")
     # The daemon logs in again by itself; a call is then followed to its end over AMI.
     deadline = time.monotonic() + 15

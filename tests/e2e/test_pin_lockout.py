@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from callcontrol.simulator import logs
+from callcontrol_lab.simulator import logs
 from tests.e2e.conftest import E2E
 from tests.e2e.test_cell_calls import LONDON, provision
 

@@ -23,7 +23,7 @@ from callcontrol.adapters.ami.session import AmiSession
 from callcontrol.adapters.db.engine import make_engine, session_factory
 from callcontrol.config import load_settings
 from callcontrol.services import recordings
-from callcontrol.simulator import sipp
+from callcontrol_lab.simulator import sipp
 from tests.e2e.conftest import E2E, PORTS
 from tests.e2e.test_billing import settled
 from tests.e2e.test_cell_calls import LONDON, provision

@@ -22,10 +22,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from callcontrol.adapters.db import admin
-from callcontrol.adapters.db import models as m
-from callcontrol.adapters.db.billing_models import Reservation
+from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.engine import make_engine, session_factory
 from callcontrol.adapters.db.supervise_store import SqlAuditLog, SqlSuperviseStore
+from callcontrol.adapters.db.tables import Reservation
 from callcontrol.adapters.http import HttpServer, HttpServerError
 from callcontrol.adapters.http.api import make_app
 from callcontrol.adapters.http.auth import (

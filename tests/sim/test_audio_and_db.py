@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from callcontrol.config import load_settings
-from callcontrol.lab import handsets
-from callcontrol.simulator import audio
-from callcontrol.simulator.call import call_decision, cell_password
-from callcontrol.simulator.sipp import SIM_DIR
+from callcontrol_lab import handsets
+from callcontrol_lab.simulator import audio
+from callcontrol_lab.simulator.call import call_decision, cell_password
+from callcontrol_lab.simulator.sipp import SIM_DIR
 
 
 def test_mu_law_reference_values() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from callcontrol.config import load_settings
-from callcontrol.simulator import call as low
-from callcontrol.simulator import calls
-from callcontrol.simulator.sipp import SimError
+from callcontrol_lab.simulator import call as low
+from callcontrol_lab.simulator import calls
+from callcontrol_lab.simulator.sipp import SimError
 
 
 def test_handset_call() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from callcontrol.simulator import cli
-from callcontrol.simulator.call import CallResult
-from callcontrol.simulator.sipp import SimError
+from callcontrol_lab.simulator import cli
+from callcontrol_lab.simulator.call import CallResult
+from callcontrol_lab.simulator.sipp import SimError
 
 BASE = ["call", "--cell", "A1-01", "--dial", "447700900123", "--password", "pw"]
 

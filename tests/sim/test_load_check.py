@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from callcontrol.simulator import logs
-from callcontrol.simulator.load import check, mix, plan, report, runner
-from callcontrol.simulator.load.check import DbFacts, SipFacts
-from callcontrol.simulator.load.mix import Kind
+from callcontrol_lab.simulator import logs
+from callcontrol_lab.simulator.load import check, mix, plan, report, runner
+from callcontrol_lab.simulator.load.check import DbFacts, SipFacts
+from callcontrol_lab.simulator.load.mix import Kind
 
 T0 = 1_800_000_000.0
 TIMING = plan.Timing(hold_s=10)

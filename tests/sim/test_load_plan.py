@@ -6,10 +6,10 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from callcontrol.simulator.load import mix, plan
-from callcontrol.simulator.load.mix import Kind
-from callcontrol.simulator.load.runner import rate_options
-from callcontrol.simulator.logs import injection_text
+from callcontrol_lab.simulator.load import mix, plan
+from callcontrol_lab.simulator.load.mix import Kind
+from callcontrol_lab.simulator.load.runner import rate_options
+from callcontrol_lab.simulator.logs import injection_text
 
 
 def test_parse_mix_reads_weights_and_leaves_the_rest_at_zero() -> None:

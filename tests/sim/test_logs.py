@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from callcontrol.simulator import logs
+from callcontrol_lab.simulator import logs
 from tests.sim import samples
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from callcontrol.simulator import logs
-from callcontrol.simulator.call import (
+from callcontrol_lab.simulator import logs
+from callcontrol_lab.simulator.call import (
     ACCEPT_SETTLE_S,
     CallResult,
     Verdict,
@@ -16,7 +16,7 @@ from callcontrol.simulator.call import (
     judge,
     observe,
 )
-from callcontrol.simulator.sipp import RunDir
+from callcontrol_lab.simulator.sipp import RunDir
 from tests.sim import samples
 
 CALL = logs.HandsetCall(
@@ -166,7 +166,7 @@ def test_a_stray_bye_is_not_a_call_of_the_called_party(tmp_path: Path) -> None:
 async def test_stopping_a_sipp_asks_it_to_end_its_calls_first(tmp_path: Path) -> None:
     import asyncio
 
-    from callcontrol.simulator.call import _stop
+    from callcontrol_lab.simulator.call import _stop
 
     marker = tmp_path / "usr1"
     script = tmp_path / "fake-sipp"

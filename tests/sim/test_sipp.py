@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from callcontrol.config import load_settings
-from callcontrol.simulator import sipp
-from callcontrol.simulator.sipp import (
+from callcontrol_lab.simulator import sipp
+from callcontrol_lab.simulator.sipp import (
     SIM_DIR,
     RunDir,
     SimError,

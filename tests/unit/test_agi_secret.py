@@ -27,7 +27,7 @@ from callcontrol.config import (
     load_settings,
     with_overrides,
 )
-from callcontrol.lab.lab import Lab
+from callcontrol_lab.lab import Lab
 
 BIN = Path(sys.executable).parent
 

@@ -24,7 +24,7 @@ from callcontrol.config import (
     Settings,
     with_overrides,
 )
-from callcontrol.lab.lab import Lab
+from callcontrol_lab.lab import Lab
 
 BIN = Path(sys.executable).parent
 

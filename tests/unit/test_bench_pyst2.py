@@ -14,7 +14,6 @@ from asterisk.agi import AGI
 
 from callcontrol import app
 from callcontrol.adapters.agi.protocol import AgiError, AgiHangup
-from callcontrol.bench import pyst2_agi, pyst2_root
 from callcontrol.config import (
     BillingSettings,
     DatabaseSettings,
@@ -23,7 +22,8 @@ from callcontrol.config import (
     SiteSettings,
     load_settings,
 )
-from callcontrol.lab.lab import LabError
+from callcontrol_lab.bench import pyst2_agi, pyst2_root
+from callcontrol_lab.lab import LabError
 from tests.services.cell_call_args import agi_args, b64
 
 PG = "postgresql+asyncpg://bench:pa%40ss@127.0.0.1:5432/callcontrol"

@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from callcontrol.bench.lab_modes import STATIC_CONTEXT, current_mode, switch_mode
 from callcontrol.config import Settings
-from callcontrol.lab.lab import DIALPLAN_SOURCE, Lab, LabError
+from callcontrol_lab.bench.lab_modes import STATIC_CONTEXT, current_mode, switch_mode
+from callcontrol_lab.lab import LAB_DIALPLAN_SOURCE, Lab, LabError
 
 PYST2 = "/var/lib/callcontrol-lab-unit/bench-pyst2/cc-decide-pyst2"
 
@@ -159,4 +159,4 @@ def test_a_context_that_no_dialplan_file_defines_is_refused_at_render(
     lab = Lab(settings, cells_context="nowhere")
     with pytest.raises(LabError, match="nowhere"):
         lab.render()
-    assert "[bench-static]" in (DIALPLAN_SOURCE / "bench.conf").read_text()
+    assert "[bench-static]" in (LAB_DIALPLAN_SOURCE / "bench.conf").read_text()

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from callcontrol.config import REPO_ROOT, ConfigError, Settings, SiteSettings
+from callcontrol.config import ConfigError, Settings, SiteSettings
 from callcontrol.domain.pin_lockout import (
     LockState,
     guessing_estimate,
@@ -22,6 +23,8 @@ from callcontrol.domain.pins import (
     weak_pin,
 )
 from callcontrol.wiring import lockout_policy
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 SECRET = b"site-secret"
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)

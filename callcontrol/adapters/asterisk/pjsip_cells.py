@@ -1,6 +1,6 @@
 """Render the cells' PJSIP endpoints (pjsip_cells.conf) from the database's cells.
 
-One endpoint, auth and aor per enabled handset, using the templates in asterisk-conf/pjsip.conf.
+One endpoint, auth and aor per enabled handset, using the templates in data/asterisk/pjsip.conf.
 A disabled handset is left out, so Asterisk no longer knows it once PJSIP is reloaded.
 
 Each auth carries the handset's digest hash (``md5_cred``, with ``auth_type = md5``), never a
@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+# The file's name: pjsip.conf includes it from Asterisk's configuration folder.
+CELLS_CONF = "pjsip_cells.conf"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _SAFE_REALM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _MD5_HEX = re.compile(r"^[0-9a-f]{32}$")

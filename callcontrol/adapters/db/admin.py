@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callcontrol.adapters.db.models import Cell, Contact, ContactChange, GlobalNumber, Prisoner
+from callcontrol.adapters.db.tables import Cell, Contact, ContactChange, GlobalNumber, Prisoner
 from callcontrol.domain import model, sip_digest
 from callcontrol.domain.model import ContactKind, ContactStatus, GlobalPolicy
 from callcontrol.domain.numbers import is_short_code, normalise_for_list

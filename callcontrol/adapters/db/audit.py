@@ -13,8 +13,7 @@ import re
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callcontrol.adapters.db.models import utcnow
-from callcontrol.adapters.db.recording_models import AuditEntry
+from callcontrol.adapters.db.tables import AuditEntry, utcnow
 
 # The actions known today; others may be added (a lowercase word: letters, digits, _ and -).
 ACTIONS = ("listen", "cut", "disable", "enable", "suspend", "resume", "export", "purge")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcontrol.adapters.db import admin
-from callcontrol.adapters.db.models import Contact, ContactChange, Prisoner, utcnow
+from callcontrol.adapters.db.tables import Contact, ContactChange, Prisoner, utcnow
 
 MAX_LIMIT_S = 24 * 3600
 

@@ -12,9 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcontrol.adapters.db import ledger
-from callcontrol.adapters.db import models as m
-from callcontrol.adapters.db.billing_models import Reservation
+from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.pin_store import SqlPinStore
+from callcontrol.adapters.db.tables import Reservation
 from callcontrol.domain.limits import Usage
 from callcontrol.domain.model import (
     Contact,

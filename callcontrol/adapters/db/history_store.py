@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcontrol.adapters.db import models as m
-from callcontrol.adapters.db.recording_models import Recording
+from callcontrol.adapters.db import tables as m
+from callcontrol.adapters.db.tables import Recording
 from callcontrol.services.call_history import HistoryFilter, HistoryRow
 
 D, C = m.CallDecision, m.Call

@@ -8,8 +8,7 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcontrol.adapters.db.journal_models import JournalCall, JournalPositionRow
-from callcontrol.adapters.db.models import utcnow
+from callcontrol.adapters.db.tables import JournalCall, JournalPositionRow, utcnow
 from callcontrol.domain.call_end import CallEnd, JournalEntry, JournalPosition, merge
 
 CHUNK = 500  # unique ids per IN (...)

@@ -34,8 +34,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callcontrol.adapters.db.billing_models import Account, LedgerEntry, Reservation, TariffRow
-from callcontrol.adapters.db.models import Call, Prisoner, utcnow
+from callcontrol.adapters.db.tables import (
+    Account,
+    Call,
+    LedgerEntry,
+    Prisoner,
+    Reservation,
+    TariffRow,
+    utcnow,
+)
 from callcontrol.domain.tariffs import Rounding, Tariff
 
 MAX_REFERENCE = 190

@@ -17,9 +17,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcontrol.adapters.db import audit
-from callcontrol.adapters.db import models as m
+from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.admin import AdminError
-from callcontrol.adapters.db.pin_models import HandsetPinState, PinLockout
+from callcontrol.adapters.db.tables import HandsetPinState, PinLockout
 from callcontrol.domain.pin_lockout import LockState
 from callcontrol.services.authorise import HandsetLockout
 from callcontrol.services.supervise import Invalid, NotFound

@@ -9,8 +9,8 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcontrol.adapters.db import ledger
-from callcontrol.adapters.db import models as m
-from callcontrol.adapters.db.billing_models import Reservation
+from callcontrol.adapters.db import tables as m
+from callcontrol.adapters.db.tables import Reservation
 from callcontrol.domain.call_end import CallEnd
 from callcontrol.domain.tariffs import Rounding
 from callcontrol.services.settle import OpenCall, Settlement

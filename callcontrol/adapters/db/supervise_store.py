@@ -15,8 +15,8 @@ from sqlalchemy import Select, inspect, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcontrol.adapters.db import admin, audit
-from callcontrol.adapters.db import models as m
-from callcontrol.adapters.db.billing_models import Reservation
+from callcontrol.adapters.db import tables as m
+from callcontrol.adapters.db.tables import Reservation
 from callcontrol.services.supervise import AuditNote, CallRecord, Invalid, NotFound
 
 HEALTH_TIMEOUT_S = 2.0

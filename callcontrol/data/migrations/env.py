@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from callcontrol.adapters.db.engine import database_url, make_engine, normalise_url, run_migrations
-from callcontrol.adapters.db.models import Base
+from callcontrol.adapters.db.tables import Base
 from callcontrol.config import load_settings
 
 config = context.config
