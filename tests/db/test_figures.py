@@ -11,8 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from callcontrol.adapters.db import ledger
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.figures_store import SqlFigures
-from callcontrol.adapters.db.recording_models import MissingRecording
 from callcontrol.adapters.db.settlement_store import SqlSettlementStore
+from callcontrol.adapters.db.tables import MissingRecording
 from callcontrol.adapters.http.metrics import Live, Metrics
 from callcontrol.domain.call_end import CallEnd
 from callcontrol.services.settle import Settler

@@ -12,9 +12,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcontrol.adapters.db import models as m
-from callcontrol.adapters.db.billing_models import Account, LedgerEntry
-from callcontrol.adapters.db.recording_models import MissingRecording, Recording
+from callcontrol.adapters.db import tables as m
+from callcontrol.adapters.db.tables import Account, LedgerEntry, MissingRecording, Recording
 
 
 @dataclass(frozen=True)
