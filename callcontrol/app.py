@@ -202,7 +202,12 @@ class Daemon:
 
             handler = CellCallHandler(
                 auth,
-                PinPrompting(tries=s.site.pin_tries_per_call, digits=s.site.pin_digits),
+                PinPrompting(
+                    tries=s.site.pin_tries_per_call,
+                    digits=s.site.pin_digits,
+                    two_stage_number=s.site.two_stage_number,
+                    number_timeout_ms=s.site.two_stage_timeout_s * 1000,
+                ),
                 on_late_allow=late_allow,
             )
             tracker = ChannelTracker()

@@ -33,6 +33,7 @@ CALL_ID = "CC_CALL_ID"
 PROMPT_PIN = "agent-pass"  # "please enter your password ..."
 PROMPT_PIN_WRONG = "auth-incorrect"  # "password incorrect, please enter your password ..."
 PROMPT_CONNECTING = "pls-hold-while-try"
+PROMPT_NUMBER = "vm-enter-num-to-call"  # two-stage: "please enter the number you wish to call"
 
 # [cc-listen] asks the daemon before any ChanSpy: AGI(${CC_AGI_URL}/listen,${CC_LISTEN_ID}).
 # The daemon sets LISTEN to "yes" and LISTEN_SPY to the channel to listen to, or neither.

@@ -8,6 +8,7 @@ Every setting has a documented default (see README.md, "Configuration"). A TOML 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -63,6 +64,11 @@ class SiteSettings:
     pin_lockout_max_s: int = 86400
     pin_daily_failures: int = 8
     pin_digits: int = 4
+    # Two-stage dialling: a handset that dials this (a desk phone's hotline, set to call it
+    # off-hook) is asked for the PIN, then for the number, keyed and ended by "#" or by
+    # two_stage_timeout_s without a key. "" turns it off (only en-bloc numbers then).
+    two_stage_number: str = "0"
+    two_stage_timeout_s: int = 5
 
 
 @dataclass(frozen=True)
@@ -226,7 +232,8 @@ class ProvisionSettings:
     sip_port: int = 0
     # The phones' own admin (and user) password, for their menus: made random (0600) if missing.
     admin_password_file: str = "var/handset-admin-password"
-    # A number the handset calls as soon as it is lifted (hotline); empty: none.
+    # A number the handset calls as soon as it is lifted (hotline); empty: none. It must be
+    # [site] two_stage_number, so that the lifted handset is asked for the number to call.
     hotline: str = ""
     # The provisioning server the phones are locked to; empty: left as the phone has it.
     provisioning_url: str = ""
@@ -518,6 +525,10 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
 def _validate(s: Settings) -> None:
     if s.site.emergency_calls not in ("refuse", "allow"):
         raise ConfigError("[site] emergency_calls must be 'refuse' or 'allow'")
+    if s.site.two_stage_number and not re.fullmatch(r"[0-9*]{1,8}", s.site.two_stage_number):
+        raise ConfigError("[site] two_stage_number must be empty or 1 to 8 of 0-9 and *")
+    if not 1 <= s.site.two_stage_timeout_s <= 30:
+        raise ConfigError("[site] two_stage_timeout_s must be 1 to 30 seconds")
     if s.lab.use_system_asterisk not in ("auto", "yes", "no"):
         raise ConfigError("[lab] use_system_asterisk must be 'auto', 'yes' or 'no'")
     for name, port in (

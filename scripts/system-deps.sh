@@ -2,8 +2,9 @@
 # Install what callcontrol needs from Debian, once: debootstrap (to build the Asterisk root),
 # PostgreSQL's server binaries (the tests start their own PostgreSQL), python3-venv, ffmpeg
 # (recordings are compressed with it, through pydub), baresip-core (a real softphone: the TLS and
-# SRTP call of tests/e2e/test_deploy_doc.py), systemd's systemd-analyze (the tests check the
-# shipped units with it).
+# SRTP call of tests/e2e/test_deploy_doc.py, and the cell handset of tests/e2e/test_softphones.py),
+# linphone-cli (a second softphone there: DTMF as SIP INFO), systemd's systemd-analyze (the
+# tests check the shipped units with it).
 set -euo pipefail
 need=()
 command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
@@ -12,6 +13,7 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v systemd-analyze >/dev/null || [ -x /usr/bin/systemd-analyze ] || need+=(systemd)
 command -v baresip >/dev/null || need+=(baresip-core)
+command -v linphonec >/dev/null || need+=(linphone-cli)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "callcontrol needs these Debian packages: ${need[*]}" >&2

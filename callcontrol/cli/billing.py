@@ -127,24 +127,28 @@ async def account_show(args: Args, settings: Settings) -> int:
 
 
 def _line(x: StatementLine) -> dict[str, Any]:
+    """One line of a statement: a ledger entry, or (kind "call", no entry id) a connected call
+    that cost nothing, shown with its talk time all the same."""
     e = x.entry
     talk = x.talk_seconds
+    amount = 0 if e is None else e.amount_pence
+    assert x.at is not None
     return {
-        "id": e.id,
-        "when": e.created_at.isoformat(timespec="seconds"),
-        "kind": e.kind,
-        "amount_pence": e.amount_pence,
-        "balance_after_pence": e.balance_after,
-        "reference": e.reference,
-        "by": e.created_by,
-        "call_id": e.call_id,
+        "id": None if e is None else e.id,
+        "when": x.at.isoformat(timespec="seconds"),
+        "kind": "call" if e is None else e.kind,
+        "amount_pence": amount,
+        "balance_after_pence": x.balance_after,
+        "reference": f"call {x.call_id}" if e is None else e.reference,
+        "by": None if e is None else e.created_by,
+        "call_id": x.call_id,
         "number": x.number,
         "started_at": None if x.started_at is None else x.started_at.isoformat(timespec="seconds"),
         "talk_seconds": talk,
         "charge_pence": x.charge_pence,
         # for the text table only
-        "amount": pounds(e.amount_pence),
-        "balance_after": pounds(e.balance_after),
+        "amount": pounds(amount),
+        "balance_after": pounds(x.balance_after),
         "talk": None if talk is None else f"{talk // 60}:{talk % 60:02d}",
         "charge": None if x.charge_pence is None else pounds(x.charge_pence),
     }

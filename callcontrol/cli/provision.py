@@ -116,6 +116,13 @@ def _ca_pem(settings: Settings) -> str:
 
 def _profile(settings: Settings, cell: Cell, password: str) -> HandsetProfile:
     p = settings.provision
+    if p.hotline and p.hotline != settings.site.two_stage_number:
+        # A lifted handset would dial the hotline as a number to call, not ask for one.
+        raise CliError(
+            f"[provision] hotline {p.hotline!r} is not [site] two_stage_number "
+            f"{settings.site.two_stage_number!r}: set them equal (or leave hotline empty)",
+            EXIT_USAGE,
+        )
     try:
         return make_profile(
             cell=cell.name,

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType, shortnumberinfo
 
+from callcontrol.domain.dialling import without_end_key
+
 MAX_DIGITS = 20
 MIN_DIGITS = 3
 
@@ -104,9 +106,9 @@ def normalise_dialled(
 
     Emergency codes come back flagged ``emergency``; short codes only when they are in
     ``listed_short_codes`` (the global numbers list); anything else must be a valid full
-    number and comes back in E.164.
+    number and comes back in E.164. One trailing "#" (the key that ends a number) is dropped.
     """
-    digits, problem = _clean(dialled)
+    digits, problem = _clean(without_end_key(dialled) if isinstance(dialled, str) else dialled)
     if problem:
         return _refused(problem)
     if _is_emergency(digits, region):

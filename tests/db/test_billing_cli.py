@@ -66,6 +66,7 @@ def charged_call(cli: Cli, reserve: int, charge: int, talk_seconds: int) -> None
                     decision_id=d.id, prisoner_id=p.id, cell_id=p.cell_id,
                     number="+442079460000", channel="PJSIP/A1-01-1", uniqueid="1.1",
                     started_at=datetime(2026, 11, 28, 12, 0, tzinfo=UTC),
+                    ended_at=datetime(2026, 11, 28, 12, 5, tzinfo=UTC),  # one live call at most
                 )  # fmt: skip
                 s.add(call)
                 await s.flush()
@@ -135,6 +136,30 @@ def test_statement_shows_call_charges(prison: Cli) -> None:
         "+442079460000", 65, 31,
     )  # fmt: skip
     assert prison.ok("account", "show", "A1234BC", "--json").json()["available_pence"] == 469
+
+
+def test_statement_lists_connected_calls_that_cost_nothing(prison: Cli) -> None:
+    """A call that rounds to 0p (or is free) moves no money, so it has no ledger entry: the
+    statement lists it all the same, with its talk time, between the entries it came between."""
+    prison.ok("account", "topup", "A1234BC", "500", "--reference", "R1")
+    charged_call(prison, reserve=200, charge=0, talk_seconds=4)  # 4 s at 3.1p/min: 0p
+    charged_call(prison, reserve=200, charge=31, talk_seconds=65)
+    rows = prison.ok("account", "statement", "A1234BC", "--json").json()
+    assert [(r["kind"], r["amount_pence"], r["balance_after_pence"]) for r in rows] == [
+        ("topup", 500, 500),
+        ("call", 0, 500),
+        ("charge", -31, 469),
+    ]
+    free = rows[1]
+    assert (free["id"], free["number"], free["talk_seconds"], free["charge_pence"]) == (
+        None, "+442079460000", 4, 0,
+    )  # fmt: skip
+    assert free["reference"] == f"call {free['call_id']}"
+    text = prison.ok("account", "statement", "A1234BC").out.splitlines()
+    assert text[2].split()[1:] == [
+        "call", "£0.00", "£5.00", "call", str(free["call_id"]), "+442079460000",
+        "2026-11-28T12:00:00+00:00", "0:04", "£0.00",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -116,6 +116,11 @@ def test_refusals_change_nothing(
     monkeypatch.setenv("CALLCONTROL_PROVISION_HOTLINE", "0\nfeatures.fwd.allow = 1")
     bad = cli("handset", "provision", "A1-01", "--model", "yealink-t4x", stdin=password)
     assert bad.status == 2 and "hotline" in bad.err
+    # A hotline that is not the two-stage number would be dialled as a number to call.
+    monkeypatch.setenv("CALLCONTROL_PROVISION_HOTLINE", "5")
+    other = cli("handset", "provision", "A1-01", "--model", "yealink-t4x", stdin=password)
+    assert other.status == 2 and "two_stage_number" in other.err
+    monkeypatch.setenv("CALLCONTROL_PROVISION_HOTLINE", "0\nfeatures.fwd.allow = 1")
     out = tmp_path / "void.cfg"
     new = cli("handset", "provision", "A1-01", "--model", "poly-vvx", "--to", str(out),
               "--new-password")  # fmt: skip

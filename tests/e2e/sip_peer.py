@@ -104,6 +104,7 @@ class SipHandset:
         body: str = "",
         ctype: str = "",
         branch: str | None = None,
+        contact: bool = True,
     ) -> None:
         branch = branch or "z9hG4bK" + secrets.token_hex(8)
         text = (
@@ -114,7 +115,7 @@ class SipHandset:
             f"To: {to}\r\n"
             f"Call-ID: {call_id}\r\n"
             f"CSeq: {cseq} {method}\r\n"
-            f"Contact: <sip:{self.cell}@127.0.0.1:{self.lport}>\r\n"
+            + (f"Contact: <sip:{self.cell}@127.0.0.1:{self.lport}>\r\n" if contact else "")
             + extra
             + (f"Content-Type: {ctype}\r\n" if ctype else "")
             + f"Content-Length: {len(body.encode())}\r\n\r\n"
@@ -173,6 +174,31 @@ class SipHandset:
         if "opaque" in params:
             parts.append(f'opaque="{params["opaque"]}"')
         return "Digest " + ", ".join(parts)
+
+    # --- registration ----------------------------------------------------------------------
+    def register(self, aor: str, *, contact_port: int | None = None, expires: int = 60) -> int:
+        """REGISTER the cell's credentials for AOR ``aor`` (its own, or another's), with a
+        Contact on ``contact_port`` (default: this socket); the final status."""
+        uri = f"sip:127.0.0.1:{self.port}"
+        to = f"<sip:{aor}@127.0.0.1>"
+        call_id = f"reg-{secrets.token_hex(6)}"
+        port = contact_port or self.lport
+        extra = f"Contact: <sip:{self.cell}@127.0.0.1:{port}>\r\nExpires: {expires}\r\n"
+        auth = ""
+        for cseq in (1, 2):
+            self._request("REGISTER", uri, call_id, cseq, to=to, extra=auth + extra, contact=False)
+            deadline = time.monotonic() + 10
+            while True:
+                msg = self._recv(deadline)
+                if msg is None:
+                    raise TimeoutError("no final response to REGISTER")
+                if msg.status and msg.status >= 200:
+                    break
+            if msg.status != 401 or auth:
+                return msg.status
+            digest = self._digest(msg.header("www-authenticate"), "REGISTER", uri)
+            auth = f"Authorization: {digest}\r\n"
+        raise AssertionError("unreachable")
 
     # --- the call --------------------------------------------------------------------------
     def call(

@@ -89,8 +89,9 @@ HOSTILE = [
     ("0207946%000000", "0207946%000000"),
     ("02079460123,30,D(1)", "02079460123,30,D(1)"),
     ("02079460000%22%2C1", "02079460000%22,1"),
-    ("h", "h"),
-    ("T", "T"),
+    # "h", "T" and anything else starting with a letter never reach the dialplan (404):
+    # tests/e2e/test_softphones.py
+    ("0h", "0h"),
     ("0" * 33, "0" * 33),
 ]
 

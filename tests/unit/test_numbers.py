@@ -49,7 +49,7 @@ def test_drama_mobile_range_is_not_valid() -> None:
         ("0207946000O", "contains letters"),
         ("020 7946 abcd", "contains letters"),
         ("*123#", "contains * or #"),
-        ("02079460000#", "contains * or #"),
+        ("0207946#0000", "contains * or #"),
         ("", "empty"),
         ("   ", "empty"),
         ("+", "empty"),

@@ -18,10 +18,11 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.protocol import AgiChannel, AgiError, AgiHangup
+from callcontrol.domain.dialling import MAX_NUMBER_KEYS, is_two_stage, keyed_number_problem
 from callcontrol.domain.model import Decision, Handset, Prisoner, Reason
 from callcontrol.services.authorise import Authoriser, CallAttempt, CallPlan
 
@@ -78,6 +79,10 @@ class PinPrompting:
     tries: int = 3
     digits: int = 4  # the site's PIN length ([site] pin_digits); an entry is read whole anyway
     timeout_ms: int = 8000  # for the first key and between keys; "#" ends the entry sooner
+    # Two-stage dialling: the number that asks for the number after the PIN ("": off), and
+    # how long to wait for each key of it ("#" ends it sooner).
+    two_stage_number: str = ""
+    number_timeout_ms: int = 5000
 
 
 class CellCallHandler:
@@ -116,6 +121,10 @@ class CellCallHandler:
             if refusal is None:
                 assert handset is not None
                 prisoner, refusal = await self._ask_pin(channel, handset)
+            if refusal is None and is_two_stage(attempt.dialled, self.prompting.two_stage_number):
+                # Stored and decided as what was keyed, exactly as an en-bloc number.
+                keyed, refusal = await self._ask_number(channel)
+                attempt = replace(attempt, dialled=keyed)
             started = time.perf_counter()
             plan: CallPlan | None = None
             if refusal is None:
@@ -183,6 +192,17 @@ class CellCallHandler:
                 return check.prisoner, None
             prompt = cv.PROMPT_PIN_WRONG
         return None, Decision.refuse(Reason.WRONG_PIN)
+
+    async def _ask_number(self, channel: AgiChannel) -> tuple[str, Decision | None]:
+        """Two-stage dialling: the number keyed after the PIN, up to "#" or a pause. Keyed
+        digits are as hostile as a Request-URI: held to the dialplan's rule before anything."""
+        keyed, _timed_out = await channel.get_data(
+            cv.PROMPT_NUMBER, self.prompting.number_timeout_ms, MAX_NUMBER_KEYS
+        )
+        problem = keyed_number_problem(keyed)
+        if problem is not None:
+            return keyed, Decision.refuse(Reason.INVALID_NUMBER, detail=problem)
+        return keyed, None
 
     @staticmethod
     async def _apply(channel: AgiChannel, decision: Decision, plan: CallPlan | None) -> None:

@@ -25,8 +25,8 @@ it must do after a LedgerError). Concurrency, on both backends, without a lost u
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import Row, func, select, update
@@ -67,13 +67,18 @@ class Balance(NamedTuple):
 
 @dataclass(frozen=True)
 class StatementLine:
-    """A ledger entry, with its call (number, start, talk time, charge) for call charges."""
+    """A ledger entry, with its call (number, start, talk time, charge) for call charges; or a
+    connected call that cost nothing (free, or rounded to 0p), which moved no money and so has
+    no entry (``entry`` None): it is listed all the same, with its talk time."""
 
-    entry: LedgerEntry
+    entry: LedgerEntry | None
     number: str | None
     started_at: datetime | None
     talk_seconds: int | None
     charge_pence: int | None
+    call_id: int | None = None
+    at: datetime | None = None  # the entry's time, or when the free call was settled
+    balance_after: int = 0  # the balance after this line (unchanged by a free call)
 
 
 def pounds(pence: int) -> str:
@@ -416,7 +421,9 @@ async def release(session: AsyncSession, call_id: int) -> None:
 
 
 async def statement(session: AsyncSession, prisoner_number: str) -> list[StatementLine]:
-    """The prisoner's ledger, oldest first, with each charged call's details."""
+    """The prisoner's ledger, oldest first, with each charged call's details, and every
+    connected call that was charged nothing (settled with its talk time, no charge entry) in
+    its place by the time it was settled."""
     pid = await find_prisoner(session, prisoner_number)
     rows = await session.execute(
         select(LedgerEntry, Call.number, Call.started_at, Call.talk_seconds, Call.charge_pence)
@@ -424,7 +431,47 @@ async def statement(session: AsyncSession, prisoner_number: str) -> list[Stateme
         .where(LedgerEntry.prisoner_id == pid)
         .order_by(LedgerEntry.id)
     )
-    return [StatementLine(*row) for row in rows]
+    entries = [
+        StatementLine(e, number, started, talk, charge, e.call_id, e.created_at, e.balance_after)
+        for e, number, started, talk, charge in rows
+    ]
+    free = await session.execute(
+        select(Call.id, Call.number, Call.started_at, Call.talk_seconds, Call.settled_at)
+        .where(
+            Call.prisoner_id == pid,
+            Call.talk_seconds.is_not(None),
+            Call.charge_pence == 0,
+            Call.settled_at.is_not(None),
+        )
+        .order_by(Call.settled_at, Call.id)
+    )
+    calls = [
+        StatementLine(None, number, started, talk, 0, call_id, settled)
+        for call_id, number, started, talk, settled in free
+    ]
+    # Merged by time (an entry before a free call settled at the same instant); a free call
+    # leaves the balance as the line before it left it.
+    lines: list[StatementLine] = []
+    balance_now = 0
+    i = j = 0
+    while i < len(entries) or j < len(calls):
+        take_entry = j >= len(calls) or (
+            i < len(entries) and _utc(entries[i].at) <= _utc(calls[j].at)
+        )
+        if take_entry:
+            line = entries[i]
+            balance_now = line.balance_after
+            i += 1
+        else:
+            line = replace(calls[j], balance_after=balance_now)
+            j += 1
+        lines.append(line)
+    return lines
+
+
+def _utc(at: datetime | None) -> datetime:
+    assert at is not None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 async def verify_account(session: AsyncSession, prisoner_id: int) -> None:
