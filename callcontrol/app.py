@@ -35,7 +35,10 @@ from callcontrol.adapters.http.auth import TokenFile
 from callcontrol.adapters.http.history import HistoryApi
 from callcontrol.adapters.journal_file import JournalFile
 from callcontrol.config import ConfigError, Settings, journal_path, recordings_spool
+from callcontrol.daemon_ops import start_operations
 from callcontrol.domain.call_end import CallEnd
+from callcontrol.logging_setup import TEXT_FORMAT as LOG_FORMAT  # noqa: F401 (demo, bench)
+from callcontrol.logging_setup import bind_call
 from callcontrol.services.authorise import CallAttempt
 from callcontrol.services.cells_sync import CellsSync, keep_syncing
 from callcontrol.services.chain_checkpoints import Checkpointer
@@ -49,8 +52,6 @@ from callcontrol.startup_checks import check_paths, check_schema
 from callcontrol.wiring import billing_policy, build_authoriser, utcnow  # noqa: F401
 
 log = logging.getLogger("callcontrol.daemon")
-
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 # Seconds after a call's channel hangs up before the journal is consulted for its end.
@@ -265,6 +266,7 @@ class Daemon:
             tracker.attach(self.ami)
 
             async def ended(uniqueid: str, cause: str, cause_txt: str) -> None:
+                bind_call(uniqueid)  # this task's log lines name the call
                 hung_up_at = utcnow()
                 await auth.call_ended(uniqueid, f"{cause} {cause_txt}".strip())
                 # The hangup handler reports the end at once; if it could not (the FastAGI
@@ -298,10 +300,26 @@ class Daemon:
             await self.ami.start()
             log.info("AMI: connecting to %s:%s as %s", s.ami.host, s.ami.port, s.ami.username)
             self.http = build_http_server(s, sessions, self.ami, tracker, journal, grants)
+            # --- operations: /ready, /metrics, readiness for systemd (daemon_ops.py) ---
+            ops = start_operations(
+                s,
+                engine=engine,
+                sessions=sessions,
+                agi=self.agi,
+                ami=self.ami,
+                http=self.http,
+                auth=auth,
+                settler=settler,
+                jobs=jobs,
+                stop=stop,
+            )
+            tasks.extend(ops.tasks)
+            # --- end of operations ---
             await self.http.start()
             self.started.set()
             await stop.wait()
             log.info("stopping")
+            ops.stopping()
         finally:
             for task in tasks:
                 task.cancel()

@@ -266,6 +266,34 @@ class LabSettings:
     handsets_file: str = "var/lab-handsets.json"
 
 
+# --- operations: logs and metrics (docs/metrics.md) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    # "text": one readable line per event; "json": one JSON object a line, with the call's
+    # Asterisk unique id ("call") on every line logged while handling that call.
+    format: str = "text"
+    # DEBUG, INFO, WARNING or ERROR; `callcontrol run --log-level` overrides it.
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    # Who may read GET /metrics on the [http] server: "token" (Authorization: Bearer with the
+    # token in token_file), "open" (anyone who reaches [http] host:port) or "off" (no /metrics).
+    access: str = "token"
+    # The scrape token (created by the daemon, mode 0640, group token_group: Prometheus's, so
+    # that its `credentials_file` can read it).
+    token_file: str = "var/metrics-token"
+    token_group: str = ""
+    # The database's figures (calls live, recordings pending, ledger totals) are this old at most.
+    db_cache_s: float = 15.0
+
+
+# --- end of operations settings --------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -279,6 +307,8 @@ class Settings:
     asterisk: AsteriskSettings = field(default_factory=AsteriskSettings)
     provision: ProvisionSettings = field(default_factory=ProvisionSettings)
     lab: LabSettings = field(default_factory=LabSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     # Relative paths in the settings are taken from this folder (the working folder by default).
     base_dir: Path = field(default_factory=Path.cwd)
 
@@ -395,6 +425,8 @@ _SECTIONS = (
     "asterisk",
     "provision",
     "lab",
+    "log",
+    "metrics",
 )
 
 
@@ -532,6 +564,18 @@ def _validate(s: Settings) -> None:
     if not s.asterisk.cli_command:
         raise ConfigError("[asterisk] cli_command is empty: the command that runs Asterisk's CLI")
     _validate_agi(s.agi)
+    _validate_operations(s)
+
+
+def _validate_operations(s: Settings) -> None:
+    if s.log.format not in ("text", "json"):
+        raise ConfigError("[log] format must be 'text' or 'json'")
+    if s.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("[log] level must be DEBUG, INFO, WARNING or ERROR")
+    if s.metrics.access not in ("token", "open", "off"):
+        raise ConfigError("[metrics] access must be 'token', 'open' or 'off'")
+    if not 0 <= s.metrics.db_cache_s <= 3600:
+        raise ConfigError("[metrics] db_cache_s must be between 0 and 3600")
 
 
 def _validate_agi(agi: AgiSettings) -> None:

@@ -3,14 +3,16 @@
 # PostgreSQL's server binaries (the tests start their own PostgreSQL), python3-venv, ffmpeg
 # (recordings are compressed with it, through pydub), baresip-core (a real softphone: the TLS and
 # SRTP call of tests/e2e/test_deploy_doc.py, and the cell handset of tests/e2e/test_softphones.py),
-# linphone-cli (a second softphone there: DTMF as SIP INFO), and as root iproute2 (`make test`
-# runs the end-to-end tests in parallel, each shard in a network namespace made with `ip netns`).
+# linphone-cli (a second softphone there: DTMF as SIP INFO), systemd's systemd-analyze (the
+# tests check the shipped units with it), and as root iproute2 (`make test` runs the end-to-end
+# tests in parallel, each shard in a network namespace made with `ip netns`).
 set -euo pipefail
 need=()
 command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
+command -v systemd-analyze >/dev/null || [ -x /usr/bin/systemd-analyze ] || need+=(systemd)
 command -v baresip >/dev/null || need+=(baresip-core)
 command -v linphonec >/dev/null || need+=(linphone-cli)
 [ "$(id -u)" != 0 ] || command -v ip >/dev/null || need+=(iproute2)

@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     from callcontrol.cli import backup as backup_cli
     from callcontrol.cli import pin_secret as pin_secret_cli
     from callcontrol.cli import provision as provision_cli
+    from callcontrol.cli import systemd as systemd_cli
 
     parents = [common_options()]
     parser = Parser(
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     agi_cli.register(sub, parents)
     ami_cli.register(sub, parents)
     alerts.register(sub, parents)
+    systemd_cli.register(sub, parents)
     pin_secret_cli.register(sub, parents)
     backup_cli.register(sub, parents)
     provision_cli.register(sub, parents)

@@ -46,13 +46,16 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
         help="run the call-control daemon (FastAGI + AMI)",
         description="Run the daemon beside Asterisk until SIGINT or SIGTERM: it decides every "
         "cell call over FastAGI ([agi] host/port) and follows calls over AMI ([ami]). Logs go "
-        "to stderr, one line per decision.",
+        "to stderr, one line per decision: readable text, or JSON lines with [log] format = "
+        '"json" (each line of a call then names it). Under systemd (Type=notify) it reports '
+        "READY=1 once FastAGI listens, AMI is logged in and the database is at the latest "
+        "schema; GET /ready on the [http] server answers the same.",
     )
     run.add_argument(
         "--log-level",
-        default="INFO",
+        default=None,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="default INFO",
+        help="default [log] level (INFO)",
     )
     run.set_defaults(handler=run_daemon)
 
@@ -119,11 +122,11 @@ async def asterisk_sync(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
-    from callcontrol.app import LOG_FORMAT, run_until_signalled
+    from callcontrol import logging_setup
+    from callcontrol.app import run_until_signalled
     from callcontrol.config import ConfigError
 
-    logging.basicConfig(level=args.log_level, format=LOG_FORMAT)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging_setup.configure(settings.log.format, args.log_level or settings.log.level)
     try:
         asyncio.run(run_until_signalled(settings))
     except ConfigError as e:

@@ -192,6 +192,9 @@ class Authoriser:
         self.billing = billing
         self._pin_secret = pin_secret
         self.clock = clock
+        # Called with each stored decision, after it is logged (the metrics count them).
+        self.on_decided: list[Callable[[DecisionRecord], None]] = []
+        self.store_failures = 0  # decisions the store could not keep (a metric)
 
     def reading(self) -> AbstractAsyncContextManager[None]:
         """A block whose reads share one database session, where the store can share one
@@ -338,7 +341,11 @@ class Authoriser:
         record = DecisionRecord(
             attempt, decision, handset, prisoner, self.clock(), decision_ms, plan
         )
-        refused = await self.store.record(record)
+        try:
+            refused = await self.store.record(record)
+        except Exception:
+            self.store_failures += 1  # the call is refused all the same (fail closed): counted
+            raise
         if refused is not None:
             detail = (
                 "another call of this prisoner is active"
@@ -349,6 +356,8 @@ class Authoriser:
             record = DecisionRecord(attempt, decision, handset, prisoner, record.at, decision_ms)
             await self.store.record(record)
         self._log(record)
+        for callback in self.on_decided:
+            callback(record)
         return decision
 
     async def call_ended(self, uniqueid: str, cause: str) -> None:

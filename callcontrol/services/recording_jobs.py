@@ -67,6 +67,12 @@ class RecordingJobs:
         self.store_dir = store_dir
         self.bitrate = bitrate
         self._tasks: set[asyncio.Task[None]] = set()
+        self.failures = 0  # ingests that raised, since the start (a metric)
+
+    @property
+    def in_progress(self) -> int:
+        """Recordings waiting for their file or being ingested now."""
+        return len(self._tasks)
 
     def spool_file(self, uniqueid: str) -> Path:
         return self.spool / f"{uniqueid}.raw"
@@ -90,6 +96,7 @@ class RecordingJobs:
                 self.sessions, self.store_dir, call_id, self.spool_file(uniqueid), self.bitrate
             )
         except Exception:
+            self.failures += 1
             log.exception(
                 "ingesting the recording of call %d failed; it stays in the spool "
                 "and is tried again at the next start",

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from callcontrol.domain.call_end import CallEnd, JournalEntry, ended_by
 from callcontrol.domain.tariffs import Rounding, charge_pence
+from callcontrol.logging_setup import about_call
 
 log = logging.getLogger("callcontrol.settlement")
 
@@ -43,6 +44,7 @@ class Settlement:
     charge_pence: int
     ended_by: str  # caller | called | limit | system
     accepted: bool
+    ended_at: datetime | None = None  # when the call ended (the settlement lag is from here)
 
 
 class SettlementStore(Protocol):
@@ -67,7 +69,7 @@ def settle_charge(call: OpenCall, end: CallEnd, free_drop_s: int) -> Settlement:
         charge = 0
     else:
         charge = min(charge_pence(call.rate, talk, call.rounding), call.reserved_pence)
-    return Settlement(call.call_id, talk, charge, who, accepted)
+    return Settlement(call.call_id, talk, charge, who, accepted, end.ended_at)
 
 
 class Settler:
@@ -90,6 +92,10 @@ class Settler:
         return await self._settle(call, end, source)
 
     async def _settle(self, call: OpenCall, end: CallEnd, source: str) -> Settlement | None:
+        with about_call(call.uniqueid):  # its lines, and the recording's ingest, name the call
+            return await self._settle_call(call, end, source)
+
+    async def _settle_call(self, call: OpenCall, end: CallEnd, source: str) -> Settlement | None:
         settlement = settle_charge(call, end, self.free_drop_s)
         if not await self.store.settle(call, end, settlement):
             return None

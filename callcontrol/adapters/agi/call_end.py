@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from callcontrol.adapters.agi.cell_call import UNIQUEID_FORMAT
 from callcontrol.adapters.agi.protocol import AgiChannel
 from callcontrol.domain.call_end import from_fields
 from callcontrol.services.settle import Settler
@@ -18,6 +19,12 @@ log = logging.getLogger("callcontrol.agi.call_end")
 class CallEndHandler:
     def __init__(self, settler: Settler) -> None:
         self.settler = settler
+
+    @staticmethod
+    def call_of(channel: AgiChannel) -> str | None:
+        """The call this end is about (its unique id, the first argument), for the log."""
+        args = channel.args
+        return args[0] if args and UNIQUEID_FORMAT.fullmatch(args[0]) else None
 
     async def __call__(self, channel: AgiChannel) -> None:
         try:

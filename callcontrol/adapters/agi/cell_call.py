@@ -29,7 +29,7 @@ from callcontrol.services.authorise import Authoriser, CallAttempt, CallPlan
 log = logging.getLogger("callcontrol.agi.cell_call")
 
 # Asterisk's unique ids ("1733380000.42", or with a system name in front).
-_UNIQUEID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+UNIQUEID_FORMAT = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # The most keys one PIN entry reads: far more than any PIN, so that a longer entry is read
 # whole (and is wrong), not cut to a PIN's length. "#" ends the entry; so does the timeout.
 MAX_PIN_KEYS = 20
@@ -56,7 +56,7 @@ def call_args(args: list[str]) -> CallAttempt:
     if len(args) != 5:
         raise BadCallArgs(f"expected 5 arguments, got {len(args)}")
     endpoint_b64, dialled_b64, call_id_b64, uniqueid, channel_b64 = args
-    if not _UNIQUEID.fullmatch(uniqueid):
+    if not UNIQUEID_FORMAT.fullmatch(uniqueid):
         raise BadCallArgs(f"odd unique id {uniqueid[:70]!r}")
     return CallAttempt(
         endpoint=_b64(endpoint_b64, "endpoint"),
@@ -65,6 +65,13 @@ def call_args(args: list[str]) -> CallAttempt:
         uniqueid=uniqueid,
         sip_call_id=_b64(call_id_b64, "SIP Call-ID"),
     )
+
+
+def call_of(channel: AgiChannel) -> str | None:
+    """The call a cell-call or cell-refused request is about (the handset channel's unique
+    id), for the log; None when the arguments are not as cells.conf sends them."""
+    args = channel.args
+    return args[3] if len(args) == 5 and UNIQUEID_FORMAT.fullmatch(args[3]) else None
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,7 @@ class CellCallHandler:
         self.auth = authoriser
         self.prompting = prompting
         self.on_late_allow = on_late_allow
+        self.call_of = call_of  # the server logs the request under this call (logging_setup)
 
     async def __call__(self, channel: AgiChannel) -> None:
         try:
@@ -238,6 +246,7 @@ class CellRefusedHandler:
 
     def __init__(self, authoriser: Authoriser) -> None:
         self.auth = authoriser
+        self.call_of = call_of
 
     async def __call__(self, channel: AgiChannel) -> None:
         try:

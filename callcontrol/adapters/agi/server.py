@@ -35,6 +35,7 @@ from callcontrol.adapters.agi.protocol import (
 )
 from callcontrol.adapters.agi.refusals import RefusalLog
 from callcontrol.adapters.agi.secret import SECRET_FORMAT
+from callcontrol.logging_setup import bind_call
 
 Route = Callable[[AgiChannel], Awaitable[None] | None]
 
@@ -109,6 +110,11 @@ class FastAgiServer:
         if self._server is None or not self._server.sockets:
             return self._port
         return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def listening(self) -> bool:
+        """Started and not stopped: accepting connections."""
+        return self._server is not None and self._server.is_serving()
 
     @property
     def active_sessions(self) -> int:
@@ -298,6 +304,10 @@ class FastAgiServer:
                 peer,
             )
             return
+        # Every line logged for this request names its call: the one the route says it is
+        # about (call_of: the handset's, from the arguments), else the requesting channel's.
+        call_of = getattr(route, "call_of", None)
+        bind_call((call_of(chan) if call_of else None) or chan.env.get("agi_uniqueid"))
         log.debug("FastAGI %s for channel %s from %s", chan.script, chan.channel, peer)
         result = route(chan)  # plain functions are accepted as well as coroutine functions
         if inspect.isawaitable(result):

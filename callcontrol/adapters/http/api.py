@@ -43,6 +43,8 @@ SUPERVISOR = web.AppKey("supervisor", Supervisor)
 TOKENS = web.AppKey("tokens", TokenFile)
 PRINCIPAL = web.RequestKey("principal", Actor)
 MAX_BODY = 64 * 1024
+# Polled by monitoring every few seconds: logged at debug level when they succeed.
+POLLED = frozenset({"/health", "/ready", "/metrics"})
 
 STATUS: tuple[tuple[type[SuperviseError], int], ...] = (
     (Invalid, 400),
@@ -105,7 +107,9 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         error = "internal error (see the daemon's log)"
     finally:
         who = request.get(PRINCIPAL)
-        log.info(
+        quiet = status < 400 and request.path in POLLED  # scrapers and probes: not every time
+        log.log(
+            logging.DEBUG if quiet else logging.INFO,
             "API %s %s %s -> %d in %.0f ms%s",
             f"{who.name} ({who.role})" if who else "-",
             request.method,
