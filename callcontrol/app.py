@@ -99,6 +99,8 @@ def build_cells_sync(settings: Settings, sessions: Any) -> CellsSync:
         return pjsip_cells.write_atomically(path, pjsip_cells.render(endpoints))
 
     async def reload() -> None:
+        if settings.asterisk.reload_cells == "none":
+            return  # callcontrol-cells.path (systemd) reloads PJSIP when the file changes
         await asyncio.to_thread(control.reload_pjsip, settings)
 
     return CellsSync(SqlCellEndpoints(sessions), write, reload)

@@ -190,6 +190,10 @@ class AsteriskSettings:
     # about a second of any change to a handset (added, enabled, disabled, new password);
     # false: only `callcontrol asterisk sync` does.
     sync_cells: bool = True
+    # How the daemon has PJSIP reload the file after a change: "cli" (cli_command -rx, which
+    # needs Asterisk's control socket, where any CLI command is allowed) or "none" (it only
+    # writes the file; the shipped callcontrol-cells.path unit reloads PJSIP as Asterisk's user).
+    reload_cells: str = "cli"
     # How to run Asterisk's CLI (`asterisk -rx`, to reload PJSIP): the command's first words,
     # without -rx. The lab sets its chroot form (chroot ROOT asterisk -C FILE).
     cli_command: tuple[str, ...] = ("asterisk",)
@@ -576,6 +580,8 @@ def _validate_operations(s: Settings) -> None:
         raise ConfigError("[metrics] access must be 'token', 'open' or 'off'")
     if not 0 <= s.metrics.db_cache_s <= 3600:
         raise ConfigError("[metrics] db_cache_s must be between 0 and 3600")
+    if s.asterisk.reload_cells not in ("cli", "none"):
+        raise ConfigError("[asterisk] reload_cells must be 'cli' or 'none'")
 
 
 def _validate_agi(agi: AgiSettings) -> None:

@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from callcontrol.adapters.asterisk.control import cells_conf_path
 from callcontrol.config import Settings
 from callcontrol.resources import data_dir
 
@@ -27,6 +28,8 @@ UNITS = (
     "callcontrol-purge.timer",
     "callcontrol-verify.service",
     "callcontrol-verify.timer",
+    "callcontrol-cells.path",
+    "callcontrol-cells-reload.service",
 )
 # A user or group name systemd and useradd accept; a path systemd takes without quoting.
 _NAME = re.compile(r"[a-z_][a-z0-9_-]{0,30}")
@@ -44,6 +47,8 @@ class UnitOptions:
     user: str = "callcontrol"
     asterisk_group: str = "asterisk"  # "" for none
     public_key: Path | None = None  # for `recordings verify --public-key`
+    asterisk_user: str = "asterisk"  # runs the PJSIP reload of callcontrol-cells.path
+    asterisk: Path = Path("/usr/sbin/asterisk")
 
 
 def installed_executable() -> Path:
@@ -68,6 +73,8 @@ def writable_paths(settings: Settings) -> list[Path]:
     if a.journal_file:
         wanted.append(Path(a.journal_file).parent)
     wanted += [Path(r.store_dir), Path(r.checkpoints_file).parent]
+    if a.sync_cells:  # rewritten atomically: a new file in its folder, renamed over the old
+        wanted.append(cells_conf_path(settings).parent)
     out: list[Path] = []
     for path in wanted:
         path = path.expanduser()
@@ -134,6 +141,9 @@ def render_units(options: UnitOptions, settings: Settings) -> dict[str, str]:
         "EXEC": _path(options.executable, "executable"),
         "COMMON": common,
         "VERIFY_ARGS": verify_args,
+        "CELLS_CONF": _path(cells_conf_path(settings), "cells' endpoints file"),
+        "ASTERISK_USER": _name(options.asterisk_user, "Asterisk user"),
+        "ASTERISK": _path(options.asterisk, "Asterisk binary"),
     }
     return {name: _fill((folder / name).read_text(), values) for name in UNITS}
 

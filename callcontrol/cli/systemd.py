@@ -53,6 +53,19 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
         type=Path,
         help="the chain's public key for the daily `recordings verify --public-key FILE`",
     )
+    units.add_argument(
+        "--asterisk",
+        metavar="PATH",
+        type=Path,
+        default=Path("/usr/sbin/asterisk"),
+        help="Asterisk's binary, for callcontrol-cells-reload.service (/usr/sbin/asterisk)",
+    )
+    units.add_argument(
+        "--asterisk-user",
+        default="asterisk",
+        metavar="USER",
+        help="the user callcontrol-cells-reload.service reloads PJSIP as (asterisk)",
+    )
     units.set_defaults(handler=units_command)
     sysusers = sd_sub.add_parser(
         "sysusers",
@@ -96,6 +109,8 @@ def _unit_options(args: argparse.Namespace, executable: Path = Path("/")) -> Uni
         user=args.user,
         asterisk_group=args.asterisk_group,
         public_key=_abs(getattr(args, "public_key", None)),
+        asterisk_user=getattr(args, "asterisk_user", "asterisk"),
+        asterisk=_abs(getattr(args, "asterisk", None)) or Path("/usr/sbin/asterisk"),
     )
 
 
@@ -128,7 +143,7 @@ def units_command(args: argparse.Namespace, settings: Settings) -> int:
         {"written": written},
         "\n".join(written)
         + "\nthen: systemctl daemon-reload && systemctl enable --now callcontrol.service "
-        "callcontrol-purge.timer callcontrol-verify.timer",
+        "callcontrol-purge.timer callcontrol-verify.timer callcontrol-cells.path",
     )
     return EXIT_OK
 

@@ -41,7 +41,9 @@ def site(tmp_path: Path) -> tuple[Path, Path]:
     units rendered from it into a folder of their own."""
     config = write_config(tmp_path, ami_port=5038)  # spool and journal in tmp_path
     units = tmp_path / "units"
-    assert main(["systemd", "units", "--to", str(units), "--config", str(config)]) == 0
+    # Asterisk's binary must exist for `systemd-analyze verify`: this host has none of its own.
+    argv = ["systemd", "units", "--to", str(units), "--config", str(config)]
+    assert main([*argv, "--asterisk", "/bin/true", "--asterisk-user", "root"]) == 0
     return config, units
 
 
@@ -97,7 +99,9 @@ def test_the_daemon_unit(site: tuple[Path, Path]) -> None:
         "UMask=0077",
     ):
         assert expected in lines, expected
-    assert sum(line.startswith("ReadWritePaths=") for line in lines) == 1
+    # ... and the cells' file's folder, which the daemon rewrites ([asterisk] sync_cells).
+    assert "ReadWritePaths=-/etc/asterisk" in lines
+    assert sum(line.startswith("ReadWritePaths=") for line in lines) == 2
     # systemd's own exposure score for the sandbox (0 best, 10 worst; "OK" is below 5).
     proc = analyze("security", "--offline=true", str(units / "callcontrol.service"))
     score = re.search(r"Overall exposure level for callcontrol.service: ([\d.]+)", proc.stdout)
@@ -141,3 +145,18 @@ def test_sysusers(capsys) -> None:
     lines = [x for x in capsys.readouterr().out.splitlines() if x and not x.startswith("#")]
     assert lines == ['u callcontrol - "callcontrol call control" /var/lib/callcontrol',
                      "m callcontrol asterisk"]  # fmt: skip
+
+
+def test_the_cells_file_is_watched_and_reloaded_as_asterisk(site: tuple[Path, Path]) -> None:
+    """With [asterisk] reload_cells = "none" the daemon only rewrites the cells' file (in a
+    folder the sandbox lets it write); the path unit has PJSIP reloaded as Asterisk's user."""
+    config, units = site
+    cells = "/etc/asterisk/pjsip_cells.conf"  # [asterisk] cells_conf's default
+    path_unit = (units / "callcontrol-cells.path").read_text().splitlines()
+    assert f"PathChanged={cells}" in path_unit
+    assert "Unit=callcontrol-cells-reload.service" in path_unit
+    reload = (units / "callcontrol-cells-reload.service").read_text().splitlines()
+    assert 'ExecStart=/bin/true -rx "module reload res_pjsip.so"' in reload
+    assert "User=root" in reload and "CapabilityBoundingSet=" in reload
+    daemon = (units / "callcontrol.service").read_text().splitlines()
+    assert "ReadWritePaths=-/etc/asterisk" in daemon  # the cells' folder
