@@ -173,11 +173,12 @@ WHEELHOUSE = Path("~/.cache/callcontrol/wheelhouse").expanduser()
 
 
 def prepare_wheelhouse() -> None:
-    if WHEELHOUSE.exists():
-        return
-    WHEELHOUSE.mkdir(parents=True)
+    """Every dependency of the product's wheel, as wheels: run each time, so that a dependency
+    added since the last run is fetched too (those already there are found in the folder)."""
+    WHEELHOUSE.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "-w", str(WHEELHOUSE), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "-w", str(WHEELHOUSE),
+         "--find-links", str(WHEELHOUSE), str(ROOT)],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     for ours in WHEELHOUSE.glob("callcontrol-*.whl"):

@@ -1,7 +1,8 @@
 """The packaged install: the wheel, installed in a fresh virtualenv outside the repository, runs a
 prison with only what it carries. Its `callcontrol` upgrades a PostgreSQL database, keeps the
 cells, prisoners and contacts, renders Asterisk's configuration, and its daemon decides, bridges
-and bills a real call through an Asterisk started with nothing but that rendered configuration.
+and bills a real call through an Asterisk started with nothing but that rendered configuration;
+its `backup`, restored into a fresh database and folder, verifies and bills the next call.
 
 The wheel is built offline (--no-build-isolation). Its dependencies come from PyPI, through
 pip, once: they are kept as wheels in ~/.cache/callcontrol/wheelhouse, from which later runs
@@ -186,7 +187,53 @@ def test_the_wheel_carries_the_data_and_not_the_lab(wheel: Path) -> None:
     assert not [n for n in names if n.startswith("callcontrol_lab") or "bench" in n]
 
 
-def test_an_installed_site_decides_bridges_and_bills_a_call(site: Site) -> None:
+def start_daemon(site: Site, log_name: str) -> subprocess.Popen[bytes]:
+    """The installed daemon on the site's configuration, once it is logged in to AMI."""
+    dlog = site.work / log_name
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCONTROL_")}
+    daemon = subprocess.Popen(
+        [str(site.venv / "bin/callcontrol"), "run", "--config", str(site.config)],
+        cwd=site.work, env=env, stdout=open(dlog, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while b"AMI: connected" not in dlog.read_bytes():
+        assert daemon.poll() is None, dlog.read_text()[-2000:]
+        assert time.monotonic() < deadline, f"daemon not ready:\n{dlog.read_text()[-2000:]}"
+        time.sleep(0.1)
+    return daemon
+
+
+def stop_daemon(daemon: subprocess.Popen[bytes]) -> None:
+    daemon.terminate()
+    daemon.wait(timeout=15)
+
+
+def call_and_settle(site: Site, password: str, local_port: int) -> dict[str, object]:
+    """One call of W0001AA to the approved contact, connected; its decision and call rows
+    once settled."""
+    call = asyncio.run(
+        place_call(
+            cell="W01", dial="02079460000", pin="2468", hold=3.0,
+            password=password, settings=load_settings(site.config, env={}),
+            local_port=local_port, media_port=6200, called_party_media_port=16200,
+        )
+    )  # fmt: skip
+    assert call.outcome == "connected", call
+    deadline = time.monotonic() + 20
+    while True:
+        rows = site.sql(
+            "SELECT d.outcome, d.reason, c.talk_seconds, c.charge_pence, c.settled_at "
+            "FROM call_decisions d JOIN calls c ON c.decision_id = d.id "
+            "WHERE d.sip_call_id = $1",
+            call.sip_call_id,
+        )
+        if rows and rows[0]["settled_at"] is not None:
+            return dict(rows[0])
+        assert time.monotonic() < deadline, f"not settled: {rows}"
+        time.sleep(0.25)
+
+
+def test_an_installed_site_bills_a_call_and_is_restored(site: Site, pg_url: str) -> None:
     site.cc("db", "upgrade")
     made = json.loads(site.cc("cell", "add", "W01", "--json").stdout)
     site.cc("prisoner", "add", "W0001AA", "--name", "Wheel Test", "--pin-stdin", "--cell", "W01",
@@ -208,52 +255,50 @@ def test_an_installed_site_decides_bridges_and_bills_a_call(site: Site) -> None:
     ast = subprocess.Popen([*asterisk, "-f"], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                            start_new_session=True)  # fmt: skip
     daemon = None
+    restored_db = None
     try:
         deadline = time.monotonic() + 60
         while subprocess.run([*asterisk, "-rx", "core waitfullybooted"], capture_output=True,
                              timeout=30).returncode != 0:  # fmt: skip
             assert ast.poll() is None and time.monotonic() < deadline, "Asterisk did not start"
             time.sleep(0.3)
-        dlog = site.work / "daemon.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCONTROL_")}
-        daemon = subprocess.Popen(
-            [str(site.venv / "bin/callcontrol"), "run", "--config", str(site.config)],
-            cwd=site.work, env=env, stdout=open(dlog, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while b"AMI: connected" not in dlog.read_bytes():
-            assert daemon.poll() is None, dlog.read_text()[-2000:]
-            assert time.monotonic() < deadline, f"daemon not ready:\n{dlog.read_text()[-2000:]}"
-            time.sleep(0.1)
-        call = asyncio.run(
-            place_call(
-                cell="W01", dial="02079460000", pin="2468", hold=3.0,
-                password=made["sip_password"], settings=load_settings(site.config, env={}),
-                local_port=5280, media_port=6200, called_party_media_port=16200,
-            )
-        )  # fmt: skip
-        assert call.outcome == "connected", call
-        deadline = time.monotonic() + 20
-        while True:
-            rows = site.sql(
-                "SELECT d.outcome, d.reason, c.talk_seconds, c.charge_pence, c.settled_at "
-                "FROM call_decisions d JOIN calls c ON c.decision_id = d.id "
-                "WHERE d.sip_call_id = $1",
-                call.sip_call_id,
-            )
-            if rows and rows[0]["settled_at"] is not None:
-                break
-            assert time.monotonic() < deadline, f"not settled: {rows}"
-            time.sleep(0.25)
-        row = dict(rows[0])
+        daemon = start_daemon(site, "daemon.log")
+        row = call_and_settle(site, made["sip_password"], local_port=5280)
         assert (row["outcome"], row["reason"]) == ("allow", "approved_contact")
         assert row["talk_seconds"] >= 1 and row["charge_pence"] == row["talk_seconds"], row
         (balance,) = site.sql("SELECT balance_pence FROM accounts")
         assert balance["balance_pence"] == 500 - row["charge_pence"]
+
+        # Its recording stored (and so in the backup) before the daemon stops.
+        deadline = time.monotonic() + 30
+        while not site.sql("SELECT id FROM recordings"):
+            assert time.monotonic() < deadline, "the call's recording was never stored"
+            time.sleep(0.25)
+
+        # The site backed up, and restored into a fresh database and a fresh folder (its keys
+        # and recordings): the restored site verifies, and its daemon, behind the same
+        # Asterisk, decides the same prisoner's next call the same way from the same balance.
+        stop_daemon(daemon)
+        daemon = None
+        backup = site.work.parent / "backup"
+        site.cc("backup", "--to", str(backup))
+        restored_db = create_pg_database(pg_url, migrate=False)
+        work = site.work.parent / "restored"
+        work.mkdir()
+        restored = Site(site.venv, work, write_config(work, restored_db, site.root),
+                        restored_db, site.root, site.conf)  # fmt: skip
+        restored.cc("restore", "--from", str(backup))
+        restored.cc("recordings", "verify")  # exits non-zero on a missing or altered one
+        assert len(restored.sql("SELECT id FROM recordings")) == 1
+        daemon = start_daemon(restored, "daemon-restored.log")
+        again = call_and_settle(restored, made["sip_password"], local_port=5282)
+        assert (again["outcome"], again["reason"]) == ("allow", "approved_contact")
+        assert again["charge_pence"] == again["talk_seconds"] >= 1, again
+        (balance,) = restored.sql("SELECT balance_pence FROM accounts")
+        assert balance["balance_pence"] == 500 - row["charge_pence"] - again["charge_pence"]
     finally:
         if daemon is not None:
-            daemon.terminate()
-            daemon.wait(timeout=15)
+            stop_daemon(daemon)
         subprocess.run([*asterisk, "-rx", "core stop now"], capture_output=True, timeout=30)
         try:
             ast.wait(timeout=20)
@@ -261,3 +306,5 @@ def test_an_installed_site_decides_bridges_and_bills_a_call(site: Site) -> None:
             ast.kill()
             ast.wait()
         log.close()
+        if restored_db is not None:
+            drop_pg_database(pg_url, restored_db)
