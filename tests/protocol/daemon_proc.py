@@ -54,6 +54,8 @@ secret = "{AMI_SECRET}"
 reconnect_s = 0.2
 [asterisk]
 journal_file = "{base}/journal"
+cells_conf = "{base}/pjsip_cells.conf"
+reload_cells = "none"
 [recording]
 spool_dir = "{base}/spool"
 store_dir = "{base}/recordings"

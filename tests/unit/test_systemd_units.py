@@ -20,7 +20,8 @@ import pytest
 
 from callcontrol.adapters.db.engine import upgrade
 from callcontrol.cli import main
-from callcontrol.systemd_units import UNITS
+from callcontrol.config import AsteriskSettings, Settings
+from callcontrol.systemd_units import UNITS, writable_paths
 from tests.protocol.daemon_proc import clean_env, write_config
 
 ANALYZE = shutil.which("systemd-analyze") or "/usr/bin/systemd-analyze"
@@ -99,9 +100,8 @@ def test_the_daemon_unit(site: tuple[Path, Path]) -> None:
         "UMask=0077",
     ):
         assert expected in lines, expected
-    # ... and the cells' file's folder, which the daemon rewrites ([asterisk] sync_cells).
-    assert "ReadWritePaths=-/etc/asterisk" in lines
-    assert sum(line.startswith("ReadWritePaths=") for line in lines) == 2
+    # (the cells' file's folder too, which the daemon rewrites: [asterisk] sync_cells)
+    assert sum(line.startswith("ReadWritePaths=") for line in lines) == 1
     # systemd's own exposure score for the sandbox (0 best, 10 worst; "OK" is below 5).
     proc = analyze("security", "--offline=true", str(units / "callcontrol.service"))
     score = re.search(r"Overall exposure level for callcontrol.service: ([\d.]+)", proc.stdout)
@@ -151,7 +151,7 @@ def test_the_cells_file_is_watched_and_reloaded_as_asterisk(site: tuple[Path, Pa
     """With [asterisk] reload_cells = "none" the daemon only rewrites the cells' file (in a
     folder the sandbox lets it write); the path unit has PJSIP reloaded as Asterisk's user."""
     config, units = site
-    cells = "/etc/asterisk/pjsip_cells.conf"  # [asterisk] cells_conf's default
+    cells = config.parent / "pjsip_cells.conf"
     path_unit = (units / "callcontrol-cells.path").read_text().splitlines()
     assert f"PathChanged={cells}" in path_unit
     assert "Unit=callcontrol-cells-reload.service" in path_unit
@@ -159,4 +159,12 @@ def test_the_cells_file_is_watched_and_reloaded_as_asterisk(site: tuple[Path, Pa
     assert 'ExecStart=/bin/true -rx "module reload res_pjsip.so"' in reload
     assert "User=root" in reload and "CapabilityBoundingSet=" in reload
     daemon = (units / "callcontrol.service").read_text().splitlines()
-    assert "ReadWritePaths=-/etc/asterisk" in daemon  # the cells' folder
+    assert f"ReadWritePaths=-{config.parent}" in daemon  # the cells' folder
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_the_cells_folder_is_writable_only_when_the_daemon_syncs(sync: bool) -> None:
+    asterisk = AsteriskSettings(cells_conf="/etc/asterisk/callcontrol/pjsip_cells.conf",
+                                sync_cells=sync)  # fmt: skip
+    paths = writable_paths(Settings(asterisk=asterisk))
+    assert (Path("/etc/asterisk/callcontrol") in paths) is sync
