@@ -190,12 +190,12 @@ def _utc(value: datetime | None, seconds: bool = True) -> str:
 
 
 def _nav(request: web.Request, role: str) -> list[dict[str, Any]]:
-    known = {r.canonical for r in request.app.router.resources()}
+    known = {r.canonical for r in request.app.router.resources()}  # prefixed once mounted
     here = request.path[len(PREFIX) :] or "/"
     return [
         {"label": n.label, "href": url(n.path), "current": here == n.path}
         for n in NAV
-        if n.path in known and may(role, n.right)
+        if url(n.path) in known and may(role, n.right)
     ]
 
 
