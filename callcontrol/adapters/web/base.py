@@ -92,6 +92,7 @@ class ConsoleDeps:
     operator: Any = None  # callcontrol/operator_services.OperatorServices: cells, prisoners,
     # contacts, numbers, accounts (services/*.py)
     recording_alerts: Any = None  # pages/alerts.RecordingAlerts: missing, failed ingests
+    public_origin: str = ""  # [console] public_origin: the only origin forms come from if set
 
 
 DEPS = web.AppKey("console_deps", ConsoleDeps)
@@ -229,6 +230,9 @@ def same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if not origin or origin == "null":
         return False
+    public = deps(request).public_origin
+    if public:  # behind a reverse proxy: the address the browsers use
+        return origin == public
     parts = urlsplit(origin)
     return parts.scheme == request.scheme and parts.netloc == request.host
 

@@ -87,4 +87,5 @@ def build_console(
         history=history,
         recording_alerts=recording_alerts,
         operator=operator_services(settings, sessions),
+        public_origin=c.public_origin,
     )
