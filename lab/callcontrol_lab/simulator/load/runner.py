@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from callcontrol_lab.measure import process_stat
 from callcontrol_lab.simulator import logs
 from callcontrol_lab.simulator.call import Endpoints, _start, _stop, _tail, _until_listening, _wait
 from callcontrol_lab.simulator.load.plan import LoadPlan
@@ -28,7 +29,6 @@ from callcontrol_lab.simulator.sipp import (
 )
 
 log = logging.getLogger("callcontrol.sim.load")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --- CPU and memory ----------------------------------------------------------------------------
@@ -48,27 +48,20 @@ class ProcWatch:
     name: str
     pid: int | None
     samples: list[Sample] = field(default_factory=list)
-    _last: tuple[float, int] | None = None
+    _last: tuple[float, float] | None = None
 
     def sample(self, now: float) -> None:
         if self.pid is None:
             return
-        try:
-            stat = Path(f"/proc/{self.pid}/stat").read_text()
-            status = Path(f"/proc/{self.pid}/status").read_text()
-        except OSError:
+        # Its own CPU and that of the children it waited for (Asterisk's per-call AGI scripts,
+        # the daemon's ffmpeg): their work too.
+        stat = process_stat(self.pid, memory=True)
+        if stat is None:
             return
-        fields = stat.rsplit(")", 1)[1].split()
-        # utime + stime, and cutime + cstime: the children it waited for (Asterisk's per-call
-        # AGI scripts, the daemon's ffmpeg) are its work too.
-        ticks = sum(int(x) for x in fields[11:15])
-        rss_kb = next(
-            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
-        )
         if self._last is not None and now > self._last[0]:
-            cpu = (ticks - self._last[1]) / CLOCK_TICKS / (now - self._last[0]) * 100
-            self.samples.append(Sample(now, round(cpu, 1), round(rss_kb / 1024, 1)))
-        self._last = (now, ticks)
+            cpu = (stat.cpu_s - self._last[1]) / (now - self._last[0]) * 100
+            self.samples.append(Sample(now, round(cpu, 1), round(stat.rss_kb / 1024, 1)))
+        self._last = (now, stat.cpu_s)
 
 
 def pid_listening(port: int) -> int | None:
