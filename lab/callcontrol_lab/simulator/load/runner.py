@@ -17,8 +17,9 @@ from pathlib import Path
 
 from callcontrol_lab.measure import process_stat
 from callcontrol_lab.simulator import logs
-from callcontrol_lab.simulator.call import Endpoints, _start, _stop, _tail, _until_listening, _wait
+from callcontrol_lab.simulator.call import Endpoints
 from callcontrol_lab.simulator.load.plan import LoadPlan
+from callcontrol_lab.simulator.processes import start, stop, tail, until_listening, wait
 from callcontrol_lab.simulator.sipp import (
     RunDir,
     SimError,
@@ -288,15 +289,13 @@ async def run_load(
     started = time.time()
     code: int | None = None
     try:
-        cp_proc = await _start(cp_cmd, run.h("called_party.out"))
-        await _until_listening(
-            cp_proc, ep.local_ip, ep.called_party_port, run.h("called_party.out")
-        )
+        cp_proc = await start(cp_cmd, run.h("called_party.out"))
+        await until_listening(cp_proc, ep.local_ip, ep.called_party_port, run.h("called_party.out"))
         started = time.time()
-        hs_proc = await _start(hs_cmd, run.h("handset.out"))
+        hs_proc = await start(hs_cmd, run.h("handset.out"))
         deadline = time.monotonic() + limit_s
         while True:
-            code = await _wait(hs_proc, 1.0)
+            code = await wait(hs_proc, 1.0)
             now = time.time()
             for w in watches:
                 w.sample(now)
@@ -308,13 +307,11 @@ async def run_load(
             if code is not None:
                 break
             if cp_proc.returncode is not None:
-                raise SimError(f"the called party's SIPp died: {_tail(run.h('called_party.out'))}")
+                raise SimError(f"the called party's SIPp died: {tail(run.h('called_party.out'))}")
             if time.monotonic() > deadline:
                 raise SimError(f"the load did not finish within {limit_s:.0f} s")
         if code not in (0, 1):
-            raise SimError(
-                f"the handsets' SIPp failed (exit {code}): {_tail(run.h('handset.out'))}"
-            )
+            raise SimError(f"the handsets' SIPp failed (exit {code}): {tail(run.h('handset.out'))}")
         # The called party's last calls end with the handsets' (Asterisk's BYE or CANCEL).
         end_by = time.monotonic() + 15
         while time.monotonic() < end_by:
@@ -326,9 +323,9 @@ async def run_load(
         return RunOutput(run, cid_prefix, started, time.time(), progress, watches, code, spooled)
     finally:
         if hs_proc is not None and hs_proc.returncode is None:
-            await _stop(hs_proc)
+            await stop(hs_proc)
         if cp_proc is not None and cp_proc.returncode is None:
-            await _stop(cp_proc)
+            await stop(cp_proc)
 
 
 def list_spool(spool: Path | None) -> list[str]:
