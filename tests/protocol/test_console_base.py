@@ -301,3 +301,12 @@ async def test_alerts_show_missing_recordings_and_failed_ingests(
     assert 'data-call="41"' in html and "empty file" in html
     assert "2 ingest(s) failed" in html
     assert "No PIN lockout" in html
+
+
+async def test_a_login_form_posted_while_logged_in_keeps_the_session(browser: Browser) -> None:
+    await browser.login("olive")
+    data = {"csrf_token": "stale", "username": "adam", "password": PASSWORD}
+    status, html, _ = await browser.post("/console/login", data)  # an old tab's form
+    assert status == 400 and "Your browser did not keep" in html
+    status, html, _ = await browser.get("/console/")
+    assert status == 200 and "Olive Officer" in html
