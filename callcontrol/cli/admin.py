@@ -92,7 +92,7 @@ async def db_upgrade(args: Args, settings: Settings) -> int:
 
 
 async def cell_disable(args: Args, settings: Settings) -> int:
-    who_acts = operator.actor(args, settings)
+    who_acts = operator.actor(args, settings, by_token=True)
     async with operator.services(settings) as (services, sessions):
         sweep = await operator.supervisor(services, sessions).disable_cell(
             who_acts, args.cell, args.reason
@@ -106,7 +106,7 @@ async def cell_disable(args: Args, settings: Settings) -> int:
 
 
 async def cell_enable(args: Args, settings: Settings) -> int:
-    who_acts = operator.actor(args, settings)
+    who_acts = operator.actor(args, settings, by_token=True)
     async with operator.services(settings) as (services, _):
         cell = await services.cells.enable(who_acts, args.cell, getattr(args, "reason", ""))
     return done(args, row(cell, CELL), f"cell {cell.name} enabled")
@@ -181,7 +181,7 @@ async def prisoner_move(args: Args, settings: Settings) -> int:
 
 
 async def prisoner_suspend(args: Args, settings: Settings) -> int:
-    who_acts = operator.actor(args, settings)
+    who_acts = operator.actor(args, settings, by_token=True)
     async with operator.services(settings) as (services, sessions):
         sweep = await operator.supervisor(services, sessions).suspend_prisoner(
             who_acts, args.prisoner, args.reason
@@ -195,7 +195,7 @@ async def prisoner_suspend(args: Args, settings: Settings) -> int:
 
 
 async def prisoner_reinstate(args: Args, settings: Settings) -> int:
-    who_acts = operator.actor(args, settings)
+    who_acts = operator.actor(args, settings, by_token=True)
     async with operator.services(settings) as (services, _):
         reason = getattr(args, "reason", "")
         p = await services.prisoners.reinstate(who_acts, args.prisoner, reason)

@@ -1,10 +1,9 @@
 """What the operator's commands share: the services on the settings' database, and who acts.
 
 Every act of the command line goes through the same services as the console's and the API's
-(callcontrol/operator_services.py), audited under the actor: the person whose API token is
-given or configured (found in the tokens file), else the login name with the role
-``operator`` (whoever runs the CLI holds the database's password). ``--by NAME`` names the
-person instead, for the records (contact history, ledger, audit log).
+(callcontrol/operator_services.py), audited under the actor: the login name (or ``--by
+NAME``) with the role ``operator`` (whoever runs the CLI holds the database's password); for
+the supervisory acts, the person whose API token is given or configured, as the API does.
 """
 
 from __future__ import annotations
@@ -28,18 +27,25 @@ from callcontrol.services.errors import AsteriskUnavailable
 from callcontrol.services.supervise import Supervisor, Sweep
 
 
-def actor(args: argparse.Namespace, settings: Settings) -> Actor:
-    """Who acts: --by, else the API token's owner, else the login name; the token's role,
-    else OPERATOR. A token given on purpose (--token, --token-file) must be readable; one
-    only configured ([http] token_file) that this account cannot read is ignored here."""
-    explicit = getattr(args, "token", None) or getattr(args, "token_file", None)
-    try:
-        token = supervise_cli.api_token(args, settings)
-    except CliError:
-        if explicit:
-            raise
-        token = ""
-    owner = supervise_cli.token_owner(settings, token) if token else None
+def actor(args: argparse.Namespace, settings: Settings, by_token: bool = False) -> Actor:
+    """Who acts: --by, else the login name, with the role OPERATOR (the database's own user).
+
+    ``by_token`` (the supervisory acts: disable, enable, suspend, reinstate, as in the API):
+    the person whose API token is given or configured, with their role, when the tokens file
+    names them; so an officer's token does not let calls through again from here either (a
+    guard against slips, not a boundary: the database's password is). A token given on
+    purpose (--token, --token-file) must be readable; one only configured ([http] token_file)
+    that this account cannot read is ignored."""
+    owner = None
+    if by_token:
+        explicit = getattr(args, "token", None) or getattr(args, "token_file", None)
+        try:
+            token = supervise_cli.api_token(args, settings)
+        except CliError:
+            if explicit:
+                raise
+            token = ""
+        owner = supervise_cli.token_owner(settings, token) if token else None
     name = getattr(args, "by", None) or (owner.name if owner else who(args))
     return Actor(str(name), owner.role if owner else OPERATOR)
 

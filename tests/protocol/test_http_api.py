@@ -513,6 +513,10 @@ async def test_the_api_over_the_sql_store(db_url: str, tokens_file: Path) -> Non
             await answer(await client.post("/prisoners/A1234BC/suspend", headers=OFFICER), 200)
             entries = (await answer(await client.get("/audit", headers=ADMIN), 200))["entries"]
         assert [(e["action"], e["target"]) for e in reversed(entries)] == [
+            ("cell_add", "cell:A1-01"),  # the world set up through the operator's services
+            ("cell_add", "cell:B2-07"),
+            ("prisoner_add", "prisoner:A1234BC"),
+            ("prisoner_add", "prisoner:B5678CD"),
             ("listen_refused", f"call:{bo.id}"),
             ("disable", "cell:A1-01"),
             ("cut", f"call:{ann.id}"),
@@ -520,7 +524,7 @@ async def test_the_api_over_the_sql_store(db_url: str, tokens_file: Path) -> Non
             ("suspend", "prisoner:A1234BC"),
             ("cut", f"call:{ann.id}"),  # still open in the database: the fake hangup ends nothing
         ]
-        assert entries[-1]["actor"] == "alice" and entries[-1]["at"] is not None
+        assert entries[0]["actor"] == "alice" and entries[0]["at"] is not None  # the newest
         async with sessions() as s:
             cell = await s.scalar(select(m.Cell).where(m.Cell.name == "A1-01"))
             ann_row = await s.scalar(
@@ -707,10 +711,12 @@ def test_cell_disable_without_a_reachable_daemon(
     cli_env.delenv("CALLCONTROL_HTTP_TOKEN")
     status, out, _ = run(capsys, "cell", "disable", "A1-01")
     assert status == 0 and "no API token" in out
-    # In the audit log: the token's person, then (no token) the login name.
+    # In the audit log: the token's person, then (no token) the login name; first of all the
+    # cell added, by the login name (adding a cell is not supervision: no token asked for).
     status, out, _ = run(capsys, "audit", "list", "--json")
     actors = [(e["actor"], e["role"]) for e in json.loads(out)]
-    assert actors == [(getpass.getuser(), "operator"), ("alice", "officer")]
+    me = (getpass.getuser(), "operator")
+    assert actors == [me, ("alice", "officer"), me]
     # With an officer's token, the command line does not undo it either; an admin's does.
     cli_env.setenv("CALLCONTROL_HTTP_TOKEN", OFFICER_TOKEN)
     status, _, err = run(capsys, "cell", "enable", "A1-01")
