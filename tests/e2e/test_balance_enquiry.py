@@ -12,12 +12,15 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.e2e.conftest import E2E
+from tests.e2e.softphones import BARESIP
 from tests.e2e.test_cell_calls import LONDON, provision
+from tests.e2e.test_softphones import decision_of, phone, pin_prompt, until
 
 pytestmark = pytest.mark.e2e
 
@@ -180,6 +183,32 @@ def test_no_credit_says_zero_pounds_and_zero_minutes(e2e: E2E) -> None:
     files = played.until("cc-minutes-left-today")
     assert files[files.index("cc-balance-is") :] == spoken(0, 0), files
     assert enquiry_row(e2e, call)["dialled"] == CODE + "#"
+
+
+@pytest.mark.skipif(BARESIP is None, reason="baresip missing: run scripts/system-deps.sh")
+def test_a_real_softphone_hears_its_balance(e2e: E2E, tmp_path: Path) -> None:
+    """Debian's baresip dials *100 and keys its PIN as RFC 2833 events: 1 pound 37 pence."""
+    cell, _, pin = provision(e2e, (LONDON, "approved"), credit=137)
+    played = Played(e2e, cell)
+    with phone(e2e, cell, tmp_path) as p:
+        p.dial(CODE)
+        p.wait_event("CALL_ESTABLISHED")
+        pin_prompt(e2e)
+        p.keys(pin + "#")
+        p.wait_event("CALL_CLOSED", timeout=30)  # Asterisk hangs up once it has spoken
+        call_id = p.call_id
+    d = until(lambda: decision_of(e2e, call_id), "the enquiry's record")
+    assert (d["outcome"], d["reason"], d["dialled"], d["call_id"]) == (
+        "service",
+        "balance_enquiry",
+        CODE,
+        None,
+    )
+    [row] = e2e.sql("SELECT at FROM call_decisions WHERE sip_call_id = $1", call_id)
+    files = played.until("cc-minutes-left-today")
+    expected = spoken(137, minutes_expected(row["at"]))
+    assert files[files.index("cc-balance-is") :] == expected, files
+    assert expected[1:3] == ["digits/1", "cc-pound"]  # one pound, not "one pounds"
 
 
 def _failures(e2e: E2E, cell: str) -> int:
