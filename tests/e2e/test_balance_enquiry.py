@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ import pytest
 from tests.e2e.conftest import E2E
 from tests.e2e.softphones import BARESIP
 from tests.e2e.test_cell_calls import LONDON, provision
+from tests.e2e.test_fail_closed import fake_daemon, read_environment
 from tests.e2e.test_softphones import decision_of, phone, pin_prompt, until
 
 pytestmark = pytest.mark.e2e
@@ -27,6 +29,7 @@ pytestmark = pytest.mark.e2e
 CODE = "*100"
 DAILY_MINUTES = 25  # the site's daily allowance here
 SITE_TZ = ZoneInfo("Europe/London")  # [site] timezone, the default
+ALLOWANCE = {"CALLCONTROL_BILLING_MAX_MINUTES_PER_DAY": str(DAILY_MINUTES)}  # daemon's env
 PLAYING = re.compile(r"<(PJSIP/[^>]+)> Playing '([^']+)'")
 WRONG = "2468"
 
@@ -34,7 +37,7 @@ WRONG = "2468"
 @pytest.fixture(scope="module", autouse=True)
 def daily_allowance(e2e: E2E) -> Iterator[None]:
     """The daemon with a daily allowance of 25 minutes; the usual one back afterwards."""
-    e2e.daemon.restart({"CALLCONTROL_BILLING_MAX_MINUTES_PER_DAY": str(DAILY_MINUTES)})
+    e2e.daemon.restart(ALLOWANCE)
     yield
     e2e.daemon.restart()
 
@@ -257,3 +260,46 @@ def test_a_wrong_pin_then_star_100_is_refused_like_a_call_and_counts(e2e: E2E) -
         prisoner,
     )
     assert reasons == []  # no PIN matched: no enquiry of that prisoner's was ever answered
+
+
+GOOD = {"CC_BALANCE_NEGATIVE": "0", "CC_BALANCE_POUNDS": "4", "CC_BALANCE_PENCE": "20"}
+SAID = tuple(spoken(420, 25))
+REFUSED = ("cc-refused",)
+FORGED = [
+    (GOOD, SAID),  # the control: the same liar with whole numbers is heard
+    ({**GOOD, "CC_BALANCE_POUNDS": "1+1"}, REFUSED),  # an expression, not a number
+    ({**GOOD, "CC_BALANCE_PENCE": "5)|Dial(PJSIP/02079460000@pstn"}, REFUSED),
+    ({**GOOD, "CC_BALANCE_NEGATIVE": "2"}, REFUSED),
+    ({**GOOD, "CC_BALANCE_POUNDS": "1234567890"}, REFUSED),  # ten digits
+    ({"CC_BALANCE_NEGATIVE": "0", "CC_BALANCE_POUNDS": "4"}, REFUSED),  # figures missing
+]
+
+
+@pytest.mark.parametrize(
+    ("figures", "heard"), FORGED, ids=["control", "expression", "app", "sign", "long", "missing"]
+)
+def test_figures_that_are_not_whole_numbers_are_refused_unsaid(
+    e2e: E2E, figures: dict[str, str], heard: tuple[str, ...]
+) -> None:
+    """Something else on the daemon's port answers "balance" with figures the daemon never
+    sends: the dialplan checks each before any expression or SayNumber reads it, and refuses."""
+    cell, _, pin = provision(e2e, (LONDON, "approved"))
+    minutes = {"CC_MINUTES_LEFT": "25"} if "CC_BALANCE_PENCE" in figures else {}
+
+    def lying(conn: socket.socket) -> None:
+        read_environment(conn)
+        f = conn.makefile("rwb", buffering=0)
+        for name, value in {**figures, **minutes, "CC_DECISION": "balance"}.items():
+            f.write(f'SET VARIABLE {name} "{value}"\n'.encode())
+            f.readline()
+        conn.close()
+
+    played = Played(e2e, cell)
+    e2e.daemon.stop()
+    try:
+        with fake_daemon(lying):
+            call = e2e.call(cell, pin, CODE, 20 if heard == SAID else 3)
+    finally:
+        e2e.daemon.start(ALLOWANCE)
+    assert call["called_party_saw_invite"] is False, call
+    assert tuple(played.until(heard[-1])) == heard
