@@ -99,7 +99,7 @@ def spoken(pence: int, minutes: int) -> list[str]:
 
 def enquiry_row(e2e: E2E, call: dict[str, object]) -> dict[str, object]:
     rows = e2e.sql(
-        "SELECT d.id, d.at, d.outcome, d.reason, d.dialled, d.number, d.detail, d.prisoner_id, "
+        "SELECT d.id, d.at, d.outcome, d.reason, d.dialled, d.number, d.detail, d.decision_ms, "
         "(SELECT count(*) FROM calls c WHERE c.decision_id = d.id) AS calls "
         "FROM call_decisions d WHERE d.sip_call_id = $1",
         call["sip_call_id"],
@@ -151,6 +151,7 @@ def test_star_100_says_the_balance_and_the_minutes_left_and_places_no_call(
 
     row = enquiry_row(e2e, call)
     minutes = minutes_expected(row["at"])  # type: ignore[arg-type]
+    print(f"\n{dialling}: the enquiry took {row['decision_ms']:.1f} ms once the PIN was in")
     assert (row["outcome"], row["reason"], row["dialled"], row["number"], row["calls"]) == (
         "service",
         "balance_enquiry",

@@ -2,6 +2,8 @@
 
 It only asks, decides through the Authoriser and sets channel variables; the dialplan bridges.
 Anything unexpected ends with no allow set, so the dialplan refuses the call (fail closed).
+The balance enquiry ([site] balance_code after the PIN) is the one other answer: the figures as
+whole numbers, then the decision "balance", which the dialplan says and never dials.
 
 The conversation runs on the Local channel that the handset's channel dials ([cc-decide] in
 dialplan/cells.conf), so the call it is about is named in the arguments, not by the AGI
