@@ -4,8 +4,8 @@ Pure code, no I/O: the accounts live in the staff file (adapters/web/staff_file.
 `callcontrol staff ...` and read by the daemon's console.
 
 Passwords are hashed with scrypt (hashlib, from OpenSSL: no extra dependency), a memory-hard
-hash: N=2**15, r=8, p=1 needs 32 MiB and some 50 to 100 ms per guess, so a stolen staff file
-cannot be guessed at GPU speed. The parameters are kept in each hash, so they can be raised
+hash: N=2**15, r=8, p=1 needs 32 MiB and about 0.1 s of a CPU core per guess, so a stolen
+staff file cannot be guessed at GPU speed. The parameters are kept in each hash, so they can be raised
 later without invalidating the passwords already set.
 """
 
