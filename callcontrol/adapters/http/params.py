@@ -58,29 +58,21 @@ def matching(value: str, pattern: re.Pattern[str], what: str, rule: str) -> str:
     return value
 
 
+CELL_RULE = "1 to 32 letters, digits, '-' or '_', beginning with a letter or digit"
+PRISON_NUMBER_RULE = "1 to 32 letters or digits"
+CONTACT_RULE = "digits, optionally after a '+' (e.g. +442079460000 or 02079460000), at most 32"
+
+
 def cell_name(request: web.Request, key: str = "name") -> str:
-    return matching(
-        request.match_info[key],
-        CELL_NAME,
-        "cell name",
-        "1 to 32 letters, digits, '-' or '_', beginning with a letter or digit",
-    )
+    return matching(request.match_info[key], CELL_NAME, "cell name", CELL_RULE)
 
 
 def prison_number(request: web.Request, key: str = "number") -> str:
-    number = matching(
-        request.match_info[key], PRISON_NUMBER, "prison number", "1 to 32 letters or digits"
-    )
-    return number.upper()
+    return matching(request.match_info[key], PRISON_NUMBER, "prison number", PRISON_NUMBER_RULE)
 
 
 def contact_number(request: web.Request, key: str = "contact") -> str:
-    return matching(
-        request.match_info[key],
-        CONTACT_NUMBER,
-        "contact number",
-        "digits, optionally after a '+' (e.g. +442079460000 or 02079460000), at most 32",
-    )
+    return matching(request.match_info[key], CONTACT_NUMBER, "contact number", CONTACT_RULE)
 
 
 def whole(params: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
