@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from callcontrol.adapters.http import params
+from callcontrol.adapters.http import openapi, params
 from callcontrol.adapters.http.auth import TokenFile, bearer_token
 from callcontrol.adapters.http.errors import ApiError
 from callcontrol.domain.roles import ROLES, Right, may
@@ -301,6 +301,7 @@ def make_app(
     app.cleanup_ctx.append(_tokens_loaded)
     call, cell, prisoner = r"/calls/{call_id:\d{1,18}}", "/cells/{name}", "/prisoners/{number}"
     app.router.add_get("/health", health)
+    openapi.add_routes(app)
     app.router.add_get("/calls/live", live_calls)
     app.router.add_post(f"{call}/cut", cut)
     app.router.add_post(f"{call}/listen", listen)
