@@ -86,6 +86,17 @@ def status_of(error: SuperviseError) -> int:
     return 500
 
 
+MAX_LOGGED_PATH = 300
+
+
+def logged_path(request: web.Request) -> str:
+    """The path and query as sent (still percent-encoded: a decoded %0A must not start a false
+    log line), every character that is not printable escaped, cut short."""
+    raw = request.raw_path
+    text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in raw[:MAX_LOGGED_PATH])
+    return text + "..." if len(raw) > MAX_LOGGED_PATH else text
+
+
 @web.middleware
 async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Errors as JSON, and one log line per request: who, what, the answer."""
@@ -112,7 +123,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
             "API %s %s %s -> %d in %.0f ms%s",
             f"{who.name} ({who.role})" if who else "-",
             request.method,
-            request.path_qs,
+            logged_path(request),
             status,
             (time.monotonic() - started) * 1000,
             f": {error}" if error else "",
