@@ -39,6 +39,7 @@ from callcontrol.daemon_ops import start_operations
 from callcontrol.domain.call_end import CallEnd
 from callcontrol.logging_setup import TEXT_FORMAT as LOG_FORMAT  # noqa: F401 (demo, bench)
 from callcontrol.logging_setup import bind_call
+from callcontrol.operator_services import operator_services
 from callcontrol.services.authorise import CallAttempt
 from callcontrol.services.cells_sync import CellsSync, keep_syncing
 from callcontrol.services.chain_checkpoints import Checkpointer
@@ -140,7 +141,8 @@ def build_http_server(
     history = HistoryApi(
         SqlHistoryReader(sessions), ZoneInfo(settings.site.timezone), settings.site.region
     )
-    app = make_app(supervisor, tokens, SqlPinAlerts(sessions), history)
+    operator = operator_services(settings, sessions)
+    app = make_app(supervisor, tokens, SqlPinAlerts(sessions), history, operator)
     return HttpServer(app, settings.http.host, settings.http.port)
 
 

@@ -6,7 +6,8 @@ an auditor reads, an officer supervises, an admin also administers and reads the
 Every answer is JSON; errors are {"error": "..."}. The service's errors become status codes
 here, and only here:
 
-    Invalid 400, Refused 403, NotFound 404, AsteriskUnavailable 409 (nothing sent),
+    Invalid 400, Refused 403, NotFound 404, Conflict 409 (already done, a limit reached),
+    AsteriskUnavailable 409 (nothing sent),
     AsteriskActionLost 502 (outcome unknown, never resent), AsteriskFailed 502.
 
 Every request is logged with who made it, what it asked and the status it got.
@@ -29,6 +30,7 @@ from callcontrol.adapters.http import openapi, params
 from callcontrol.adapters.http.auth import TokenFile, bearer_token
 from callcontrol.adapters.http.errors import ApiError
 from callcontrol.domain.roles import ROLES, Right, may
+from callcontrol.services.errors import Conflict
 from callcontrol.services.supervise import (
     MAX_AUDIT_LIMIT,
     Actor,
@@ -54,6 +56,7 @@ MAX_BODY = 64 * 1024
 POLLED = frozenset({"/health", "/ready", "/metrics"})
 
 STATUS: tuple[tuple[type[SuperviseError], int], ...] = (
+    (Conflict, 409),  # a kind of Invalid: first
     (Invalid, 400),
     (Refused, 403),
     (NotFound, 404),
@@ -301,11 +304,17 @@ async def _tokens_loaded(app: web.Application) -> AsyncIterator[None]:
 
 
 def make_app(
-    supervisor: Supervisor, tokens: TokenFile, pin_alerts: Any = None, history: Any = None
+    supervisor: Supervisor,
+    tokens: TokenFile,
+    pin_alerts: Any = None,
+    history: Any = None,
+    operator: Any = None,
 ) -> web.Application:
     """The API; with ``pin_alerts`` (adapters/http/alerts.py's PinAlerts) also its PIN lockout
     routes, GET /alerts and POST /cells/{name}/unlock; with ``history`` (adapters/http/
-    history.py's HistoryApi) the call history, GET /calls."""
+    history.py's HistoryApi) the call history, GET /calls; with ``operator`` (operator_services.
+    py's OperatorServices) the reads of cells, prisoners and contacts and the contact acts
+    (adapters/http/people.py, contacts.py)."""
     app = web.Application(middlewares=[edge], client_max_size=MAX_BODY)
     app[SUPERVISOR] = supervisor
     app[TOKENS] = tokens
@@ -331,4 +340,8 @@ def make_app(
         from callcontrol.adapters.http import history as history_routes
 
         history_routes.add_routes(app, history)
+    if operator is not None:
+        from callcontrol.adapters.http import people
+
+        people.add_routes(app, operator)
     return app
