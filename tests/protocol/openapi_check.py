@@ -87,12 +87,19 @@ class Described:
         self.checked.add((method.upper(), template, status))
 
     async def check(self, response: Any, method: str, template: str) -> Any:
-        """Validate an aiohttp client response; returns its body (JSON decoded when JSON)."""
-        if response.content_type == "application/json":
-            body = await response.json()
-        else:
+        """Validate an aiohttp client response; returns its body: JSON decoded, text for
+        text/*, else bytes (audio, ...: only its status and content type are checked)."""
+        kind = response.content_type
+        if kind == "application/json":
+            body: Any = await response.json()
+        elif kind.startswith("text/"):
             body = await response.text()
-        self.validate(method, template, response.status, response.content_type, body)
+        else:
+            content = self._response(method, template, response.status)[0].get("content", {})
+            assert kind in content, f"{method} {template} answers {kind}: {sorted(content)}"
+            self.checked.add((method.upper(), template, response.status))
+            return await response.read()
+        self.validate(method, template, response.status, kind, body)
         return body
 
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from callcontrol.adapters.http import params
+from callcontrol.adapters.http import listing, params
 from callcontrol.adapters.http.api import ApiError, _json, authorise, body
 from callcontrol.domain.roles import Right
 
@@ -35,14 +35,15 @@ DAYS = re.compile(r"[0-9]{1,4}(\.[0-9]{1,3})?")
 
 async def list_alerts(request: web.Request) -> web.Response:
     authorise(request, Right.READ)
-    text = params.query(request, ("days",)).get("days", "7")
+    given = params.query(request, ("days", *listing.PAGING))
+    text = given.get("days", "7")
     if not DAYS.fullmatch(text):
         raise ApiError(400, f"days must be a number such as 7 or 0.5, not {params.shown(text)}")
     days = float(text)
     if not 0 < days <= 3660:
         raise ApiError(400, "days must be more than 0 and at most 3660")
     alerts = await request.app[PIN_ALERTS].alerts(datetime.now(UTC), days)
-    return _json({"alerts": alerts})
+    return _json(listing.page(given, "alerts", alerts, dict))
 
 
 async def unlock(request: web.Request) -> web.Response:
