@@ -18,23 +18,29 @@ from referencing.jsonschema import DRAFT202012
 from callcontrol.adapters.http import openapi
 
 URI = "urn:callcontrol:openapi"
-# Sub-applications that are not the JSON API (the staff console's HTML pages).
+# Where the daemon serves what is not the JSON API: the staff console's HTML pages (its
+# sub-application, and the redirect from /console to /console/).
 NOT_THE_API = ("/console",)
 
 
-def routes(app: web.Application, prefix: str = "") -> set[tuple[str, str]]:
-    """Every (METHOD, path template) the application routes, HEAD (aiohttp's, with each GET)
-    left out, and sub-applications' routes under their prefix (except NOT_THE_API's)."""
+def _api(path: str) -> bool:
+    return not any(path == p or path.startswith(p + "/") for p in NOT_THE_API)
+
+
+def routes(app: web.Application) -> set[tuple[str, str]]:
+    """Every (METHOD, path template) of the JSON API the application routes, HEAD (aiohttp's,
+    with each GET) left out, and sub-applications' routes (aiohttp gives them their prefix)."""
     found: set[tuple[str, str]] = set()
     for resource in app.router.resources():
+        path = resource.canonical
+        if not _api(path):
+            continue
         if isinstance(resource, web.PrefixedSubAppResource):
-            sub_prefix = prefix + resource.canonical
-            if sub_prefix not in NOT_THE_API:
-                found |= routes(resource._app, sub_prefix)
+            found |= routes(resource._app)
             continue
         for route in resource:
             if route.method != "HEAD":
-                found.add((route.method, prefix + resource.canonical))
+                found.add((route.method, path))
     return found
 
 

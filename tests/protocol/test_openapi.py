@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate as validate_openapi
 
@@ -93,6 +94,20 @@ async def test_every_route_is_described_and_every_description_is_a_route(
     assert described - served == set(), "described operations that are not routes"
     # Not an empty comparison: the API's known routes are among them.
     assert {("GET", "/calls/live"), ("GET", "/metrics"), ("GET", "/openapi.json")} <= served
+
+
+def test_the_route_listing_sees_sub_applications_and_leaves_out_the_console() -> None:
+    async def nothing(request: web.Request) -> web.Response:
+        return web.Response()
+
+    app, console, recordings = web.Application(), web.Application(), web.Application()
+    console.router.add_get("/calls", nothing)
+    recordings.router.add_get("/{id}/audio", nothing)
+    app.router.add_get("/console", nothing)  # the console's redirect to /console/
+    app.router.add_post("/consoles", nothing)
+    app.add_subapp("/console/", console)
+    app.add_subapp("/recordings/", recordings)
+    assert routes(app) == {("POST", "/consoles"), ("GET", "/recordings/{id}/audio")}
 
 
 # --- real answers against the schemas ----------------------------------------------------------
