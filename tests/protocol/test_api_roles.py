@@ -243,3 +243,28 @@ async def test_each_route_takes_exactly_the_query_parameters_described(daemon: D
             assert taken == described, (method, path)
             tried += 1
     assert tried >= 20
+
+
+async def test_each_act_takes_exactly_the_body_fields_described(daemon: Daemon) -> None:
+    """An unknown field's 400 names those the act takes: its described body's properties."""
+    doc = openapi.load()
+    tried = 0
+    for path, item in doc["paths"].items():
+        op = item.get("post")
+        if op is None:
+            continue
+        schema = op["requestBody"]["content"]["application/json"]["schema"]
+        url = Operation("POST", path, Right.READ).url
+        response = await daemon.client.post(url, json={"zz_unknown": 1}, headers=bearer(ADMIN))
+        assert response.status == 400, path
+        error = (await response.json())["error"]
+        found = re.search(r"^unknown field\(s\) 'zz_unknown' \(this route takes: (.*)\)$", error)
+        assert found, (path, error)
+        assert set(found[1].split(", ")) == set(schema["properties"]), path
+        tried += 1
+    assert tried >= 10
+    before = await daemon.changed()
+    response = await daemon.client.post(
+        "/cells/A1-01/disable", json={"reson": "typo"}, headers=bearer(OFFICER)
+    )
+    assert response.status == 400 and await daemon.changed() == before
