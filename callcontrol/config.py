@@ -135,6 +135,20 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class KioskSettings:
+    # The prisoners' self-service kiosk (docs/kiosk.md): an application of its own on its own
+    # listener, where no console or API route exists. Off unless enabled.
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8090
+    # A session ends after idle_timeout_s without a touch, and after session_max_s in all.
+    idle_timeout_s: int = 120
+    session_max_s: int = 900
+    # Set when the kiosk is served over HTTPS (a TLS proxy in front): cookies marked Secure.
+    secure_cookies: bool = False
+
+
+@dataclass(frozen=True)
 class AgiSettings:
     host: str = "127.0.0.1"
     port: int = 4573
@@ -306,6 +320,7 @@ class Settings:
     billing: BillingSettings = field(default_factory=BillingSettings)
     recording: RecordingSettings = field(default_factory=RecordingSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    kiosk: KioskSettings = field(default_factory=KioskSettings)
     agi: AgiSettings = field(default_factory=AgiSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
     asterisk: AsteriskSettings = field(default_factory=AsteriskSettings)
