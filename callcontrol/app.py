@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,7 +40,6 @@ from callcontrol.adapters.kiosk.sessions import KioskSessions
 from callcontrol.config import ConfigError, Settings, journal_path, recordings_spool
 from callcontrol.daemon_ops import start_operations
 from callcontrol.domain.call_end import CallEnd
-from callcontrol.domain.kiosk import SessionTimes
 from callcontrol.logging_setup import TEXT_FORMAT as LOG_FORMAT  # noqa: F401 (demo, bench)
 from callcontrol.logging_setup import bind_call
 from callcontrol.services.authorise import CallAttempt
@@ -122,8 +121,10 @@ def build_http_server(
     tracker: ChannelTracker,
     journal: JournalFollower,
     grants: ListenGrants | None = None,
+    jobs: RecordingJobs | None = None,
 ) -> HttpServer:
-    """The officers' API: live calls, cut, listen, cells and prisoners; every act audited."""
+    """The officers' API: live calls, cut, listen, cells and prisoners; every act audited;
+    and the staff console at /console/ ([console] enabled)."""
 
     async def acceptances() -> dict[str, datetime]:
         calls = await journal.entries(c.uniqueid for c in tracker.live())
@@ -146,7 +147,22 @@ def build_http_server(
     history = HistoryApi(
         SqlHistoryReader(sessions), ZoneInfo(settings.site.timezone), settings.site.region
     )
-    app = make_app(supervisor, tokens, SqlPinAlerts(sessions), history)
+    pin_alerts = SqlPinAlerts(sessions)
+    app = make_app(supervisor, tokens, pin_alerts, history)
+    if settings.console.enabled:
+        from callcontrol.adapters.web import mount
+        from callcontrol.adapters.web.setup import SqlRecordingAlerts, build_console
+
+        recording_alerts = SqlRecordingAlerts(sessions, recordings_spool(settings), jobs)
+        console = build_console(
+            settings,
+            sessions,
+            supervisor=supervisor,
+            pin_alerts=pin_alerts,
+            history=history,
+            recording_alerts=recording_alerts,
+        )
+        mount(app, console)
     return HttpServer(app, settings.http.host, settings.http.port)
 
 
@@ -168,16 +184,12 @@ def build_kiosk(settings: Settings, pins: PinLockStore, sessions: Any) -> HttpSe
         pin_digits=site.pin_digits,
     )
     try:
-        times = SessionTimes(
-            idle=timedelta(seconds=k.idle_timeout_s), longest=timedelta(seconds=k.session_max_s)
+        kiosk_sessions = KioskSessions(
+            k.idle_timeout_s, k.session_max_s, secure_cookies=k.secure_cookies
         )
     except ValueError as e:
         raise ConfigError(f"[kiosk] {e}") from None
-    app = make_kiosk_app(
-        service,
-        KioskSessions(times, utcnow, secure_cookies=k.secure_cookies),
-        ZoneInfo(site.timezone),
-    )
+    app = make_kiosk_app(service, kiosk_sessions, ZoneInfo(site.timezone))
     return HttpServer(app, k.host, k.port, what="kiosk")
 
 
@@ -339,7 +351,7 @@ class Daemon:
             await self.agi.start()
             await self.ami.start()
             log.info("AMI: connecting to %s:%s as %s", s.ami.host, s.ami.port, s.ami.username)
-            self.http = build_http_server(s, sessions, self.ami, tracker, journal, grants)
+            self.http = build_http_server(s, sessions, self.ami, tracker, journal, grants, jobs)
             # --- operations: /ready, /metrics, readiness for systemd (daemon_ops.py) ---
             ops = start_operations(
                 s,

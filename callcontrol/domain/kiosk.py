@@ -9,8 +9,6 @@ tries beyond the handset's own (docs/kiosk.md).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from callcontrol.domain.pins import valid_pin_format, weak_pin
 
@@ -27,21 +25,6 @@ def typed_prison_number(text: str) -> str:
     if not number or len(number) > MAX_PRISON_NUMBER or not (number.isascii() and number.isalnum()):
         return ""
     return number
-
-
-@dataclass(frozen=True)
-class SessionTimes:
-    """How long a kiosk session lasts: ``idle`` without a request, ``longest`` in all."""
-
-    idle: timedelta = timedelta(minutes=2)
-    longest: timedelta = timedelta(minutes=15)
-
-    def __post_init__(self) -> None:
-        if self.idle <= timedelta(0) or self.longest < self.idle:
-            raise ValueError("the idle timeout must be positive and no longer than a session")
-
-    def expired(self, started: datetime, last_seen: datetime, now: datetime) -> bool:
-        return now - last_seen >= self.idle or now - started >= self.longest
 
 
 class NewPinProblem(enum.Enum):

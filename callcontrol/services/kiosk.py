@@ -60,7 +60,6 @@ CONTACT_KINDS = ("social", "legal")
 class KioskUser:
     """Who a kiosk session belongs to, fixed at sign-in."""
 
-    prisoner_id: int
     prison_number: str
     name: str
     pin_hash: str  # the PIN the session was opened with: a new PIN ends the session
@@ -130,22 +129,19 @@ class KioskService:
         if not prisoner.active:
             return None
         await self.guard.right_pin(prisoner, pin, keys, now, state)
-        fresh = await self.store.account_by_id(prisoner.id)  # the hash, if stored again
+        fresh = await self.store.account(prisoner.prison_number)  # the hash, if stored again
         log.info("kiosk: prisoner %s signed in", prisoner.prison_number)
-        return KioskUser(
-            prisoner.id, prisoner.prison_number, prisoner.name, (fresh or prisoner).pin_hash
-        )
+        return KioskUser(prisoner.prison_number, prisoner.name, (fresh or prisoner).pin_hash)
 
     async def current(self, user: KioskUser) -> Prisoner | None:
         """The session's prisoner as the store has them now; None when the session must end
         (suspended, no longer in a cell, a new PIN, gone)."""
-        prisoner = await self.store.account_by_id(user.prisoner_id)
+        prisoner = await self.store.account(user.prison_number)
         if (
             prisoner is None
             or not prisoner.active
             or not prisoner.cell
             or prisoner.pin_hash != user.pin_hash
-            or prisoner.prison_number != user.prison_number
         ):
             return None
         return prisoner

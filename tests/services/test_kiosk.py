@@ -43,9 +43,6 @@ class FakeKioskStore:
         self.pins.calls.append("account")
         return next((p for p in self.pins.prisoners if p.prison_number == prison_number), None)
 
-    async def account_by_id(self, prisoner_id: int) -> Prisoner | None:
-        return next((p for p in self.pins.prisoners if p.id == prisoner_id), None)
-
     async def cellmates(self, prisoner: Prisoner) -> Sequence[Prisoner]:
         return [p for p in self.pins.prisoners if p.cell == prisoner.cell and p.id != prisoner.id]
 

@@ -112,9 +112,6 @@ class SqlKioskStore:
     async def account(self, prison_number: str) -> Prisoner | None:
         return await self._one(m.Prisoner.prison_number == prison_number)
 
-    async def account_by_id(self, prisoner_id: int) -> Prisoner | None:
-        return await self._one(m.Prisoner.id == prisoner_id)
-
     async def cellmates(self, prisoner: Prisoner) -> Sequence[Prisoner]:
         async with self.sessions() as s:
             rows = await s.scalars(

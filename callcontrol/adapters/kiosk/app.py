@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo
 import jinja2
 from aiohttp import web
 
-from callcontrol.adapters.kiosk.sessions import KioskSessions, Session, csrf_valid
+from callcontrol.adapters.kiosk.sessions import KioskSessions, csrf_valid, user_of
+from callcontrol.adapters.web.sessions import Session
 from callcontrol.services.kiosk import KioskService, SessionEnded
 
 log = logging.getLogger("callcontrol.kiosk")
@@ -71,9 +72,9 @@ class Kiosk:
         session: Session | None = request.get(SESSION)
         values: dict[str, object] = {
             "session": session,
-            "user": session.user if session else None,
+            "user": user_of(session) if session else None,
             "csrf": session.csrf if session else "",
-            "idle_s": int(self.sessions.times.idle.total_seconds()) if session else 0,
+            "idle_s": int(self.sessions.idle_s) if session else 0,
         }
         values.update(context)
         return self.templates.get_template(name).render(**values)

@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from callcontrol.adapters.kiosk.app import SESSION, Kiosk, page, read_form
-from callcontrol.adapters.kiosk.sessions import Session
+from callcontrol.adapters.kiosk.sessions import user_of
+from callcontrol.adapters.web.sessions import Session
 from callcontrol.services.kiosk import PinChange
 from callcontrol.services.kiosk_ports import KioskRefused
 
@@ -37,7 +38,7 @@ async def _signed_in(kiosk: Kiosk, request: web.Request) -> Session | None:
     session = _session(request)
     if session is None:
         return None
-    if await kiosk.service.current(session.user) is None:
+    if await kiosk.service.current(user_of(session)) is None:
         return None
     return session
 
@@ -55,7 +56,7 @@ async def start(kiosk: Kiosk, request: web.Request) -> web.StreamResponse:
     if session is None:
         notes = {"info": "You were signed out."} if request.cookies.get("kiosk_session") else {}
         return _signed_out(kiosk, request, **notes)
-    money = await kiosk.service.money(session.user)
+    money = await kiosk.service.money(user_of(session))
     return kiosk.render(request, "home.html", money=money)
 
 
@@ -101,7 +102,7 @@ def signed_in(handler: SignedIn) -> Callable[[Kiosk, web.Request], Awaitable[web
 
 def _reading(template: str, what: str) -> SignedIn:
     async def show(kiosk: Kiosk, request: web.Request, session: Session) -> web.StreamResponse:
-        items = await getattr(kiosk.service, what)(session.user)
+        items = await getattr(kiosk.service, what)(user_of(session))
         return kiosk.render(request, template, items=items, local=kiosk.local)
 
     return show
@@ -128,7 +129,7 @@ async def ask_for_contact(
         return kiosk.render(request, "request.html", status=400, error=AGAIN, form={})
     try:
         item = await kiosk.service.request_contact(
-            session.user, form.get("number", ""), form.get("kind", ""), form.get("label", "")
+            user_of(session), form.get("number", ""), form.get("kind", ""), form.get("label", "")
         )
     except KioskRefused as e:
         return kiosk.render(request, "request.html", status=400, error=str(e), form=form)
@@ -148,7 +149,7 @@ async def change_pin(kiosk: Kiosk, request: web.Request, session: Session) -> we
     if form is None:
         return kiosk.render(request, "pin.html", status=400, error=AGAIN)
     result = await kiosk.service.change_pin(
-        session.user, form.get("old", ""), form.get("new", ""), form.get("again", "")
+        user_of(session), form.get("old", ""), form.get("new", ""), form.get("again", "")
     )
     match result.outcome:
         case PinChange.CHANGED:
