@@ -149,7 +149,7 @@ async def test_every_answer_has_the_strict_headers(kiosk: tuple[Client, World]) 
         h = response.headers
         assert h["Content-Security-Policy"] == CSP
         assert "default-src 'none'" in CSP and "form-action 'self'" in CSP
-        assert (h["Cache-Control"], h["Referrer-Policy"]) == ("no-store", "no-referrer")
+        assert (h["Cache-Control"], h["Referrer-Policy"]) == ("no-store", "same-origin")
         assert h["X-Frame-Options"] == "DENY"
 
 

@@ -6,7 +6,8 @@ the exact raw path (no decoding, no normalising: ``/statement/``, ``/%73tatement
 traversal, encoded tricks, other methods) gets the kiosk's own "not here" page. The one style
 sheet is held in memory: no file is ever looked up from a path. Every answer carries a strict
 Content-Security-Policy (nothing from elsewhere, forms only to the kiosk, no framing), is
-never cached (the next prisoner cannot go back to the last one's pages) and sends no referrer.
+never cached (the next prisoner cannot go back to the last one's pages) and sends no referrer
+beyond the kiosk.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ HEADERS = {
     "Content-Security-Policy": CSP,
     "Cache-Control": "no-store",
     "Pragma": "no-cache",
-    "Referrer-Policy": "no-referrer",
+    # "same-origin", not "no-referrer": with no-referrer Chromium sends "Origin: null" on POST.
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
@@ -133,17 +135,24 @@ async def read_form(request: web.Request) -> dict[str, str] | None:
     """The POSTed form when it is the kiosk's own (same origin, a valid CSRF token, small);
     None otherwise."""
     if not same_origin(request):
-        return None
+        return _refused(request, "not from the kiosk's own origin")
     if request.content_length is None or request.content_length > MAX_FORM_BYTES:
-        return None
+        return _refused(request, "no length, or too long")
     data = await request.post()
     form = {k: v for k, v in data.items() if isinstance(v, str)}
     token = form.get("csrf", "")
     kiosk: Kiosk = request.app[KIOSK]
     session: Session | None = request.get(SESSION)
     if session is not None:
-        return form if csrf_valid(session, token) else None
-    return form if kiosk.sessions.pre_token_valid(request, token) else None
+        valid = csrf_valid(session, token)
+    else:
+        valid = kiosk.sessions.pre_token_valid(request, token)
+    return form if valid else _refused(request, "without the page's token")
+
+
+def _refused(request: web.Request, why: str) -> None:
+    log.warning("kiosk: a form sent to %s refused: %s", request.raw_path[:100], why)
+    return None
 
 
 @web.middleware
