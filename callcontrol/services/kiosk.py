@@ -21,6 +21,7 @@ session is over (``current`` gives None).
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from collections.abc import Callable, Sequence
@@ -98,6 +99,9 @@ class KioskService:
     ) -> None:
         self.store = store
         self.guard = PinGuard(pins, lockout)
+        # One PIN check at a time: each try sees every earlier one's count, so tries sent at
+        # once cannot all slip in before the lockout (a try takes a few milliseconds).
+        self._one_at_a_time = asyncio.Lock()
         self._pin_secret = pin_secret
         self.clock = clock
         self.pin_digits = pin_digits
@@ -107,6 +111,10 @@ class KioskService:
     async def sign_in(self, typed_number: str, typed_pin: str) -> KioskUser | None:
         """The prisoner, when this is their prison number and PIN, they are not suspended and
         their cell's handset is not locked; otherwise None, whichever of these failed."""
+        async with self._one_at_a_time:
+            return await self._sign_in(typed_number, typed_pin)
+
+    async def _sign_in(self, typed_number: str, typed_pin: str) -> KioskUser | None:
         now = self.clock()
         number = typed_prison_number(typed_number)
         pin = typed_pin.strip()[:MAX_PIN_TYPED]
@@ -188,6 +196,10 @@ class KioskService:
         wrong one counts against the lockout and ends the session: an unattended session
         gives a guesser one try); a new PIN that is a cellmate's is refused and counted as a
         wrong PIN too, since the refusal tells that a cellmate has it."""
+        async with self._one_at_a_time:
+            return await self._change_pin(user, old, new, again)
+
+    async def _change_pin(self, user: KioskUser, old: str, new: str, again: str) -> PinChangeResult:
         prisoner = await self.current(user)
         if prisoner is None or prisoner.cell is None:
             return PinChangeResult(PinChange.ENDED)

@@ -4,6 +4,7 @@ rules."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -207,6 +208,21 @@ async def test_kiosk_tries_count_against_the_cell_handset_with_the_handset_tries
     w.clock.now += POLICY.lockout
     assert await w.kiosk.sign_in(ANN, ANN_PIN) is not None
     assert await w.handset(BEA_PIN) is None
+
+
+async def test_tries_sent_at_once_get_no_more_than_the_lockout_allows() -> None:
+    w = World()
+    reads = w.pins.pin_failures_since
+
+    async def slow_read(cell: str, since: datetime) -> Sequence[datetime]:
+        await asyncio.sleep(0)  # a database round trip: other tries run meanwhile
+        return await reads(cell, since)
+
+    w.pins.pin_failures_since = slow_read  # type: ignore[method-assign]
+    answers = await asyncio.gather(*(w.kiosk.sign_in(ANN, f"{9000 + n}") for n in range(30)))
+    assert answers == [None] * 30
+    assert len(w.pins.failures) == POLICY.failures  # the rest found the cell locked
+    assert len(w.pins.lockouts) == 1
 
 
 async def test_the_day_cap_spans_the_handset_and_the_kiosk() -> None:
