@@ -168,16 +168,17 @@ def build_http_server(
 
 def build_kiosk(settings: Settings, pins: PinLockStore, sessions: Any) -> HttpServer:
     """The prisoners' kiosk ([kiosk]): its own application on its own listener."""
+    from callcontrol.operator_services import operator_services
+
     site, k = settings.site, settings.kiosk
-    store = SqlKioskStore(
-        sessions,
-        region=site.region,
-        max_social=site.max_social_contacts,
-        max_legal=site.max_legal_contacts,
-    )
+    operator = operator_services(settings, sessions)
     service = KioskService(
-        store,
+        SqlKioskStore(sessions),
         pins,
+        accounts=operator.accounts,
+        contacts=operator.contacts,
+        prisoners=operator.prisoners,
+        history=SqlHistoryReader(sessions),
         lockout=lockout_policy(settings),
         pin_secret=settings.pin_keys,
         clock=utcnow,

@@ -35,26 +35,30 @@ from callcontrol.domain.pins import (
     LockoutPolicy,
     PinKeys,
     as_keys,
-    hash_pin,
     key_id,
     pin_matches,
 )
 from callcontrol.domain.rules import matching_prisoners
+from callcontrol.services.call_history import HistoryFilter, HistoryReader, HistoryRow
+from callcontrol.services.errors import ServiceError, SharedPin
 from callcontrol.services.kiosk_ports import (
+    Accounts,
     CallItem,
-    ContactItem,
+    Contacts,
     KioskRefused,
     KioskStore,
-    Money,
+    OwnPin,
     StatementItem,
 )
 from callcontrol.services.pin_guard import PinGuard, PinLockStore
+from callcontrol.services.views import ContactView, Money, StatementLine
 
 log = logging.getLogger("callcontrol.kiosk")
 
 MAX_PIN_TYPED = 16  # longer input is cut before hashing: the work per try stays the same
 CALLS_SHOWN = 50
 CONTACT_KINDS = ("social", "legal")
+VIA = "kiosk"  # how the operator's services name the kiosk in the audit log and histories
 
 
 @dataclass(frozen=True)
@@ -92,12 +96,18 @@ class KioskService:
         store: KioskStore,
         pins: PinLockStore,
         *,
+        accounts: Accounts,
+        contacts: Contacts,
+        prisoners: OwnPin,
+        history: HistoryReader,
         lockout: LockoutPolicy,
         pin_secret: Callable[[], bytes | PinKeys],
         clock: Callable[[], datetime],
         pin_digits: int = 4,
     ) -> None:
         self.store = store
+        self.accounts, self.contacts, self.prisoners = accounts, contacts, prisoners
+        self.history = history
         self.guard = PinGuard(pins, lockout)
         # One PIN check at a time: each try sees every earlier one's count, so tries sent at
         # once cannot all slip in before the lockout (a try takes a few milliseconds).
@@ -163,31 +173,42 @@ class KioskService:
         return prisoner
 
     async def money(self, user: KioskUser) -> Money:
-        return await self.store.money(await self._prisoner(user))
+        return await self.accounts.balance((await self._prisoner(user)).prison_number)
 
     async def statement(self, user: KioskUser) -> Sequence[StatementItem]:
-        return await self.store.statement(await self._prisoner(user))
+        """The account, newest first."""
+        lines = await self.accounts.statement((await self._prisoner(user)).prison_number)
+        return [_statement_item(line) for line in reversed(lines)]
 
     async def calls(self, user: KioskUser) -> Sequence[CallItem]:
-        return await self.store.calls(await self._prisoner(user), CALLS_SHOWN)
+        """The prisoner's own latest calls, newest first (never a recording)."""
+        prisoner = await self._prisoner(user)
+        query = HistoryFilter(prisoner=prisoner.prison_number, limit=CALLS_SHOWN)
+        return [_call_item(row) for row in await self.history.history(query)]
 
-    async def contacts(self, user: KioskUser) -> Sequence[ContactItem]:
-        return await self.store.contacts(await self._prisoner(user))
+    async def contacts_of(self, user: KioskUser) -> Sequence[ContactView]:
+        return await self.contacts.of((await self._prisoner(user)).prison_number)
 
     async def request_contact(
         self, user: KioskUser, number: str, kind: str, label: str
-    ) -> ContactItem:
-        """Ask for a number to be approved: pending in staff's queue, under the limits."""
+    ) -> ContactView:
+        """Ask for a number to be approved: pending in staff's queue, under the limits
+        (ContactService.request: the same checks as staff's additions)."""
         prisoner = await self._prisoner(user)
         if kind not in CONTACT_KINDS:
             raise KioskRefused("Choose family and friends, or legal.")
         if not number.strip():
             raise KioskRefused("Type the telephone number.")
-        item = await self.store.request_contact(prisoner, number.strip(), kind, label.strip())
+        try:
+            view = await self.contacts.request(
+                prisoner.prison_number, number.strip(), kind, label.strip(), VIA
+            )
+        except ServiceError as e:
+            raise KioskRefused(str(e)) from None
         log.info(
-            "kiosk: prisoner %s asked for %s contact %s", prisoner.prison_number, kind, item.number
+            "kiosk: prisoner %s asked for %s contact %s", prisoner.prison_number, kind, view.number
         )
-        return item
+        return view
 
     # --- changing one's PIN ----------------------------------------------------------------------
 
@@ -220,11 +241,35 @@ class KioskService:
             where = f"at the kiosk for {prisoner.prison_number} (a cellmate's PIN as the new one)"
             await self.guard.wrong_pin(prisoner.cell, now, state, where=where)
             return PinChangeResult(PinChange.REFUSED, NewPinProblem.TAKEN)
-        new_hash = hash_pin(keys.current, prisoner.prison_number, new)
-        if not await self.store.change_pin(prisoner, new_hash, now):
+        try:
+            await self.prisoners.set_own_pin(prisoner.prison_number, new, VIA)
+        except SharedPin:  # a cellmate took it meanwhile: checked again in its transaction
+            return PinChangeResult(PinChange.REFUSED, NewPinProblem.TAKEN)
+        except ServiceError:
             return PinChangeResult(PinChange.ENDED)
         log.info("kiosk: prisoner %s changed their PIN", prisoner.prison_number)
         return PinChangeResult(PinChange.CHANGED)
+
+
+def _statement_item(line: StatementLine) -> StatementItem:
+    entry = line.entry
+    if entry is None:  # a connected call that cost nothing
+        return StatementItem(line.at, "call", line.number, 0, line.balance_after, line.talk_seconds)
+    kind = "call" if entry.kind == "charge" else entry.kind
+    return StatementItem(
+        line.at, kind, line.number, entry.amount_pence, line.balance_after, line.talk_seconds
+    )
+
+
+def _call_item(row: HistoryRow) -> CallItem:
+    if row.decision != "allow":
+        outcome, reason = "refused", row.reason
+    elif row.answered_at is not None:
+        outcome, reason = "connected", ""
+    else:
+        outcome, reason = "not_connected", ""
+    number = row.number or row.dialled
+    return CallItem(row.decided_at, number, outcome, reason, row.talk_seconds, row.charge_pence)
 
 
 class SessionEnded(Exception):

@@ -139,7 +139,7 @@ async def test_a_query_names_no_other_prisoner(kiosk: tuple[Client, World]) -> N
             status, text = await _raw(client, "GET", path + query)
             assert status == 200 and CAL not in text, (path, query)
     text = (await _raw(client, "GET", f"/statement?prisoner={CAL}"))[1]
-    assert f"Top-up for {ANN}" in text
+    assert f"Ann &middot; {ANN}" in text and "Top-up" in text  # the session's own
 
 
 async def test_every_answer_has_the_strict_headers(kiosk: tuple[Client, World]) -> None:

@@ -15,17 +15,20 @@ from callcontrol.domain import pins
 from callcontrol.domain.kiosk import NewPinProblem
 from callcontrol.domain.model import Handset, Prisoner, Reason
 from callcontrol.domain.pins import LockoutPolicy, hash_pin, pin_matches
-from callcontrol.domain.rules import SitePolicy
+from callcontrol.domain.rules import SitePolicy, matching_prisoners
 from callcontrol.services.authorise import Authoriser
+from callcontrol.services.call_history import HistoryFilter, HistoryRow
+from callcontrol.services.errors import Invalid, SharedPin
 from callcontrol.services.kiosk import KioskService, PinChange, SessionEnded
-from callcontrol.services.kiosk_ports import (
-    CallItem,
-    ContactItem,
-    KioskRefused,
+from callcontrol.services.kiosk_ports import KioskRefused
+from callcontrol.services.views import (
+    ContactView,
+    Entry,
     Money,
-    StatementItem,
+    PrisonerView,
+    StatementLine,
 )
-from tests.services.test_authorise import BILLING, SECRET, Clock, FakeStore
+from tests.services.test_authorise import BILLING, SECRET, T0, Clock, FakeStore
 
 ANN, BEA, CAL = "A1234BC", "D5678EF", "G9012HI"
 ANN_PIN, BEA_PIN, CAL_PIN = "1357", "2468", "3579"
@@ -33,52 +36,70 @@ POLICY = LockoutPolicy()  # the defaults: 5 in 15 min, 8 a day
 
 
 class FakeKioskStore:
-    """The kiosk's records over the authoriser's fake (one list of prisoners for both)."""
+    """The kiosk's own port and the operator's services it calls, over the authoriser's fake
+    (one list of prisoners for the handset and the kiosk)."""
 
     def __init__(self, pins_store: FakeStore) -> None:
         self.pins = pins_store
         self.changed: list[tuple[str, str]] = []
-        self.requests: list[tuple[str, str, str]] = []
+        self.requests: list[tuple[str, str, str, str]] = []  # prisoner, number, kind, via
 
+    def _by_number(self, prison_number: str) -> Prisoner | None:
+        return next((p for p in self.pins.prisoners if p.prison_number == prison_number), None)
+
+    # KioskStore
     async def account(self, prison_number: str) -> Prisoner | None:
         self.pins.calls.append("account")
-        return next((p for p in self.pins.prisoners if p.prison_number == prison_number), None)
+        return self._by_number(prison_number)
 
     async def cellmates(self, prisoner: Prisoner) -> Sequence[Prisoner]:
         return [p for p in self.pins.prisoners if p.cell == prisoner.cell and p.id != prisoner.id]
 
-    async def change_pin(self, prisoner: Prisoner, new_hash: str, at: datetime) -> bool:
+    # OwnPin (PrisonerService.set_own_pin)
+    async def set_own_pin(self, prison_number: str, pin: str, via: str) -> PrisonerView:
+        me = self._by_number(prison_number)
+        assert me is not None and via == "kiosk"
+        if matching_prisoners(await self.cellmates(me), pin, SECRET):
+            raise SharedPin("a cellmate has it")
+        new = replace(me, pin_hash=hash_pin(SECRET, prison_number, pin))
         ps = self.pins.prisoners
-        for i, p in enumerate(ps):
-            if p.id == prisoner.id and p.pin_hash == prisoner.pin_hash:
-                ps[i] = replace(p, pin_hash=new_hash)
-                self.changed.append((p.prison_number, new_hash))
-                return True
-        return False
+        ps[:] = [new if p.id == me.id else p for p in ps]
+        self.changed.append((prison_number, new.pin_hash))
+        return PrisonerView(prison_number, me.name, me.cell, me.active, "")
 
-    async def money(self, prisoner: Prisoner) -> Money:
-        return Money(prisoner.id * 100, 0, prisoner.id * 100)
+    # Accounts
+    async def balance(self, prison_number: str) -> Money:
+        me = self._by_number(prison_number)
+        assert me is not None
+        return Money(me.id * 100, 0, me.id * 100)
 
-    async def statement(self, prisoner: Prisoner) -> Sequence[StatementItem]:
-        return [StatementItem(None, f"Top-up for {prisoner.prison_number}", 100, 100)]
+    async def statement(self, prison_number: str) -> list[StatementLine]:
+        topup = Entry(1, prison_number, "topup", 100, 100, "k", prison_number, None, T0, "staff")
+        return [StatementLine(topup, None, None, None, None, None, T0, 100)]
 
-    async def calls(self, prisoner: Prisoner, limit: int) -> Sequence[CallItem]:
-        return []
-
-    async def contacts(self, prisoner: Prisoner) -> Sequence[ContactItem]:
+    # Contacts
+    async def of(self, prison_number: str) -> list[ContactView]:
         return [
-            ContactItem(n, k, "pending", "")
-            for who, n, k in self.requests
-            if who == prisoner.prison_number
+            ContactView(who, n, k, "pending", "")
+            for who, n, k, _ in self.requests
+            if who == prison_number
         ]
 
-    async def request_contact(
-        self, prisoner: Prisoner, number: str, kind: str, label: str
-    ) -> ContactItem:
+    async def request(
+        self, prison_number: str, number: str, kind: str, label: str, via: str
+    ) -> ContactView:
         if number == "999":
-            raise KioskRefused("999 is a short code")
-        self.requests.append((prisoner.prison_number, number, kind))
-        return ContactItem(number, kind, "pending", label)
+            raise Invalid("999 is a short code")
+        self.requests.append((prison_number, number, kind, via))
+        return ContactView(prison_number, number, kind, "pending", label)
+
+    # HistoryReader
+    async def history(self, query: HistoryFilter) -> Sequence[HistoryRow]:
+        return [
+            HistoryRow(
+                1, 1, T0, "A1-01", "A1-01", query.prisoner, "020", "+4420", "allow", "x", False
+            )
+        ]
 
 
 class World:
@@ -93,8 +114,17 @@ class World:
             Prisoner(3, CAL, "Cal", hash_pin(SECRET, CAL, CAL_PIN), "B2-07", True),
         ]
         self.store = FakeKioskStore(s)
+        k = self.store
         self.kiosk = KioskService(
-            self.store, s, lockout=policy, pin_secret=lambda: SECRET, clock=self.clock
+            k,
+            s,
+            accounts=k,
+            contacts=k,
+            prisoners=k,
+            history=k,
+            lockout=policy,
+            pin_secret=lambda: SECRET,
+            clock=self.clock,
         )
         self.auth = Authoriser(
             s,
@@ -257,7 +287,7 @@ async def test_a_session_ends_when_the_prisoner_is_suspended_or_moved_out() -> N
     w = World()
     user = await w.kiosk.sign_in(ANN, ANN_PIN)
     assert user is not None
-    assert (await w.kiosk.money(user)).balance_pence == 100
+    assert (await w.kiosk.money(user)).balance == 100
     w.suspend(ANN)
     assert await w.kiosk.current(user) is None
     with pytest.raises(SessionEnded):
@@ -270,9 +300,11 @@ async def test_every_read_is_of_the_session_prisoner() -> None:
     cal = await w.kiosk.sign_in(CAL, CAL_PIN)
     assert ann and cal
     await w.kiosk.request_contact(ann, "02079460000", "social", "Mum")
-    assert [c.number for c in await w.kiosk.contacts(ann)] == ["02079460000"]
-    assert await w.kiosk.contacts(cal) == []
-    assert (await w.kiosk.statement(cal))[0].what == f"Top-up for {CAL}"
+    assert [c.number for c in await w.kiosk.contacts_of(ann)] == ["02079460000"]
+    assert await w.kiosk.contacts_of(cal) == []
+    assert w.store.requests == [(ANN, "02079460000", "social", "kiosk")]
+    assert (await w.kiosk.statement(cal))[0].kind == "topup"
+    assert [c.number for c in await w.kiosk.calls(cal)] == ["+4420"]
     with pytest.raises(KioskRefused):
         await w.kiosk.request_contact(ann, "999", "social", "")
     with pytest.raises(KioskRefused):

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from aiohttp import web
 
+from callcontrol.adapters.kiosk import words
 from callcontrol.adapters.kiosk.sessions import KioskSessions, csrf_valid, user_of
 from callcontrol.adapters.web.sessions import Session
 from callcontrol.services.kiosk import KioskService, SessionEnded
@@ -122,6 +123,10 @@ def _templates() -> jinja2.Environment:
     )
     env.filters["pounds"] = pounds
     env.filters["duration"] = duration
+    env.filters["reason"] = words.reason
+    env.globals["entry"] = words.entry
+    env.globals["outcomes"] = words.OUTCOMES
+    env.globals["contact_states"] = words.CONTACT_STATES
     return env
 
 

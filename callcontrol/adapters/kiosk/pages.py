@@ -110,7 +110,7 @@ def _reading(template: str, what: str) -> SignedIn:
 
 page("GET", "/statement")(signed_in(_reading("statement.html", "statement")))
 page("GET", "/my-calls")(signed_in(_reading("calls.html", "calls")))
-page("GET", "/contacts")(signed_in(_reading("contacts.html", "contacts")))
+page("GET", "/contacts")(signed_in(_reading("contacts.html", "contacts_of")))
 
 
 @page("GET", "/contacts/new")
