@@ -36,7 +36,7 @@ from callcontrol.adapters.http.auth import TokenFile
 from callcontrol.adapters.http.history import HistoryApi
 from callcontrol.adapters.journal_file import JournalFile
 from callcontrol.adapters.kiosk.app import make_kiosk_app
-from callcontrol.adapters.kiosk.sessions import KioskSessions
+from callcontrol.adapters.kiosk.sessions import KioskSessions, KioskThrottle
 from callcontrol.config import ConfigError, Settings, journal_path, recordings_spool
 from callcontrol.daemon_ops import start_operations
 from callcontrol.domain.call_end import CallEnd
@@ -188,9 +188,10 @@ def build_kiosk(settings: Settings, pins: PinLockStore, sessions: Any) -> HttpSe
         kiosk_sessions = KioskSessions(
             k.idle_timeout_s, k.session_max_s, secure_cookies=k.secure_cookies
         )
+        throttle = KioskThrottle(k.failures_per_window, k.failures_window_s, k.failures_per_day)
     except ValueError as e:
         raise ConfigError(f"[kiosk] {e}") from None
-    app = make_kiosk_app(service, kiosk_sessions, ZoneInfo(site.timezone))
+    app = make_kiosk_app(service, kiosk_sessions, throttle, ZoneInfo(site.timezone))
     return HttpServer(app, k.host, k.port, what="kiosk")
 
 

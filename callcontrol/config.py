@@ -161,6 +161,12 @@ class KioskSettings:
     session_max_s: int = 900
     # Set when the kiosk is served over HTTPS (a TLS proxy in front): cookies marked Secure.
     secure_cookies: bool = False
+    # Each kiosk (client address) gets at most failures_per_window refused sign-ins within
+    # failures_window_s and failures_per_day in a day, then none until the oldest leaves: a
+    # guesser cannot sweep every cell's lockout budget from one kiosk (docs/kiosk.md).
+    failures_per_window: int = 10
+    failures_window_s: int = 900
+    failures_per_day: int = 30
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from callcontrol.adapters.kiosk.app import CSP, make_kiosk_app
-from callcontrol.adapters.kiosk.sessions import KioskSessions
+from callcontrol.adapters.kiosk.sessions import KioskSessions, KioskThrottle
 from tests.services.test_kiosk import ANN, ANN_PIN, CAL, World
 
 Client = TestClient[Any, Any]
@@ -44,7 +44,8 @@ ESCAPES = [
 async def kiosk() -> AsyncIterator[tuple[Client, World]]:
     w = World()
     sessions = KioskSessions(120, 900, clock=lambda: w.clock.now.timestamp())
-    app = make_kiosk_app(w.kiosk, sessions, ZoneInfo("Europe/London"), login_answer_s=0)
+    throttle = KioskThrottle(10, 900, 30, clock=lambda: w.clock.now.timestamp())
+    app = make_kiosk_app(w.kiosk, sessions, throttle, ZoneInfo("Europe/London"), login_answer_s=0)
     async with TestClient(TestServer(app)) as client:
         yield client, w
 
@@ -221,3 +222,27 @@ async def test_a_pin_change_ends_the_session(kiosk: tuple[Client, World]) -> Non
     assert "Your PIN is changed" in await response.text()
     assert 'id="balance"' not in await (await client.get("/")).text()
     assert (await _sign_in(client, ANN, "2580")).status == 303
+
+
+async def test_a_kiosk_that_keeps_failing_is_paused_for_every_number(
+    kiosk: tuple[Client, World],
+) -> None:
+    """One kiosk cannot spend every cell's budget a few tries each: ten refusals there in 15
+    minutes, and it answers every sign-in alike without looking at any PIN, until they age."""
+    client, w = kiosk
+    for n in range(10):  # ten different prisoners' numbers: no cell comes near its lockout
+        assert not _session_cookie(await _sign_in(client, f"Z{n:04d}ZZ", "1470"))
+    looked_up = w.pins.calls.count("account")
+    response = await _sign_in(client)  # Ann's right PIN: refused unseen
+    assert response.status == 200 and not _session_cookie(response)
+    assert w.pins.calls.count("account") == looked_up
+    assert "A1-01" not in {lockout.cell for lockout in w.pins.lockouts}
+    w.clock.now += timedelta(seconds=901)
+    assert (await _sign_in(client)).status == 303
+    client.session.cookie_jar.clear()  # Ann leaves; the day's cap: 30 refusals, however slowly
+    for n in range(20):
+        w.clock.now += timedelta(seconds=100)
+        await _sign_in(client, f"Y{n:04d}YY", "1470")
+    w.clock.now += timedelta(seconds=901)
+    response = await _sign_in(client)
+    assert response.status == 200 and not _session_cookie(response)

@@ -24,7 +24,7 @@ import jinja2
 from aiohttp import web
 
 from callcontrol.adapters.kiosk import words
-from callcontrol.adapters.kiosk.sessions import KioskSessions, csrf_valid, user_of
+from callcontrol.adapters.kiosk.sessions import KioskSessions, KioskThrottle, csrf_valid, user_of
 from callcontrol.adapters.web.sessions import Session
 from callcontrol.services.kiosk import KioskService, SessionEnded
 
@@ -66,6 +66,7 @@ class Kiosk:
 
     service: KioskService
     sessions: KioskSessions
+    throttle: KioskThrottle
     templates: jinja2.Environment
     tz: ZoneInfo
     login_answer_s: float
@@ -199,12 +200,17 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 
 
 def make_kiosk_app(
-    service: KioskService, sessions: KioskSessions, tz: ZoneInfo, *, login_answer_s: float = 0.5
+    service: KioskService,
+    sessions: KioskSessions,
+    throttle: KioskThrottle,
+    tz: ZoneInfo,
+    *,
+    login_answer_s: float = 0.5,
 ) -> web.Application:
     from callcontrol.adapters.kiosk import pages  # noqa: F401 (fills PAGES)
 
     css = (resources.files("callcontrol.adapters.kiosk") / "static" / "kiosk.css").read_bytes()
     app = web.Application(middlewares=[headers], client_max_size=MAX_FORM_BYTES)
-    app[KIOSK] = Kiosk(service, sessions, _templates(), tz, login_answer_s, css)
+    app[KIOSK] = Kiosk(service, sessions, throttle, _templates(), tz, login_answer_s, css)
     app.router.add_route("*", "/{anything:.*}", dispatch)
     return app

@@ -4,6 +4,7 @@ there is no parameter a prisoner could change to see someone else's records."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -14,6 +15,8 @@ from callcontrol.adapters.kiosk.sessions import user_of
 from callcontrol.adapters.web.sessions import Session
 from callcontrol.services.kiosk import PinChange
 from callcontrol.services.kiosk_ports import KioskRefused
+
+log = logging.getLogger("callcontrol.kiosk")
 
 REFUSED = (
     "Not accepted. Check your prison number and PIN and try again. "
@@ -67,7 +70,14 @@ async def login(kiosk: Kiosk, request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     if form is None:
         return _signed_out(kiosk, request, error=AGAIN)
-    user = await kiosk.service.sign_in(form.get("number", ""), form.get("pin", ""))
+    address = request.remote or "-"
+    user = None
+    if kiosk.throttle.blocked(address):  # the same answer; no PIN looked at
+        log.warning("kiosk: sign-in from %s refused unseen: too many refused there", address)
+    else:
+        user = await kiosk.service.sign_in(form.get("number", ""), form.get("pin", ""))
+        if user is None:
+            kiosk.throttle.failed(address)
     # Every answer to a sign-in takes at least login_answer_s: a database that answers a
     # known account a little more slowly than an unknown one tells nothing.
     await asyncio.sleep(max(0.0, kiosk.login_answer_s - (time.monotonic() - started)))

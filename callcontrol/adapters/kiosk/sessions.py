@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from callcontrol.adapters.web.sessions import LoginCsrf, Session, SessionStore
+from callcontrol.adapters.web.sessions import LoginCsrf, LoginThrottle, Session, SessionStore
 from callcontrol.services.kiosk import KioskUser
 
 SESSION_COOKIE = "kiosk_session"
@@ -82,6 +82,39 @@ class KioskSessions:
 
     def pre_token_valid(self, request: web.Request, token: str) -> bool:
         return self.login_csrf.check(request.cookies.get(PRE_COOKIE), token)
+
+
+DAY_S = 86400.0
+ANY = "kiosk"  # the throttles count per kiosk (address) only: the cell's lockout is per prisoner
+
+
+class KioskThrottle:
+    """Refused sign-ins per kiosk (its client address), in a short window and in a day (the
+    console's LoginThrottle, twice). The handset's lockout bounds the tries against one cell;
+    this bounds a kiosk's tries against all of them together: without it one kiosk could
+    spend every cell's daily budget, a few tries each, and never lock any of them."""
+
+    def __init__(
+        self,
+        per_window: int,
+        window_s: float,
+        per_day: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if min(per_window, window_s, per_day) < 1:
+            raise ValueError("failures_per_window, failures_window_s, failures_per_day >= 1")
+        never = 1 << 62  # per username: not counted here
+        self._throttles = (
+            LoginThrottle(never, per_window, window_s, clock),
+            LoginThrottle(never, per_day, DAY_S, clock),
+        )
+
+    def blocked(self, address: str) -> bool:
+        return any(t.retry_after(ANY, address) > 0 for t in self._throttles)
+
+    def failed(self, address: str) -> None:
+        for t in self._throttles:
+            t.failed(ANY, address)
 
 
 def csrf_valid(session: Session, token: str) -> bool:
