@@ -23,13 +23,14 @@ import jinja2
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
-from callcontrol.adapters.db.ledger import pounds
 from callcontrol.adapters.http.api import PRINCIPAL, status_of
 from callcontrol.adapters.web.sessions import LoginCsrf, LoginThrottle, Session, SessionStore
 from callcontrol.adapters.web.staff_file import StaffFile
+from callcontrol.domain.money import pounds
 from callcontrol.domain.roles import ADMIN, AUDITOR, OFFICER, Right, may
 from callcontrol.domain.staff import stamp
-from callcontrol.services.supervise import Actor, AuditLog, AuditNote, SuperviseError
+from callcontrol.services.errors import ServiceError
+from callcontrol.services.supervise import Actor, AuditLog, AuditNote
 
 log = logging.getLogger("callcontrol.console")
 
@@ -88,8 +89,10 @@ class ConsoleDeps:
     supervisor: Any = None  # services/supervise.Supervisor: cells, cuts
     pin_alerts: Any = None  # adapters/http/alerts.PinAlerts: PIN lockouts, unlock
     history: Any = None  # adapters/http/history.HistoryApi: call history
-    cells: Any = None  # pages/cells.CellsView: the cells as staff see them
+    operator: Any = None  # callcontrol/operator_services.OperatorServices: cells, prisoners,
+    # contacts, numbers, accounts (services/*.py)
     recording_alerts: Any = None  # pages/alerts.RecordingAlerts: missing, failed ingests
+    public_origin: str = ""  # [console] public_origin: the only origin forms come from if set
 
 
 DEPS = web.AppKey("console_deps", ConsoleDeps)
@@ -214,7 +217,10 @@ def render(
         staff=staff,
         staff_name=session.name if session else "",
         nav=_nav(request, staff.role) if staff else [],
-        csrf=session.csrf if session else context.pop("csrf", ""),
+        # The login form brings its own token (there may be no session yet); the logout
+        # form of the layout always has the session's.
+        csrf=context.pop("csrf", None) or (session.csrf if session else ""),
+        session_csrf=session.csrf if session else "",
         notices=notices,
         may=lambda right: staff is not None and may(staff.role, Right(right)),
         **context,
@@ -227,6 +233,9 @@ def same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if not origin or origin == "null":
         return False
+    public = deps(request).public_origin
+    if public:  # behind a reverse proxy: the address the browsers use
+        return origin == public
     parts = urlsplit(origin)
     return parts.scheme == request.scheme and parts.netloc == request.host
 
@@ -304,7 +313,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
             "Refused",
             "This form could not be accepted: reload the page and try again.",
         )
-    except SuperviseError as e:  # a service's refusal no page caught: say why
+    except ServiceError as e:  # a service's refusal no page caught: say why
         response = error_page(request, status_of(e), "Not done", str(e))
     except web.HTTPException as e:
         if e.status in (301, 302, 303, 307, 308):
