@@ -139,6 +139,45 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    # The staff console, at /console/ on the [http] server (docs/console.md).
+    enabled: bool = True
+    # The staff accounts: scrypt hashes, names and roles (mode 0600), written by `callcontrol
+    # staff ...`; the daemon re-reads it when it changes.
+    staff_file: str = "var/staff"
+    idle_timeout_s: int = 1800  # a session ends after this long without a request
+    absolute_timeout_s: int = 43200  # and after this long whatever happens (a shift)
+    # Failed logins allowed per username and per client address within login_window_s.
+    login_failures_per_user: int = 5
+    login_failures_per_address: int = 20
+    login_window_s: int = 900
+    # The address staff's browsers use when it is not the daemon's own: behind a reverse proxy
+    # that serves the console over https, e.g. "https://console.prison.example". A form is
+    # accepted only from this origin then (else from the daemon's own address).
+    public_origin: str = ""
+
+
+@dataclass(frozen=True)
+class KioskSettings:
+    # The prisoners' self-service kiosk (docs/kiosk.md): an application of its own on its own
+    # listener, where no console or API route exists. Off unless enabled.
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8090
+    # A session ends after idle_timeout_s without a touch, and after session_max_s in all.
+    idle_timeout_s: int = 120
+    session_max_s: int = 900
+    # Set when the kiosk is served over HTTPS (a TLS proxy in front): cookies marked Secure.
+    secure_cookies: bool = False
+    # Each kiosk (client address) gets at most failures_per_window refused sign-ins within
+    # failures_window_s and failures_per_day in a day, then none until the oldest leaves: a
+    # guesser cannot sweep every cell's lockout budget from one kiosk (docs/kiosk.md).
+    failures_per_window: int = 10
+    failures_window_s: int = 900
+    failures_per_day: int = 30
+
+
+@dataclass(frozen=True)
 class AgiSettings:
     host: str = "127.0.0.1"
     port: int = 4573
@@ -310,6 +349,8 @@ class Settings:
     billing: BillingSettings = field(default_factory=BillingSettings)
     recording: RecordingSettings = field(default_factory=RecordingSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    kiosk: KioskSettings = field(default_factory=KioskSettings)
     agi: AgiSettings = field(default_factory=AgiSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
     asterisk: AsteriskSettings = field(default_factory=AsteriskSettings)
@@ -428,6 +469,8 @@ _SECTIONS = (
     "billing",
     "recording",
     "http",
+    "console",
+    "kiosk",
     "agi",
     "ami",
     "asterisk",
@@ -534,7 +577,24 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
     return settings
 
 
+def _validate_console(c: ConsoleSettings) -> None:
+    if not 60 <= c.idle_timeout_s <= c.absolute_timeout_s <= 7 * 86400:
+        raise ConfigError(
+            "[console] needs 60 <= idle_timeout_s <= absolute_timeout_s <= 604800 (seconds)"
+        )
+    if min(c.login_failures_per_user, c.login_failures_per_address, c.login_window_s) < 1:
+        raise ConfigError("[console] login_failures_per_* and login_window_s must be at least 1")
+    if c.public_origin and not re.fullmatch(
+        r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?", c.public_origin
+    ):
+        raise ConfigError(
+            "[console] public_origin must be https://HOST or https://HOST:PORT, without a path "
+            f"(not {c.public_origin!r}): browsers keep the console's Secure cookie only on https"
+        )
+
+
 def _validate(s: Settings) -> None:
+    _validate_console(s.console)
     if s.site.emergency_calls not in ("refuse", "allow"):
         raise ConfigError("[site] emergency_calls must be 'refuse' or 'allow'")
     if s.site.two_stage_number and not re.fullmatch(r"[0-9*]{1,8}", s.site.two_stage_number):
