@@ -5,8 +5,8 @@ Pure code, no I/O: the accounts live in the staff file (adapters/web/staff_file.
 
 Passwords are hashed with scrypt (hashlib, from OpenSSL: no extra dependency), a memory-hard
 hash: N=2**15, r=8, p=1 needs 32 MiB and about 0.1 s of a CPU core per guess, so a stolen
-staff file cannot be guessed at GPU speed. The parameters are kept in each hash, so they can be raised
-later without invalidating the passwords already set.
+staff file cannot be guessed at GPU speed. The parameters are kept in each hash, so they can
+be raised later without invalidating the passwords already set.
 """
 
 from __future__ import annotations
