@@ -9,8 +9,10 @@ Fixtures (tests/e2e/conftest.py makes them every end-to-end test's):
 - ``chromium``: one browser for the session; ``driver``: that browser with no cookies left by
   an earlier test.
 
-Helpers: ``login(driver, console, account)``, ``screenshot(driver, name)`` (saves NAME.png into
-$CALLCONTROL_SCREENSHOTS when it is set: `make screenshots` sets it to docs/screenshots),
+Helpers: ``login(driver, console, account)``, ``follow(driver, element)`` (click a link or
+button and wait for the next page: always, before reading it), ``screenshot(driver, name)``
+(saves NAME.png into $CALLCONTROL_SCREENSHOTS when it is set: `make screenshots` sets it to
+docs/screenshots),
 ``post_form(driver, path, fields)`` (a forged POST from inside the page: what an attacker's page
 or a tampered form would send) and ``audit_rows(console, action)``.
 """
@@ -30,6 +32,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -126,6 +129,15 @@ def wait(driver: WebDriver, timeout: float = WAIT_S) -> WebDriverWait[WebDriver]
     return WebDriverWait(driver, timeout)
 
 
+def follow(driver: WebDriver, element: WebElement) -> None:
+    """Click ``element`` (a link or a submit button) and wait until the next page has loaded:
+    the clicked element gone from the document, then the new one complete. Reading the page
+    before that may read the old one, or a node Chromium is discarding."""
+    element.click()
+    wait(driver).until(ec.staleness_of(element))
+    wait(driver).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def login(driver: WebDriver, console: Console, account: Account, password: str = "") -> None:
     """Log in through the login page (fails the test unless the home page follows)."""
     submit_login(driver, console, account.username, password or account.password)
@@ -137,15 +149,13 @@ def submit_login(driver: WebDriver, console: Console, username: str, password: s
     driver.find_element(By.ID, "username").clear()
     driver.find_element(By.ID, "username").send_keys(username)
     driver.find_element(By.ID, "password").send_keys(password)
-    driver.find_element(By.ID, "login").click()
-    wait(driver).until(
-        lambda d: d.find_elements(By.ID, "who") or d.find_elements(By.ID, "login-error")
-    )
+    follow(driver, driver.find_element(By.ID, "login"))
+    assert driver.find_elements(By.ID, "who") or driver.find_elements(By.ID, "login-error")
 
 
 def logout(driver: WebDriver) -> None:
-    driver.find_element(By.ID, "logout").click()
-    wait(driver).until(ec.presence_of_element_located((By.ID, "username")))
+    follow(driver, driver.find_element(By.ID, "logout"))
+    assert driver.find_elements(By.ID, "username")
 
 
 def screenshot(driver: WebDriver, name: str) -> Path | None:
@@ -162,6 +172,7 @@ def screenshot(driver: WebDriver, name: str) -> Path | None:
 def post_form(driver: WebDriver, path: str, fields: dict[str, str]) -> None:
     """Submit a POST form built inside the current page (so with the browser's own cookies
     and Origin): what a tampered page sends, e.g. for a button the page does not show."""
+    page = driver.find_element(By.TAG_NAME, "html")
     driver.execute_script(
         """
         const [action, fields] = arguments;
@@ -179,6 +190,7 @@ def post_form(driver: WebDriver, path: str, fields: dict[str, str]) -> None:
         "/console" + path,
         fields,
     )
+    wait(driver).until(ec.staleness_of(page))  # the answer replaced the page
     wait(driver).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 

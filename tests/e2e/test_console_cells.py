@@ -17,6 +17,7 @@ from tests.e2e.browser import (
     Console,
     audit_rows,
     csrf_token,
+    follow,
     login,
     page_title,
     post_form,
@@ -66,7 +67,7 @@ def test_officer_disables_a_cell_and_its_live_call_is_cut(
         assert not driver.find_elements(By.ID, "enable"), "an officer has no enable button"
         screenshot(driver, "console-cell")
         driver.find_element(By.ID, "disable-reason").send_keys("phone misused")
-        driver.find_element(By.ID, "disable").click()
+        follow(driver, driver.find_element(By.ID, "disable"))
         wait(driver).until(lambda d: "disabled" in d.find_element(By.ID, "cell-state").text)
         notice = driver.find_element(By.CLASS_NAME, "notice").text
         assert f"Cell {cell} disabled" in notice and "1 live call(s) cut" in notice, notice
@@ -96,7 +97,7 @@ def test_officer_disables_a_cell_and_its_live_call_is_cut(
     login(driver, console, console.accounts["admin"])
     open_cell(driver, console, cell)
     driver.find_element(By.ID, "enable-reason").send_keys("talked to the prisoner")
-    driver.find_element(By.ID, "enable").click()
+    follow(driver, driver.find_element(By.ID, "enable"))
     wait(driver).until(lambda d: "in service" in d.find_element(By.ID, "cell-state").text)
     assert cell_enabled(console, cell)
     [enabled] = [r for r in audit_rows(console, "enable", "adam") if r["target"] == f"cell:{cell}"]
@@ -114,10 +115,10 @@ def test_officer_unlocks_a_handset_locked_by_wrong_pins(
     row = driver.find_element(By.CSS_SELECTOR, f'#lockouts tr[data-cell="{cell}"]')
     assert "locked" in row.find_element(By.CLASS_NAME, "status").text
     screenshot(driver, "console-alerts")
-    row.find_element(By.LINK_TEXT, cell).click()
+    follow(driver, row.find_element(By.LINK_TEXT, cell))
     assert "locked by wrong PINs" in driver.find_element(By.ID, "lock-state").text
     driver.find_element(By.ID, "unlock-reason").send_keys("cellmate confirmed the mistake")
-    driver.find_element(By.ID, "unlock").click()
+    follow(driver, driver.find_element(By.ID, "unlock"))
     wait(driver).until(lambda d: d.find_element(By.ID, "lock-state").text == "not locked")
     assert "unlocked" in driver.find_element(By.CLASS_NAME, "notice").text
     [unlock] = [r for r in audit_rows(console, "unlock", "olive") if r["target"] == f"cell:{cell}"]
@@ -131,10 +132,10 @@ def test_an_auditor_sees_no_act_and_a_forged_one_is_refused(
     e2e = console.e2e
     cell, _, _ = provision(e2e)
     login(driver, console, console.accounts["auditor"])
-    driver.find_element(By.LINK_TEXT, "Cells").click()
+    follow(driver, driver.find_element(By.LINK_TEXT, "Cells"))
     row = driver.find_element(By.CSS_SELECTOR, f'#cells tr[data-cell="{cell}"]')
     assert "in service" in row.text
-    row.find_element(By.LINK_TEXT, cell).click()
+    follow(driver, row.find_element(By.LINK_TEXT, cell))
     assert page_title(driver) == f"Cell {cell}"
     for button in ("disable", "enable", "unlock"):
         assert not driver.find_elements(By.ID, button), button

@@ -12,7 +12,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
-from tests.e2e.browser import Console, audit_rows, login, page_title, screenshot, wait
+from tests.e2e.browser import Console, audit_rows, follow, login, page_title, screenshot, wait
 from tests.e2e.test_cell_calls import LONDON, provision
 
 pytestmark = pytest.mark.e2e
@@ -39,7 +39,7 @@ def search(driver: WebDriver, console: Console, **filters: str) -> list[str]:
             driver.execute_script("arguments[0].value = arguments[1]", field, value)
         else:
             field.send_keys(value)
-    driver.find_element(By.ID, "search").click()
+    follow(driver, driver.find_element(By.ID, "search"))
     wait(driver).until(
         lambda d: d.find_elements(By.ID, "history") or d.find_elements(By.ID, "history-error")
     )
@@ -97,14 +97,14 @@ def test_audit_log_for_admins_and_auditors_shows_text_never_markup(
     assert page_title(driver) == "Not allowed"
     driver.get(console.url(f"/cells/{cell}"))
     driver.find_element(By.ID, "disable-reason").send_keys(hostile)
-    driver.find_element(By.ID, "disable").click()
+    follow(driver, driver.find_element(By.ID, "disable"))
     wait(driver).until(lambda d: "disabled" in d.find_element(By.ID, "cell-state").text)
     assert not driver.find_elements(By.ID, "injected")
 
     for role in ("admin", "auditor"):
         driver.delete_all_cookies()
         login(driver, console, console.accounts[role])
-        driver.find_element(By.LINK_TEXT, "Audit log").click()
+        follow(driver, driver.find_element(By.LINK_TEXT, "Audit log"))
         wait(driver).until(lambda d: page_title(d) == "Audit log")
         rows = driver.find_elements(By.CSS_SELECTOR, "#audit tbody tr")
         seen = [
