@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -129,12 +130,31 @@ def wait(driver: WebDriver, timeout: float = WAIT_S) -> WebDriverWait[WebDriver]
     return WebDriverWait(driver, timeout)
 
 
+def gone(element: WebElement) -> Any:
+    """A wait condition: ``element`` is no longer in the document (the page was replaced).
+    Chromedriver 156 reports such an element as "does not belong to the document" (an unknown
+    error) as often as stale: both mean gone."""
+
+    def check(_driver: WebDriver) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as e:
+            if "does not belong to the document" in str(e):
+                return True
+            raise
+        return False
+
+    return check
+
+
 def follow(driver: WebDriver, element: WebElement) -> None:
     """Click ``element`` (a link or a submit button) and wait until the next page has loaded:
     the clicked element gone from the document, then the new one complete. Reading the page
     before that may read the old one, or a node Chromium is discarding."""
     element.click()
-    wait(driver).until(ec.staleness_of(element))
+    wait(driver).until(gone(element))
     wait(driver).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
@@ -190,7 +210,7 @@ def post_form(driver: WebDriver, path: str, fields: dict[str, str]) -> None:
         "/console" + path,
         fields,
     )
-    wait(driver).until(ec.staleness_of(page))  # the answer replaced the page
+    wait(driver).until(gone(page))  # the answer replaced the page
     wait(driver).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
