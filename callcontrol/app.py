@@ -134,6 +134,9 @@ def build_http_server(
     control = CallControlGuard(
         ami, unavailable=(AmiUnavailable,), lost=(AmiActionLost,), failed=(AmiError,)
     )
+    # The operator's services: the API, the console and the Supervisor's disable and suspend
+    # all act through these very instances (one path per act).
+    operator = operator_services(settings, sessions)
     supervisor = Supervisor(
         SqlSuperviseStore(sessions),
         control,
@@ -143,13 +146,14 @@ def build_http_server(
         acceptances=acceptances,
         officer_desks=settings.asterisk.officer_desks,
         grants=grants,
+        cells=operator.cells,
+        prisoners=operator.prisoners,
     )
     tokens = TokenFile(settings.path(settings.http.tokens_file))
     history = HistoryApi(
         SqlHistoryReader(sessions), ZoneInfo(settings.site.timezone), settings.site.region
     )
     pin_alerts = SqlPinAlerts(sessions)
-    operator = operator_services(settings, sessions)
     app = make_app(supervisor, tokens, pin_alerts, history, operator)
     if settings.console.enabled:
         from callcontrol.adapters.web import mount
