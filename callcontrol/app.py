@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 from datetime import datetime
@@ -18,6 +19,7 @@ from callcontrol.adapters.agi.server import FastAgiServer
 from callcontrol.adapters.ami.channels import ChannelTracker
 from callcontrol.adapters.ami.session import AmiActionLost, AmiError, AmiSession, AmiUnavailable
 from callcontrol.adapters.anchor import AnchorError, SigningKey
+from callcontrol.adapters.audiosocket.server import AudioSocketServer
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.engine import (
     database_url,
@@ -30,7 +32,7 @@ from callcontrol.adapters.db.pin_store import SqlPinAlerts
 from callcontrol.adapters.db.settlement_store import SqlSettlementStore
 from callcontrol.adapters.db.supervise_store import SqlAuditLog, SqlSuperviseStore
 from callcontrol.adapters.http import HttpServer
-from callcontrol.adapters.http.api import make_app
+from callcontrol.adapters.http.api import SUPERVISOR, make_app
 from callcontrol.adapters.http.auth import TokenFile
 from callcontrol.adapters.http.history import HistoryApi
 from callcontrol.adapters.journal_file import JournalFile
@@ -40,6 +42,7 @@ from callcontrol.domain.call_end import CallEnd
 from callcontrol.logging_setup import TEXT_FORMAT as LOG_FORMAT  # noqa: F401 (demo, bench)
 from callcontrol.logging_setup import bind_call
 from callcontrol.services.authorise import CallAttempt
+from callcontrol.services.browser_listen import BrowserListen
 from callcontrol.services.cells_sync import CellsSync, keep_syncing
 from callcontrol.services.chain_checkpoints import Checkpointer
 from callcontrol.services.journal import JournalFollower
@@ -144,6 +147,32 @@ def build_http_server(
     return HttpServer(app, settings.http.host, settings.http.port)
 
 
+def build_browser_listen(
+    settings: Settings, supervisor: Supervisor, tracker: ChannelTracker
+) -> tuple[BrowserListen, AudioSocketServer]:
+    """Listening from the console's page: the listens, and the AudioSocket server Asterisk
+    sends their audio to (loopback only: anyone who reaches it could try UUIDs)."""
+    s = settings.listen
+    try:
+        loopback = ipaddress.ip_address(s.audiosocket_host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ConfigError(
+            f"[listen] audiosocket_host must be a loopback address, not {s.audiosocket_host!r}"
+        )
+    server: AudioSocketServer | None = None
+    browser = BrowserListen(
+        supervisor,
+        lambda: server.address if server is not None else "",
+        max_streams=s.max_streams,
+        max_per_person=s.max_per_person,
+    )
+    server = AudioSocketServer(browser.claim, s.audiosocket_host, s.audiosocket_port)
+    tracker.on_hangup(lambda uniqueid, *_: browser.call_ended(uniqueid))
+    return browser, server
+
+
 # How often the daemon looks at the recording chain's head (one row read) to sign a checkpoint
 # when it moved; it signs one at least every [recording] checkpoint_interval_s anyway.
 CHECKPOINT_POLL_S = 60.0
@@ -168,6 +197,8 @@ class Daemon:
         self.agi: FastAgiServer | None = None
         self.ami: AmiSession | None = None
         self.http: HttpServer | None = None
+        self.audiosocket: AudioSocketServer | None = None
+        self.browser_listen: BrowserListen | None = None
         self.started = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -302,6 +333,10 @@ class Daemon:
             await self.ami.start()
             log.info("AMI: connecting to %s:%s as %s", s.ami.host, s.ami.port, s.ami.username)
             self.http = build_http_server(s, sessions, self.ami, tracker, journal, grants)
+            self.browser_listen, self.audiosocket = build_browser_listen(
+                s, self.http.app[SUPERVISOR], tracker
+            )
+            await self.audiosocket.start()
             # --- operations: /ready, /metrics, readiness for systemd (daemon_ops.py) ---
             ops = start_operations(
                 s,
@@ -326,6 +361,10 @@ class Daemon:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self.browser_listen is not None:
+                self.browser_listen.stop()
+            if self.audiosocket is not None:
+                await self.audiosocket.stop()
             if self.http is not None:
                 await self.http.stop()
             if self.agi is not None:
