@@ -6,9 +6,13 @@ import asyncio
 import ipaddress
 import logging
 import signal
+from collections.abc import AsyncIterator
 from datetime import datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from aiohttp import web
 
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.call_end import CallEndHandler
@@ -32,10 +36,11 @@ from callcontrol.adapters.db.pin_store import SqlPinAlerts
 from callcontrol.adapters.db.settlement_store import SqlSettlementStore
 from callcontrol.adapters.db.supervise_store import SqlAuditLog, SqlSuperviseStore
 from callcontrol.adapters.http import HttpServer
-from callcontrol.adapters.http.api import SUPERVISOR, make_app
+from callcontrol.adapters.http.api import make_app
 from callcontrol.adapters.http.auth import TokenFile
 from callcontrol.adapters.http.history import HistoryApi
 from callcontrol.adapters.journal_file import JournalFile
+from callcontrol.adapters.web.live_keys import BROWSER_LISTEN, LIVE_FEED
 from callcontrol.config import ConfigError, Settings, journal_path, recordings_spool
 from callcontrol.daemon_ops import start_operations
 from callcontrol.domain.call_end import CallEnd
@@ -48,6 +53,7 @@ from callcontrol.services.chain_checkpoints import Checkpointer
 from callcontrol.services.journal import JournalFollower
 from callcontrol.services.listen import ListenAuthoriser
 from callcontrol.services.listen_grants import ListenGrants
+from callcontrol.services.live_feed import LiveFeed
 from callcontrol.services.recording_jobs import RecordingJobs
 from callcontrol.services.settle import Settler
 from callcontrol.services.supervise import CallControlGuard, Supervisor
@@ -144,6 +150,11 @@ def build_http_server(
         SqlHistoryReader(sessions), ZoneInfo(settings.site.timezone), settings.site.region
     )
     app = make_app(supervisor, tokens, SqlPinAlerts(sessions), history)
+    browser, audiosocket = build_browser_listen(settings, supervisor, tracker)
+    app[BROWSER_LISTEN] = browser
+    app[LIVE_FEED] = feed = LiveFeed(supervisor)
+    tracker.on_hangup(lambda *_: feed.poke())
+    app.cleanup_ctx.append(partial(listening_lifetime, browser, audiosocket))
     return HttpServer(app, settings.http.host, settings.http.port)
 
 
@@ -173,6 +184,16 @@ def build_browser_listen(
     return browser, server
 
 
+async def listening_lifetime(
+    browser: BrowserListen, server: AudioSocketServer, app: web.Application
+) -> AsyncIterator[None]:
+    """The AudioSocket server lives as long as the HTTP server that asks for listens."""
+    await server.start()
+    yield
+    browser.stop()
+    await server.stop()
+
+
 # How often the daemon looks at the recording chain's head (one row read) to sign a checkpoint
 # when it moved; it signs one at least every [recording] checkpoint_interval_s anyway.
 CHECKPOINT_POLL_S = 60.0
@@ -197,8 +218,6 @@ class Daemon:
         self.agi: FastAgiServer | None = None
         self.ami: AmiSession | None = None
         self.http: HttpServer | None = None
-        self.audiosocket: AudioSocketServer | None = None
-        self.browser_listen: BrowserListen | None = None
         self.started = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -333,10 +352,6 @@ class Daemon:
             await self.ami.start()
             log.info("AMI: connecting to %s:%s as %s", s.ami.host, s.ami.port, s.ami.username)
             self.http = build_http_server(s, sessions, self.ami, tracker, journal, grants)
-            self.browser_listen, self.audiosocket = build_browser_listen(
-                s, self.http.app[SUPERVISOR], tracker
-            )
-            await self.audiosocket.start()
             # --- operations: /ready, /metrics, readiness for systemd (daemon_ops.py) ---
             ops = start_operations(
                 s,
@@ -361,10 +376,6 @@ class Daemon:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if self.browser_listen is not None:
-                self.browser_listen.stop()
-            if self.audiosocket is not None:
-                await self.audiosocket.stop()
             if self.http is not None:
                 await self.http.stop()
             if self.agi is not None:
