@@ -125,8 +125,10 @@ def build_http_server(
     tracker: ChannelTracker,
     journal: JournalFollower,
     grants: ListenGrants | None = None,
+    jobs: RecordingJobs | None = None,
 ) -> HttpServer:
-    """The officers' API: live calls, cut, listen, cells and prisoners; every act audited."""
+    """The officers' API: live calls, cut, listen, cells and prisoners; every act audited;
+    and the staff console at /console/ ([console] enabled)."""
 
     async def acceptances() -> dict[str, datetime]:
         calls = await journal.entries(c.uniqueid for c in tracker.live())
@@ -149,12 +151,27 @@ def build_http_server(
     history = HistoryApi(
         SqlHistoryReader(sessions), ZoneInfo(settings.site.timezone), settings.site.region
     )
-    app = make_app(supervisor, tokens, SqlPinAlerts(sessions), history)
+    pin_alerts = SqlPinAlerts(sessions)
+    app = make_app(supervisor, tokens, pin_alerts, history)
     browser, audiosocket = build_browser_listen(settings, supervisor, tracker)
     app[BROWSER_LISTEN] = browser
     app[LIVE_FEED] = feed = LiveFeed(supervisor)
     tracker.on_hangup(lambda *_: feed.poke())
     app.cleanup_ctx.append(partial(listening_lifetime, browser, audiosocket))
+    if settings.console.enabled:
+        from callcontrol.adapters.web import mount
+        from callcontrol.adapters.web.setup import SqlRecordingAlerts, build_console
+
+        recording_alerts = SqlRecordingAlerts(sessions, recordings_spool(settings), jobs)
+        console = build_console(
+            settings,
+            sessions,
+            supervisor=supervisor,
+            pin_alerts=pin_alerts,
+            history=history,
+            recording_alerts=recording_alerts,
+        )
+        mount(app, console)
     return HttpServer(app, settings.http.host, settings.http.port)
 
 
@@ -351,7 +368,7 @@ class Daemon:
             await self.agi.start()
             await self.ami.start()
             log.info("AMI: connecting to %s:%s as %s", s.ami.host, s.ami.port, s.ami.username)
-            self.http = build_http_server(s, sessions, self.ami, tracker, journal, grants)
+            self.http = build_http_server(s, sessions, self.ami, tracker, journal, grants, jobs)
             # --- operations: /ready, /metrics, readiness for systemd (daemon_ops.py) ---
             ops = start_operations(
                 s,
