@@ -39,6 +39,7 @@ log = logging.getLogger("callcontrol.console.live")
 
 KEEPALIVE_S = 15.0  # a comment line: proxies keep the stream, a vanished page is found
 SEND_TIMEOUT_S = 10.0  # a page that does not take its update in this long is dropped
+GONE_CHECK_S = 1.0  # how often a quiet stream looks whether its page has gone
 
 
 def row(live: LiveCall) -> dict[str, Any]:
@@ -91,28 +92,38 @@ async def events(request: web.Request) -> web.StreamResponse:
     async with feed.watching(actor.name) as changes:
         await response.prepare(request)
         try:
-            await _stream(response, changes)
+            await _stream(request, response, changes)
         except (ConnectionError, TimeoutError, asyncio.CancelledError):
             log.debug("live calls: the page of %s went away", actor.name)
     return response
 
 
-async def _stream(response: web.StreamResponse, changes: AsyncIterator[LiveView]) -> None:
+async def _stream(
+    request: web.Request, response: web.StreamResponse, changes: AsyncIterator[LiveView]
+) -> None:
     """Each change as a "calls" event, a comment line when quiet; a page that does not take
-    what it is sent in time is dropped (nothing queues up for it)."""
+    what it is sent in time is dropped (nothing queues up for it), and one that has gone is
+    let go within a second, so it holds no watcher's place."""
+    loop = asyncio.get_running_loop()
     iterator = aiter(changes)
     pending: asyncio.Future[LiveView] | None = None
+    last_sent = loop.time()
     try:
         while True:
             pending = pending or asyncio.ensure_future(anext(iterator))
-            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_S)
+            done, _ = await asyncio.wait({pending}, timeout=GONE_CHECK_S)
             if done:
                 view, pending = pending.result(), None
                 data = f"event: calls\ndata: {json.dumps(payload(view))}\n\n"
-            else:
+            elif request.transport is None or request.transport.is_closing():
+                return
+            elif loop.time() - last_sent >= KEEPALIVE_S:
                 data = ": still here\n\n"
+            else:
+                continue
             async with asyncio.timeout(SEND_TIMEOUT_S):
                 await response.write(data.encode())
+            last_sent = loop.time()
     finally:
         if pending is not None:
             pending.cancel()
