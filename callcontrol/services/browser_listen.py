@@ -86,6 +86,8 @@ class ListenStream:
         self._wake.set()
 
     def closed(self, why: str) -> None:
+        if self.state == WAITING:  # no audio ever came: [cc-listen] refused, or the call ended
+            why = f"{why} before any audio (refused at the start, or the call ended)"
         self.end(why)
 
     # --- the page's side ---

@@ -143,6 +143,10 @@ def test_an_officer_cuts_a_call_from_the_page_with_a_reason(
         # Talking for a moment first: the simulated called party counts a call that ends
         # within ACCEPT_SETTLE_S of its accept digit as never bridged.
         time.sleep(ACCEPT_SETTLE_S + 1)
+        # A forged cut without the page's CSRF token: refused, the call goes on.
+        forged = fetch_post(driver, f"/live/{call_id}/cut", {"reason": "forged"})
+        assert forged["status"] == 403, forged
+        assert row(driver, call_id) is not None
         found = row(driver, call_id)
         found.find_element(By.NAME, "reason").send_keys("threats to a witness")
         found.find_element(By.CSS_SELECTOR, "button.danger").click()
@@ -151,7 +155,7 @@ def test_an_officer_cuts_a_call_from_the_page_with_a_reason(
     assert result["outcome"] == "connected" and result["ended_by"] == "network", result
     assert float(result["talk_s"]) < 25, result
     cuts = [r for r in audit_rows(console, "cut", "olive") if r["target"] == f"call:{call_id}"]
-    assert len(cuts) == 1 and cuts[0]["reason"] == "threats to a witness"
+    assert len(cuts) == 1 and cuts[0]["reason"] == "threats to a witness"  # not the forged one
     assert cuts[0]["role"] == "officer"
 
 

@@ -201,3 +201,14 @@ async def test_an_originate_that_fails_ends_the_stream_and_voids_the_ids() -> No
         await b.request(OFFICER, 1, "")
     assert b.streams() == []
     assert w.audit.actions() == ["listen", "listen_failed"]
+
+
+async def test_asterisk_hanging_up_before_any_audio_says_it_was_refused_or_ended() -> None:
+    w = World([call(1)])
+    b = browser(w)
+    stream = await b.request(OFFICER, 1, "")
+    assert b.claim(stream.uuid, lambda: None) is stream
+    stream.closed("Asterisk closed the connection")
+    assert stream.ended == (
+        "Asterisk closed the connection before any audio (refused at the start, or the call ended)"
+    )
