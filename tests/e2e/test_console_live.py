@@ -23,6 +23,16 @@ pytestmark = pytest.mark.e2e
 LEGAL = "02079460999"
 
 
+@pytest.fixture(scope="module")
+def caller(console: Console) -> tuple[str, str, str]:
+    """One cell and prisoner for the module's calls (cell, prison number, PIN), with the London
+    number approved and a legal contact (privileged) approved: provisioned once, to save time."""
+    cell, prisoner, pin = provision(console.e2e, (LONDON, "approved"))
+    console.e2e.cli("contact", "add", prisoner, LEGAL, "--kind", "legal")
+    console.e2e.cli("contact", "approve", prisoner, LEGAL)
+    return cell, prisoner, pin
+
+
 def open_live(driver: WebDriver, console: Console, role: str) -> None:
     login(driver, console, console.accounts[role])
     driver.get(console.url("/live"))
@@ -77,9 +87,9 @@ def levels(driver: WebDriver, *freqs: float) -> dict[float, float]:
 
 
 def test_a_bridged_call_appears_by_itself_and_goes_when_it_ends(
-    driver: WebDriver, console: Console
+    driver: WebDriver, console: Console, caller: tuple[str, str, str]
 ) -> None:
-    cell, prisoner, pin = provision(console.e2e, (LONDON, "approved"))
+    cell, prisoner, pin = caller
     open_live(driver, console, "officer")
     with call_in_background(console.e2e, cell, pin, "02079460000", 8) as result:
         call_id = live_call(console.e2e, prisoner)
@@ -93,9 +103,9 @@ def test_a_bridged_call_appears_by_itself_and_goes_when_it_ends(
 
 
 def test_an_officer_hears_the_handsets_tone_in_the_page_until_the_call_ends(
-    driver: WebDriver, console: Console
+    driver: WebDriver, console: Console, caller: tuple[str, str, str]
 ) -> None:
-    cell, prisoner, pin = provision(console.e2e, (LONDON, "approved"))
+    cell, prisoner, pin = caller
     open_live(driver, console, "officer")
     with call_in_background(console.e2e, cell, pin, "02079460000", 14) as result:
         call_id = live_call(console.e2e, prisoner)
@@ -133,9 +143,9 @@ def test_an_officer_hears_the_handsets_tone_in_the_page_until_the_call_ends(
 
 
 def test_an_officer_cuts_a_call_from_the_page_with_a_reason(
-    driver: WebDriver, console: Console
+    driver: WebDriver, console: Console, caller: tuple[str, str, str]
 ) -> None:
-    cell, prisoner, pin = provision(console.e2e, (LONDON, "approved"))
+    cell, prisoner, pin = caller
     open_live(driver, console, "officer")
     with call_in_background(console.e2e, cell, pin, "02079460000", 30) as result:
         call_id = live_call(console.e2e, prisoner)
@@ -159,10 +169,10 @@ def test_an_officer_cuts_a_call_from_the_page_with_a_reason(
     assert cuts[0]["role"] == "officer"
 
 
-def test_a_privileged_call_cannot_be_listened_to(driver: WebDriver, console: Console) -> None:
-    cell, prisoner, pin = provision(console.e2e)
-    console.e2e.cli("contact", "add", prisoner, LEGAL, "--kind", "legal")
-    console.e2e.cli("contact", "approve", prisoner, LEGAL)
+def test_a_privileged_call_cannot_be_listened_to(
+    driver: WebDriver, console: Console, caller: tuple[str, str, str]
+) -> None:
+    cell, prisoner, pin = caller
     open_live(driver, console, "officer")
     with call_in_background(console.e2e, cell, pin, LEGAL, 10) as result:
         call_id = live_call(console.e2e, prisoner)
@@ -183,9 +193,9 @@ def test_a_privileged_call_cannot_be_listened_to(driver: WebDriver, console: Con
 
 
 def test_an_auditor_sees_live_calls_but_cannot_cut_or_listen(
-    driver: WebDriver, console: Console
+    driver: WebDriver, console: Console, caller: tuple[str, str, str]
 ) -> None:
-    cell, prisoner, pin = provision(console.e2e, (LONDON, "approved"))
+    cell, prisoner, pin = caller
     open_live(driver, console, "auditor")
     with call_in_background(console.e2e, cell, pin, "02079460000", 12) as result:
         call_id = live_call(console.e2e, prisoner)
