@@ -98,13 +98,19 @@ def audit() -> Audit:
 
 
 @pytest.fixture
-async def browser(staff: Path, audit: Audit) -> AsyncIterator[Browser]:
+def public_origin() -> str:
+    return ""
+
+
+@pytest.fixture
+async def browser(staff: Path, audit: Audit, public_origin: str) -> AsyncIterator[Browser]:
     deps = ConsoleDeps(
         staff=StaffFile(staff),
         audit=audit,
         sessions=SessionStore(1800, 43200),
         throttle=LoginThrottle(3, 10, 900),
         login_csrf=LoginCsrf(),
+        public_origin=public_origin,
     )
     app = web.Application()
     mount(app, deps)
@@ -227,3 +233,38 @@ def test_session_ends_when_idle_and_after_its_absolute_limit() -> None:
     s = store.start("olive", "Olive", "officer", "stamp")
     now[0] += 101
     assert store.get(s.sid) is None
+
+
+@pytest.mark.parametrize(
+    ("username", "shown", "hidden"),
+    [("olive", ["Cells", "Call history", "Alerts"], ["Audit log"]), ("adam", ["Audit log"], [])],
+)
+async def test_the_menu_follows_the_role(
+    browser: Browser, username: str, shown: list[str], hidden: list[str]
+) -> None:
+    await browser.login(username)
+    _, html, _ = await browser.get("/console/")
+    menu = re.search(r'<nav class="menu".*?</nav>', html, re.S)
+    assert menu, html
+    for label in shown:
+        assert f">{label}</a>" in menu.group(0)
+    for label in hidden:
+        assert f">{label}</a>" not in menu.group(0)
+    status, html, _ = await browser.get("/console/audit")
+    assert (status == 403) == ("Audit log" in hidden)
+
+
+@pytest.mark.parametrize("public_origin", ["https://console.prison.example"])
+async def test_behind_a_proxy_forms_come_only_from_the_public_origin(
+    browser: Browser, public_origin: str
+) -> None:
+    token = await browser.csrf("/console/login")
+    data = {"csrf_token": token, "username": "olive", "password": PASSWORD}
+    assert (await browser.post("/console/login", data))[0] == 403  # the daemon's own address
+    assert (await browser.post("/console/login", data, origin=public_origin))[0] == 303
+
+
+async def test_the_per_address_limit_covers_every_username(browser: Browser) -> None:
+    for i in range(10):  # per_address in the fixture
+        assert (await browser.login(f"guess{i}", "wrong password!"))[0] == 401
+    assert (await browser.login("adam"))[0] == 429

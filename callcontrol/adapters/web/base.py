@@ -14,6 +14,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,12 +23,14 @@ import jinja2
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
+from callcontrol.adapters.db.ledger import pounds
 from callcontrol.adapters.http.api import PRINCIPAL, status_of
 from callcontrol.adapters.web.sessions import LoginCsrf, LoginThrottle, Session, SessionStore
 from callcontrol.adapters.web.staff_file import StaffFile
 from callcontrol.domain.roles import ADMIN, AUDITOR, OFFICER, Right, may
 from callcontrol.domain.staff import stamp
-from callcontrol.services.supervise import Actor, AuditLog, AuditNote, SuperviseError
+from callcontrol.services.errors import ServiceError
+from callcontrol.services.supervise import Actor, AuditLog, AuditNote
 
 log = logging.getLogger("callcontrol.console")
 
@@ -86,7 +89,10 @@ class ConsoleDeps:
     supervisor: Any = None  # services/supervise.Supervisor: cells, cuts
     pin_alerts: Any = None  # adapters/http/alerts.PinAlerts: PIN lockouts, unlock
     history: Any = None  # adapters/http/history.HistoryApi: call history
+    operator: Any = None  # callcontrol/operator_services.OperatorServices: cells, prisoners,
+    # contacts, numbers, accounts (services/*.py)
     recording_alerts: Any = None  # pages/alerts.RecordingAlerts: missing, failed ingests
+    public_origin: str = ""  # [console] public_origin: the only origin forms come from if set
 
 
 DEPS = web.AppKey("console_deps", ConsoleDeps)
@@ -174,17 +180,25 @@ def templates() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.globals["url"] = url
+    env.filters["pounds"] = pounds  # pence as "£12.34"
+    env.filters["utc"] = _utc  # a time as "2026-12-05 14:30:00 UTC"
     env.globals["role_names"] = ROLE_NAMES
     return env
 
 
+def _utc(value: datetime | None, seconds: bool = True) -> str:
+    if value is None:
+        return "–"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
 def _nav(request: web.Request, role: str) -> list[dict[str, Any]]:
-    known = {r.canonical for r in request.app.router.resources()}
+    known = {r.canonical for r in request.app.router.resources()}  # prefixed once mounted
     here = request.path[len(PREFIX) :] or "/"
     return [
         {"label": n.label, "href": url(n.path), "current": here == n.path}
         for n in NAV
-        if n.path in known and may(role, n.right)
+        if url(n.path) in known and may(role, n.right)
     ]
 
 
@@ -216,6 +230,9 @@ def same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if not origin or origin == "null":
         return False
+    public = deps(request).public_origin
+    if public:  # behind a reverse proxy: the address the browsers use
+        return origin == public
     parts = urlsplit(origin)
     return parts.scheme == request.scheme and parts.netloc == request.host
 
@@ -293,7 +310,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
             "Refused",
             "This form could not be accepted: reload the page and try again.",
         )
-    except SuperviseError as e:  # a service's refusal no page caught: say why
+    except ServiceError as e:  # a service's refusal no page caught: say why
         response = error_page(request, status_of(e), "Not done", str(e))
     except web.HTTPException as e:
         if e.status in (301, 302, 303, 307, 308):

@@ -15,6 +15,7 @@ from callcontrol.adapters.web.base import ConsoleDeps
 from callcontrol.adapters.web.sessions import LoginCsrf, LoginThrottle, SessionStore
 from callcontrol.adapters.web.staff_file import StaffFile
 from callcontrol.config import Settings
+from callcontrol.operator_services import operator_services
 
 # A spool file this much older than its last change counts as an ingest that failed.
 STUCK_S = 300
@@ -85,4 +86,6 @@ def build_console(
         pin_alerts=pin_alerts,
         history=history,
         recording_alerts=recording_alerts,
+        operator=operator_services(settings, sessions),
+        public_origin=c.public_origin,
     )
