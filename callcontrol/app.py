@@ -40,7 +40,6 @@ from callcontrol.adapters.http.api import make_app
 from callcontrol.adapters.http.auth import TokenFile
 from callcontrol.adapters.http.history import HistoryApi
 from callcontrol.adapters.journal_file import JournalFile
-from callcontrol.adapters.web.live_keys import BROWSER_LISTEN, LIVE_FEED
 from callcontrol.config import ConfigError, Settings, journal_path, recordings_spool
 from callcontrol.daemon_ops import start_operations
 from callcontrol.domain.call_end import CallEnd
@@ -154,8 +153,7 @@ def build_http_server(
     pin_alerts = SqlPinAlerts(sessions)
     app = make_app(supervisor, tokens, pin_alerts, history)
     browser, audiosocket = build_browser_listen(settings, supervisor, tracker)
-    app[BROWSER_LISTEN] = browser
-    app[LIVE_FEED] = feed = LiveFeed(supervisor)
+    feed = LiveFeed(supervisor)
     tracker.on_hangup(lambda *_: feed.poke())
     app.cleanup_ctx.append(partial(listening_lifetime, browser, audiosocket))
     if settings.console.enabled:
@@ -170,6 +168,8 @@ def build_http_server(
             pin_alerts=pin_alerts,
             history=history,
             recording_alerts=recording_alerts,
+            live_feed=feed,
+            listening=browser,
         )
         mount(app, console)
     return HttpServer(app, settings.http.host, settings.http.port)

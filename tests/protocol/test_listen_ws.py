@@ -3,12 +3,10 @@ test client as the page: audio in order, the end and its reason, a page that lea
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from callcontrol.adapters.web.listen_ws import relay, same_origin
+from callcontrol.adapters.web.listen_ws import relay
 from callcontrol.services.browser_listen import ENDED, ListenStream
 from callcontrol.services.supervise import Actor
 from tests.protocol.helpers import eventually
@@ -80,25 +78,3 @@ async def test_what_the_page_sends_goes_nowhere_and_a_chatty_page_is_closed() ->
         assert hangups == [s.ended]
     finally:
         await client.close()
-
-
-async def test_same_origin_wants_the_pages_own_origin() -> None:
-    seen: list[bool] = []
-
-    async def handler(request: web.Request) -> web.Response:
-        seen.append(same_origin(request))
-        return web.Response()
-
-    app = web.Application()
-    app.router.add_get("/", handler)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        own = f"http://{client.host}:{client.port}"
-        for origin in (own, "http://evil.example", "null", None, own.replace("http", "https")):
-            headers = {"Origin": origin} if origin else {}
-            await client.get("/", headers=headers)
-        assert seen == [True, False, False, False, False]
-    finally:
-        await client.close()
-    await asyncio.sleep(0)

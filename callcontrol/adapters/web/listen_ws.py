@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
@@ -26,16 +25,6 @@ SEND_TIMEOUT_S = 5.0
 HEARTBEAT_S = 10.0
 MAX_PAGE_MESSAGES = 16  # the page has nothing to say; a few (close, pong) are allowed
 SAMPLE_RATE = 8000
-
-
-def same_origin(request: web.Request) -> bool:
-    """A WebSocket from one of our own pages? Browsers always send Origin on a WebSocket:
-    another site's page (cross-site WebSocket hijacking) names its own."""
-    origin = request.headers.get("Origin")
-    if not origin or origin == "null":
-        return False
-    parts = urlsplit(origin)
-    return parts.scheme == request.scheme and parts.netloc == request.host
 
 
 async def relay(request: web.Request, stream: ListenStream) -> web.WebSocketResponse:

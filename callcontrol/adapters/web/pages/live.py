@@ -26,13 +26,15 @@ from callcontrol.adapters.web.base import (
     form,
     render,
     require,
+    same_origin,
     secure_headers,
     see_other,
     url,
 )
-from callcontrol.adapters.web.listen_ws import relay, same_origin
-from callcontrol.adapters.web.live_keys import BROWSER_LISTEN, LIVE_FEED
+from callcontrol.adapters.web.listen_ws import relay
 from callcontrol.domain.roles import Right, may
+from callcontrol.services.browser_listen import BrowserListen
+from callcontrol.services.live_feed import LiveFeed
 from callcontrol.services.supervise import LiveCall, LiveView, SuperviseError
 
 log = logging.getLogger("callcontrol.console.live")
@@ -67,7 +69,7 @@ def payload(view: LiveView) -> dict[str, Any]:
 
 async def page(request: web.Request) -> web.Response:
     require(request, Right.READ)
-    view = await request.config_dict[LIVE_FEED].current()
+    view = await _feed(request).current()
     return render(
         request,
         "live.html",
@@ -77,6 +79,20 @@ async def page(request: web.Request) -> web.Response:
     )
 
 
+def _feed(request: web.Request) -> LiveFeed:
+    feed = deps(request).live_feed
+    if feed is None:  # a console built without the live calls (the foundation's tests)
+        raise web.HTTPNotFound()
+    return feed  # type: ignore[no-any-return]
+
+
+def _listening(request: web.Request) -> BrowserListen:
+    listening = deps(request).listening
+    if listening is None:
+        raise web.HTTPNotFound()
+    return listening  # type: ignore[no-any-return]
+
+
 def _may_act(request: web.Request) -> bool:
     return may(current_staff(request).role, Right.SUPERVISE)
 
@@ -84,7 +100,7 @@ def _may_act(request: web.Request) -> bool:
 async def events(request: web.Request) -> web.StreamResponse:
     """The live calls as server-sent events: "calls" with the whole table when it changes."""
     actor = require(request, Right.READ)
-    feed = request.config_dict[LIVE_FEED]
+    feed = _feed(request)
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
     )
@@ -146,22 +162,22 @@ async def listen(request: web.Request) -> web.Response:
     data = await form(request)
     call_id = int(request.match_info["call_id"])
     try:
-        stream = await request.config_dict[BROWSER_LISTEN].request(
-            actor, call_id, data.get("reason")
-        )
+        stream = await _listening(request).request(actor, call_id, data.get("reason"))
     except SuperviseError as e:
         return web.json_response({"error": str(e)}, status=status_of(e))
     return web.json_response({"call_id": call_id, "stream": url(f"/live/listen/{stream.token}")})
 
 
 async def listen_stream(request: web.Request) -> web.StreamResponse:
-    """The listen's audio, to the page of the person who started it (same origin, once)."""
+    """The listen's audio, to the page of the person who started it (same origin, once).
+    Browsers always send Origin on a WebSocket: another site's page (cross-site WebSocket
+    hijacking) names its own and is refused."""
     actor = require(request, Right.SUPERVISE)
     if not same_origin(request):
         log.warning("listen: a WebSocket from another origin refused (%s)", actor.name)
         raise web.HTTPForbidden(text="another origin")
     try:
-        stream = request.config_dict[BROWSER_LISTEN].attach(request.match_info["token"], actor)
+        stream = _listening(request).attach(request.match_info["token"], actor)
     except SuperviseError as e:
         raise web.HTTPNotFound(text=str(e)) from None
     return await relay(request, stream)
