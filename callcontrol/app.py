@@ -205,7 +205,12 @@ async def listening_lifetime(
     browser: BrowserListen, server: AudioSocketServer, app: web.Application
 ) -> AsyncIterator[None]:
     """The AudioSocket server lives as long as the HTTP server that asks for listens."""
-    await server.start()
+    try:
+        await server.start()
+    except OSError as e:
+        raise ConfigError(
+            f"[listen] the AudioSocket server cannot listen on {server.address}: {e.strerror or e}"
+        ) from None
     yield
     browser.stop()
     await server.stop()
