@@ -13,7 +13,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from callcontrol_lab.simulator.call import ACCEPT_SETTLE_S
+from callcontrol_lab.simulator.verdict import ACCEPT_SETTLE_S
 from tests.e2e.browser import Console, audit_rows, login, page_title, post_form, screenshot, wait
 from tests.e2e.test_cell_calls import LONDON, provision
 from tests.e2e.test_recording import call_in_background, live_call
@@ -152,7 +152,7 @@ def test_an_officer_cuts_a_call_from_the_page_with_a_reason(
         wait_for_row(driver, call_id)
         # Talking for a moment first: the simulated called party counts a call that ends
         # within ACCEPT_SETTLE_S of its accept digit as never bridged.
-        time.sleep(ACCEPT_SETTLE_S + 1)
+        time.sleep(ACCEPT_SETTLE_S + 1.5)
         # A forged cut without the page's CSRF token: refused, the call goes on.
         forged = fetch_post(driver, f"/live/{call_id}/cut", {"reason": "forged"})
         assert forged["status"] == 403, forged
