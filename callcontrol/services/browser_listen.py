@@ -147,6 +147,9 @@ class BrowserListen:
         if not may(actor.role, Right.SUPERVISE):
             await self._refuse(actor, call_id, why, f"the {actor.role} role may not listen")
             raise Refused(f"the {actor.role} role may not listen to calls")
+        address = self.address()
+        if not address:
+            raise AsteriskUnavailable("the daemon's AudioSocket server is not listening")
         call = await self.supervisor.store.call(call_id)
         if call is None:
             raise NotFound(f"no call {call_id}")
@@ -169,7 +172,6 @@ class BrowserListen:
         loop = asyncio.get_running_loop()
         stream._timers.append(loop.call_later(self.pickup_s, self._not_picked_up, stream))
         stream._timers.append(loop.call_later(self.connect_s, self._not_connected, stream))
-        address = self.address()
         try:
             stream.spied = await self.supervisor.listen_in_browser(
                 actor,
