@@ -6,7 +6,10 @@ an auditor can do neither."""
 from __future__ import annotations
 
 import json
+import re
+import socket
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -86,6 +89,27 @@ def levels(driver: WebDriver, *freqs: float) -> dict[float, float]:
     return dict(zip(freqs, got, strict=True))
 
 
+def audiosocket_port(console: Console) -> int:
+    """The port the daemon's AudioSocket server took at its start (from its log)."""
+    log = console.e2e.daemon.log.read_text()
+    found = re.findall(r"AudioSocket \(listening from the browser\) on 127\.0\.0\.1:(\d+)", log)
+    assert found, "the daemon did not say where its AudioSocket listens"
+    return int(found[-1])
+
+
+def intruders_refused(console: Console) -> None:
+    """Two local peers that are not Asterisk: each is closed by the daemon at once."""
+    port = audiosocket_port(console)
+    for hello in (b"\x01\x00\x10" + uuid.uuid4().bytes, b"GET / HTTP/1.1\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as peer:
+            peer.sendall(hello + b"\x10\x01\x40" + b"\x00" * 320)
+            try:
+                said = peer.recv(1024)
+            except ConnectionResetError:  # closed with what it sent still unread
+                said = b""
+            assert said == b""  # closed, nothing said
+
+
 def test_a_bridged_call_appears_by_itself_and_goes_when_it_ends(
     driver: WebDriver, console: Console, caller: tuple[str, str, str]
 ) -> None:
@@ -117,7 +141,13 @@ def test_an_officer_hears_the_handsets_tone_in_the_page_until_the_call_ends(
                 d.execute_script("return window.ccListen && window.ccListen.state") == "listening"
             )
         )
+        # A local account connects to the daemon's AudioSocket with a UUID of its own, and
+        # with garbage: refused, and the listen goes on undisturbed.
+        before = driver.execute_script("return window.ccListen.frames")
+        intruders_refused(console)
         time.sleep(1.5)  # a second and a half of the call's audio through the analyser
+        assert driver.execute_script("return window.ccListen.frames") > before + 25
+        assert driver.execute_script("return window.ccListen.state") == "listening"
         heard = levels(driver, 1000, 400, 700, 1600, 2500)
         screenshot(driver, "console-live-listening")
         # The handset's 1 kHz tone (and the called party's 400 Hz) stand far above the bins
