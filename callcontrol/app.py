@@ -304,6 +304,7 @@ class Daemon:
                     digits=s.site.pin_digits,
                     two_stage_number=s.site.two_stage_number,
                     number_timeout_ms=s.site.two_stage_timeout_s * 1000,
+                    balance_code=s.site.balance_code,
                 ),
                 on_late_allow=late_allow,
             )

@@ -69,6 +69,10 @@ class SiteSettings:
     # two_stage_timeout_s without a key. "" turns it off (only en-bloc numbers then).
     two_stage_number: str = "0"
     two_stage_timeout_s: int = 5
+    # The balance enquiry: dialled (en bloc, or keyed after two_stage_number) with the PIN, it
+    # says the available credit and the minutes left today instead of placing a call. "*" and
+    # up to 7 of 0-9 and * (no number starts with "*", so it hides none); "" turns it off.
+    balance_code: str = "*100"
 
 
 @dataclass(frozen=True)
@@ -586,6 +590,11 @@ def _validate(s: Settings) -> None:
         raise ConfigError("[site] emergency_calls must be 'refuse' or 'allow'")
     if s.site.two_stage_number and not re.fullmatch(r"[0-9*]{1,8}", s.site.two_stage_number):
         raise ConfigError("[site] two_stage_number must be empty or 1 to 8 of 0-9 and *")
+    code = s.site.balance_code
+    if code and not re.fullmatch(r"\*[0-9*]{1,7}", code):
+        raise ConfigError("[site] balance_code must be empty or * and 1 to 7 of 0-9 and *")
+    if code and code == s.site.two_stage_number:
+        raise ConfigError("[site] balance_code cannot be the two_stage_number")
     if not 1 <= s.site.two_stage_timeout_s <= 30:
         raise ConfigError("[site] two_stage_timeout_s must be 1 to 30 seconds")
     if s.lab.use_system_asterisk not in ("auto", "yes", "no"):

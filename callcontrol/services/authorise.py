@@ -1,7 +1,8 @@
 """Authorise a call from a cell handset: the use case, apart from any protocol.
 
 The FastAGI adapter drives the conversation (prompts, digits) and calls these steps; the rules
-themselves live in callcontrol.domain.rules. Every outcome is stored, allowed or refused.
+themselves live in callcontrol.domain.rules. Every outcome is stored, allowed or refused, and
+so is a balance enquiry (the service code keyed instead of a number: outcome service).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from callcontrol.domain.balance import BalanceFigures
 from callcontrol.domain.limits import CallLimit, Caps, Usage, call_limit
 from callcontrol.domain.model import (
     Contact,
@@ -44,6 +46,7 @@ from callcontrol.domain.windows import (
     seconds_left_in_window,
     windows_for_wing,
 )
+from callcontrol.services.balance_enquiry import balance_enquiry
 
 log = logging.getLogger("callcontrol.decision")
 
@@ -325,6 +328,13 @@ class Authoriser:
         if isinstance(limit, Decision):
             return Decision.refuse(limit.reason, decision.number, limit.detail), None
         return decision, CallPlan(limit, rate, dest, b.rounding, free)
+
+    async def balance_enquiry(self, prisoner: Prisoner) -> tuple[Decision, BalanceFigures]:
+        """The service code instead of a number (services/balance_enquiry.py): the figures to
+        say, and the decision (outcome service) that ``finish`` stores. Nothing is reserved."""
+        return await balance_enquiry(
+            self.store, prisoner, policy=self.policy, billing=self.billing, now=self.clock()
+        )
 
     async def finish(
         self,
