@@ -158,6 +158,26 @@ class ConsoleSettings:
 
 
 @dataclass(frozen=True)
+class KioskSettings:
+    # The prisoners' self-service kiosk (docs/kiosk.md): an application of its own on its own
+    # listener, where no console or API route exists. Off unless enabled.
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8090
+    # A session ends after idle_timeout_s without a touch, and after session_max_s in all.
+    idle_timeout_s: int = 120
+    session_max_s: int = 900
+    # Set when the kiosk is served over HTTPS (a TLS proxy in front): cookies marked Secure.
+    secure_cookies: bool = False
+    # Each kiosk (client address) gets at most failures_per_window refused sign-ins within
+    # failures_window_s and failures_per_day in a day, then none until the oldest leaves: a
+    # guesser cannot sweep every cell's lockout budget from one kiosk (docs/kiosk.md).
+    failures_per_window: int = 10
+    failures_window_s: int = 900
+    failures_per_day: int = 30
+
+
+@dataclass(frozen=True)
 class AgiSettings:
     host: str = "127.0.0.1"
     port: int = 4573
@@ -342,6 +362,7 @@ class Settings:
     recording: RecordingSettings = field(default_factory=RecordingSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    kiosk: KioskSettings = field(default_factory=KioskSettings)
     agi: AgiSettings = field(default_factory=AgiSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
     asterisk: AsteriskSettings = field(default_factory=AsteriskSettings)
@@ -462,6 +483,7 @@ _SECTIONS = (
     "recording",
     "http",
     "console",
+    "kiosk",
     "agi",
     "ami",
     "asterisk",
