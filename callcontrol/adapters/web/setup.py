@@ -72,6 +72,8 @@ def build_console(
     pin_alerts: Any,
     history: Any,
     recording_alerts: Any = None,
+    live_feed: Any = None,
+    listening: Any = None,
 ) -> ConsoleDeps:
     c = settings.console
     return ConsoleDeps(
@@ -86,6 +88,8 @@ def build_console(
         pin_alerts=pin_alerts,
         history=history,
         recording_alerts=recording_alerts,
+        live_feed=live_feed,
+        listening=listening,
         operator=operator_services(settings, sessions),
         public_origin=c.public_origin,
     )
