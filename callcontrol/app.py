@@ -27,13 +27,16 @@ from callcontrol.adapters.db.engine import (
 from callcontrol.adapters.db.history_store import SqlHistoryReader
 from callcontrol.adapters.db.journal_store import SqlJournalStore
 from callcontrol.adapters.db.pin_store import SqlPinAlerts
+from callcontrol.adapters.db.recording_store import SqlRecordingStore
 from callcontrol.adapters.db.settlement_store import SqlSettlementStore
 from callcontrol.adapters.db.supervise_store import SqlAuditLog, SqlSuperviseStore
 from callcontrol.adapters.http import HttpServer
 from callcontrol.adapters.http.api import make_app
 from callcontrol.adapters.http.auth import TokenFile
 from callcontrol.adapters.http.history import HistoryApi
+from callcontrol.adapters.http.recordings import RecordingsApi
 from callcontrol.adapters.journal_file import JournalFile
+from callcontrol.adapters.storage import StoreFiles
 from callcontrol.config import ConfigError, Settings, journal_path, recordings_spool
 from callcontrol.daemon_ops import start_operations
 from callcontrol.domain.call_end import CallEnd
@@ -45,6 +48,7 @@ from callcontrol.services.chain_checkpoints import Checkpointer
 from callcontrol.services.journal import JournalFollower
 from callcontrol.services.listen import ListenAuthoriser
 from callcontrol.services.listen_grants import ListenGrants
+from callcontrol.services.recording_access import RecordingService
 from callcontrol.services.recording_jobs import RecordingJobs
 from callcontrol.services.settle import Settler
 from callcontrol.services.supervise import CallControlGuard, Supervisor
@@ -140,7 +144,16 @@ def build_http_server(
     history = HistoryApi(
         SqlHistoryReader(sessions), ZoneInfo(settings.site.timezone), settings.site.region
     )
-    app = make_app(supervisor, tokens, SqlPinAlerts(sessions), history)
+    recordings = RecordingsApi(
+        RecordingService(
+            SqlRecordingStore(sessions),
+            StoreFiles(settings.path(settings.recording.store_dir)),
+            SqlAuditLog(sessions),
+        ),
+        ZoneInfo(settings.site.timezone),
+        settings.site.region,
+    )
+    app = make_app(supervisor, tokens, SqlPinAlerts(sessions), history, recordings)
     return HttpServer(app, settings.http.host, settings.http.port)
 
 

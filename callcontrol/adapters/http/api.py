@@ -261,11 +261,16 @@ async def _tokens_loaded(app: web.Application) -> AsyncIterator[None]:
 
 
 def make_app(
-    supervisor: Supervisor, tokens: TokenFile, pin_alerts: Any = None, history: Any = None
+    supervisor: Supervisor,
+    tokens: TokenFile,
+    pin_alerts: Any = None,
+    history: Any = None,
+    recordings: Any = None,
 ) -> web.Application:
     """The API; with ``pin_alerts`` (adapters/http/alerts.py's PinAlerts) also its PIN lockout
     routes, GET /alerts and POST /cells/{name}/unlock; with ``history`` (adapters/http/
-    history.py's HistoryApi) the call history, GET /calls."""
+    history.py's HistoryApi) the call history, GET /calls; with ``recordings`` (adapters/http/
+    recordings.py's RecordingsApi) GET /recordings and GET /recordings/{id}/audio."""
     app = web.Application(middlewares=[edge], client_max_size=MAX_BODY)
     app[SUPERVISOR] = supervisor
     app[TOKENS] = tokens
@@ -290,4 +295,8 @@ def make_app(
         from callcontrol.adapters.http import history as history_routes
 
         history_routes.add_routes(app, history)
+    if recordings is not None:
+        from callcontrol.adapters.http import recordings as recording_routes
+
+        recording_routes.add_routes(app, recordings)
     return app
