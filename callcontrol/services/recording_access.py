@@ -225,10 +225,26 @@ class RecordingService:
     async def view(self, actor: Actor, recording_id: int) -> RecordingView:
         """One recording's details (nothing of its audio, so not audited)."""
         self._allowed(actor)
+        return (await self._found(recording_id)).view
+
+    async def check(self, actor: Actor, recording_id: int) -> RecordingView:
+        """The recording, once its row, chain entry and file are found intact (Damaged, Gone
+        or NotFound otherwise): what a page shows before it offers a player. Nothing of the
+        audio leaves, so nothing is audited but a refusal."""
+        self._allowed(actor)
+        found = await self._found(recording_id, playable=True)
+        await self._checked(actor, found)
+        return found.view
+
+    async def _found(self, recording_id: int, playable: bool = False) -> StoredRecording:
         found = await self.store.stored(recording_id)
         if found is None:
             raise NotFound(f"no recording {recording_id}")
-        return found.view
+        v = found.view
+        if playable and v.purged_at is not None:
+            when = v.purged_at.isoformat(timespec="seconds")
+            raise Gone(f"recording {v.recording_id} (call {v.call_id}) was purged on {when}")
+        return found
 
     async def fetch(
         self, actor: Actor, recording_id: int, purpose: str, play_id: str | None = None
@@ -239,14 +255,9 @@ class RecordingService:
             raise Invalid(f"purpose {purpose!r} is not {PLAY} or {DOWNLOAD}")
         if play_id is not None and not PLAY_ID.fullmatch(play_id):
             raise Invalid("a play id is 8 to 64 letters, digits, '-' or '_'")
-        found = await self.store.stored(recording_id)
-        if found is None:
-            raise NotFound(f"no recording {recording_id}")
+        found = await self._found(recording_id, playable=True)
         v = found.view
-        label = f"recording {v.recording_id} (call {v.call_id})"
-        if v.purged_at is not None:
-            raise Gone(f"{label} was purged on {v.purged_at.isoformat(timespec='seconds')}")
-        data = await self._checked(actor, found, label)
+        data = await self._checked(actor, found)
         key = (actor.name, actor.role, v.recording_id, play_id or "")
         continued = purpose == PLAY and play_id is not None and self._plays.ongoing(key)
         if not continued:
@@ -264,7 +275,8 @@ class RecordingService:
                 raise
         return Audio(v, data, audited=not continued)
 
-    async def _checked(self, actor: Actor, found: StoredRecording, label: str) -> bytes:
+    async def _checked(self, actor: Actor, found: StoredRecording) -> bytes:
+        label = f"recording {found.view.recording_id} (call {found.view.call_id})"
         problem, data = self._row_problem(found), b""
         if problem is None:
             try:

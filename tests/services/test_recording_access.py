@@ -307,3 +307,13 @@ def test_parse_query_takes_the_history_filters_and_a_call_id() -> None:
 def test_parse_query_refuses_what_it_cannot_understand(given: dict[str, str]) -> None:
     with pytest.raises(Invalid):
         parse_query(tz=LONDON, region="GB", **given)
+
+
+async def test_check_finds_damage_before_a_player_is_offered_and_audits_no_play() -> None:
+    service, files, audit, _ = world()
+    assert (await service.check(AUDITOR, 1)).recording_id == 1
+    assert audit.notes == []
+    altered_file(stored(), files)
+    with pytest.raises(Damaged, match="was altered"):
+        await service.check(AUDITOR, 1)
+    assert [(n.actor, n.action) for n in audit.notes] == [("Audrey Auditor", TAMPERED)]
