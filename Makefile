@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-serial bench setup system-deps lint format check-format clean help
+.PHONY: run test test-serial bench screenshots setup system-deps lint format check-format clean help
 
 help:
 	@echo "make run    - set up, start the Asterisk lab, the daemon and a demo prison (Ctrl-C stops)"
@@ -14,6 +14,8 @@ help:
 	@echo "make test-serial - the same suite in one pytest, one test after another (PYTEST_ARGS=...)"
 	@echo "make bench  - set up and run the benchmark (static dialplan, daemon, pyst2 AGI; about 30 min)"
 	@echo "make lint   - ruff check and format check"
+	@echo "make screenshots - the staff console's browser tests, saving the docs' screenshots"
+	@echo "              (docs/screenshots/*.png)"
 
 # Two distributions, both editable: callcontrol (the product) and callcontrol-lab (lab/: the
 # Asterisk lab, simulator, benchmark and demo, with the test tools).
@@ -45,6 +47,12 @@ test-serial: setup lint
 # The benchmark: docs/benchmarks.md says what it measures and what it found.
 bench: setup
 	$(BIN)/python -m callcontrol_lab.bench.run --from-make $(BENCH_ARGS)
+
+# The console's and kiosk's browser tests against the real lab, each saving the pages it sees
+# into docs/screenshots (tests/e2e/browser.py's screenshot()).
+screenshots: setup
+	CALLCONTROL_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest -q \
+		$(wildcard tests/e2e/test_console_*.py tests/e2e/test_kiosk*.py) $(PYTEST_ARGS)
 
 lint:
 	$(BIN)/ruff check .

@@ -120,8 +120,10 @@ def build_http_server(
     tracker: ChannelTracker,
     journal: JournalFollower,
     grants: ListenGrants | None = None,
+    jobs: RecordingJobs | None = None,
 ) -> HttpServer:
-    """The officers' API: live calls, cut, listen, cells and prisoners; every act audited."""
+    """The officers' API: live calls, cut, listen, cells and prisoners; every act audited;
+    and the staff console at /console/ ([console] enabled)."""
 
     async def acceptances() -> dict[str, datetime]:
         calls = await journal.entries(c.uniqueid for c in tracker.live())
@@ -153,7 +155,23 @@ def build_http_server(
         ZoneInfo(settings.site.timezone),
         settings.site.region,
     )
-    app = make_app(supervisor, tokens, SqlPinAlerts(sessions), history, recordings)
+    pin_alerts = SqlPinAlerts(sessions)
+    app = make_app(supervisor, tokens, pin_alerts, history, recordings)
+    if settings.console.enabled:
+        from callcontrol.adapters.web import mount
+        from callcontrol.adapters.web.setup import SqlRecordingAlerts, build_console
+
+        recording_alerts = SqlRecordingAlerts(sessions, recordings_spool(settings), jobs)
+        console = build_console(
+            settings,
+            sessions,
+            supervisor=supervisor,
+            pin_alerts=pin_alerts,
+            history=history,
+            recording_alerts=recording_alerts,
+            recordings=recordings,
+        )
+        mount(app, console)
     return HttpServer(app, settings.http.host, settings.http.port)
 
 
@@ -314,7 +332,7 @@ class Daemon:
             await self.agi.start()
             await self.ami.start()
             log.info("AMI: connecting to %s:%s as %s", s.ami.host, s.ami.port, s.ami.username)
-            self.http = build_http_server(s, sessions, self.ami, tracker, journal, grants)
+            self.http = build_http_server(s, sessions, self.ami, tracker, journal, grants, jobs)
             # --- operations: /ready, /metrics, readiness for systemd (daemon_ops.py) ---
             ops = start_operations(
                 s,

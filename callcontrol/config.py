@@ -135,6 +135,21 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    # The staff console, at /console/ on the [http] server (docs/console.md).
+    enabled: bool = True
+    # The staff accounts: scrypt hashes, names and roles (mode 0600), written by `callcontrol
+    # staff ...`; the daemon re-reads it when it changes.
+    staff_file: str = "var/staff"
+    idle_timeout_s: int = 1800  # a session ends after this long without a request
+    absolute_timeout_s: int = 43200  # and after this long whatever happens (a shift)
+    # Failed logins allowed per username and per client address within login_window_s.
+    login_failures_per_user: int = 5
+    login_failures_per_address: int = 20
+    login_window_s: int = 900
+
+
+@dataclass(frozen=True)
 class AgiSettings:
     host: str = "127.0.0.1"
     port: int = 4573
@@ -306,6 +321,7 @@ class Settings:
     billing: BillingSettings = field(default_factory=BillingSettings)
     recording: RecordingSettings = field(default_factory=RecordingSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
     agi: AgiSettings = field(default_factory=AgiSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
     asterisk: AsteriskSettings = field(default_factory=AsteriskSettings)
@@ -424,6 +440,7 @@ _SECTIONS = (
     "billing",
     "recording",
     "http",
+    "console",
     "agi",
     "ami",
     "asterisk",
@@ -530,7 +547,17 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
     return settings
 
 
+def _validate_console(c: ConsoleSettings) -> None:
+    if not 60 <= c.idle_timeout_s <= c.absolute_timeout_s <= 7 * 86400:
+        raise ConfigError(
+            "[console] needs 60 <= idle_timeout_s <= absolute_timeout_s <= 604800 (seconds)"
+        )
+    if min(c.login_failures_per_user, c.login_failures_per_address, c.login_window_s) < 1:
+        raise ConfigError("[console] login_failures_per_* and login_window_s must be at least 1")
+
+
 def _validate(s: Settings) -> None:
+    _validate_console(s.console)
     if s.site.emergency_calls not in ("refuse", "allow"):
         raise ConfigError("[site] emergency_calls must be 'refuse' or 'allow'")
     if s.site.two_stage_number and not re.fullmatch(r"[0-9*]{1,8}", s.site.two_stage_number):

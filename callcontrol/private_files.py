@@ -134,3 +134,16 @@ def exclusive(path: Path) -> Iterator[None]:
     with open(lock, "a") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         yield
+
+
+Stamp = tuple[int, int, int, int]
+
+
+def stamp(path: Path) -> Stamp | None:
+    """What changes when ``path`` is replaced, written or chmod'ed (inode, size, mtime, mode);
+    None when it does not exist. A file re-read only when its stamp changes costs a stat."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)

@@ -3,7 +3,8 @@
 # PostgreSQL's server binaries (the tests start their own PostgreSQL), python3-venv, ffmpeg
 # (recordings are compressed with it, through pydub), baresip-core (a real softphone: the TLS and
 # SRTP call of tests/e2e/test_deploy_doc.py, and the cell handset of tests/e2e/test_softphones.py),
-# linphone-cli (a second softphone there: DTMF as SIP INFO), systemd's systemd-analyze (the
+# linphone-cli (a second softphone there: DTMF as SIP INFO), chromium and chromium-driver (the
+# staff console's browser tests drive the system's headless Chromium), systemd's systemd-analyze (the
 # tests check the shipped units with it), and as root iproute2 (`make test` runs the end-to-end
 # tests in parallel, each shard in a network namespace made with `ip netns`).
 set -euo pipefail
@@ -15,6 +16,8 @@ command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v systemd-analyze >/dev/null || [ -x /usr/bin/systemd-analyze ] || need+=(systemd)
 command -v baresip >/dev/null || need+=(baresip-core)
 command -v linphonec >/dev/null || need+=(linphone-cli)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 [ "$(id -u)" != 0 ] || command -v ip >/dev/null || need+=(iproute2)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then

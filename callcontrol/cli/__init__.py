@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     from callcontrol.cli import backup as backup_cli
     from callcontrol.cli import pin_secret as pin_secret_cli
     from callcontrol.cli import provision as provision_cli
+    from callcontrol.cli import staff as staff_cli
     from callcontrol.cli import systemd as systemd_cli
 
     parents = [common_options()]
@@ -133,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     pin_secret_cli.register(sub, parents)
     backup_cli.register(sub, parents)
     provision_cli.register(sub, parents)
+    staff_cli.register(sub, parents)
     return parser
 
 

@@ -231,3 +231,7 @@ store_dir = "{base}/recordings"
         log = base / "daemon.log"
         if log.exists():
             print(f"\n--- daemon log ({log}) ---\n" + log.read_text()[-4000:])
+
+
+# The staff console's browser fixtures (console, chromium, driver): tests/e2e/browser.py.
+from tests.e2e.browser import chromium, console, driver  # noqa: E402, F401

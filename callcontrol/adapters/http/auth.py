@@ -26,11 +26,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from callcontrol import private_files
 
 log = logging.getLogger("callcontrol.http.auth")
 
@@ -185,11 +186,7 @@ class TokenFile:
         self._loaded = False
 
     def _stamp(self) -> tuple[int, int, int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
+        return private_files.stamp(self.path)
 
     def _refused(self, why: str, stamp: tuple[int, int, int, int] | None) -> int:
         log.error("API tokens file %s %s: no token is valid", self.path, why)
