@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as ec
 
+from tests.e2e.browser import Console, login, screenshot, wait
 from tests.e2e.conftest import E2E
 from tests.e2e.test_billing import settled
 from tests.e2e.test_cell_calls import LONDON, provision
@@ -115,3 +119,97 @@ def tampered(path: Path, original: bytes) -> Iterator[None]:
     finally:
         path.write_bytes(original)
         path.chmod(0o400)
+
+
+# --- in the browser ---------------------------------------------------------------------------
+
+PLAY_AND_WAIT = """
+const done = arguments[0];
+const player = document.getElementById('player');
+player.muted = true;  // headless: nothing to hear, and the page's own audio stays quiet
+player.play().catch(e => done({problem: 'play() refused: ' + e}));
+const started = Date.now();
+(function poll() {
+  const e = player.error;
+  if (e) return done({problem: 'media error ' + e.code + ' ' + e.message});
+  if (player.readyState >= 3 && isFinite(player.duration) && player.currentTime > 0)
+    return done({readyState: player.readyState, duration: player.duration});
+  if (Date.now() - started > 15000)
+    return done({problem: 'not playable in 15 s: readyState ' + player.readyState});
+  setTimeout(poll, 100);
+})();
+"""
+
+
+def search_in_console(driver: WebDriver, console: Console, prisoner: str) -> None:
+    driver.get(console.url("/recordings"))
+    driver.find_element(By.ID, "f-prisoner").send_keys(prisoner)
+    driver.find_element(By.ID, "search-button").click()
+    wait(driver).until(ec.presence_of_element_located((By.ID, "results")))
+
+
+def test_a_recorded_call_is_found_played_and_downloaded_in_the_console(
+    driver: WebDriver, console: Console, tmp_path: Path
+) -> None:
+    e2e = console.e2e
+    prisoner, call, rec = recorded_call(e2e, hold=6)
+    officer = console.accounts["officer"]
+    login(driver, console, officer)
+    search_in_console(driver, console, prisoner)
+    rows = driver.find_elements(By.CSS_SELECTOR, "#results tbody tr")
+    assert [r.get_attribute("id") for r in rows] == [f"recording-{rec['id']}"]
+    screenshot(driver, "console-recordings")
+    rows[0].find_element(By.CSS_SELECTOR, "a.open").click()
+    wait(driver).until(ec.presence_of_element_located((By.ID, "player")))
+    assert driver.find_element(By.ID, "call-id").text == str(call["id"])
+    assert audit_rows_for(console, "play", rec["id"]) == []  # showing the page is not a play
+    driver.find_element(By.ID, "player").click()  # a person's gesture: the page may play
+    played = driver.execute_async_script(PLAY_AND_WAIT)
+    assert "problem" not in played, played
+    # The element's duration is the call's talk time (acceptance to hang-up), within a second.
+    assert abs(float(played["duration"]) - int(call["talk_seconds"])) <= 1.0, (played, call)
+    screenshot(driver, "console-recording")
+    (play,) = audit_rows_for(console, "play", rec["id"])
+    assert (play["actor"], play["role"]) == (officer.username, "officer")
+    # The download: Chromium saves it into a folder of this test's.
+    driver.execute_cdp_cmd(
+        "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)}
+    )
+    driver.find_element(By.ID, "download").click()
+    name = f"recording-{rec['id']}-call-{call['id']}.ogg"
+    wait(driver).until(lambda _: (tmp_path / name).exists())
+    stored = (store_dir(e2e) / str(rec["file_name"])).read_bytes()
+    wait(driver).until(lambda _: (tmp_path / name).read_bytes() == stored)
+    (download,) = audit_rows_for(console, "download", rec["id"])
+    assert (download["actor"], download["role"]) == (officer.username, "officer")
+
+
+def audit_rows_for(console: Console, action: str, recording_id: object) -> list[dict[str, Any]]:
+    return audit_rows(console.e2e, action, recording_id)
+
+
+def test_an_auditor_plays_but_a_tampered_recording_is_refused_in_the_console(
+    driver: WebDriver, console: Console
+) -> None:
+    e2e = console.e2e
+    prisoner, _, rec = recorded_call(e2e, hold=3)
+    auditor = console.accounts["auditor"]
+    login(driver, console, auditor)
+    driver.get(console.url(f"/recordings/{rec['id']}"))
+    driver.find_element(By.ID, "player").click()
+    assert "problem" not in driver.execute_async_script(PLAY_AND_WAIT)
+    (play,) = audit_rows_for(console, "play", rec["id"])
+    assert (play["actor"], play["role"]) == (auditor.username, "auditor")
+    path = store_dir(e2e) / str(rec["file_name"])
+    with tampered(path, path.read_bytes()):
+        driver.get(console.url(f"/recordings/{rec['id']}"))
+        refused = driver.find_element(By.ID, "refused").text
+        assert "altered" in refused and "nothing was served" in refused
+        assert driver.find_elements(By.ID, "player") == []  # no player offered
+        screenshot(driver, "console-recording-tampered")
+        driver.get(console.url(f"/recordings/{rec['id']}/audio?download=1"))
+        assert "altered" in driver.page_source
+    assert len(audit_rows_for(console, "play", rec["id"])) == 1  # nothing more served
+    assert audit_rows_for(console, "download", rec["id"]) == []
+    refusals = audit_rows_for(console, "recording_tampered", rec["id"])
+    assert len(refusals) == 2 and {r["actor"] for r in refusals} == {auditor.username}

@@ -87,6 +87,7 @@ class ConsoleDeps:
     pin_alerts: Any = None  # adapters/http/alerts.PinAlerts: PIN lockouts, unlock
     history: Any = None  # adapters/http/history.HistoryApi: call history
     recording_alerts: Any = None  # pages/alerts.RecordingAlerts: missing, failed ingests
+    recordings: Any = None  # adapters/http/recordings.RecordingsApi: search, play, download
 
 
 DEPS = web.AppKey("console_deps", ConsoleDeps)

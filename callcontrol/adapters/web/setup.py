@@ -71,6 +71,7 @@ def build_console(
     pin_alerts: Any,
     history: Any,
     recording_alerts: Any = None,
+    recordings: Any = None,
 ) -> ConsoleDeps:
     c = settings.console
     return ConsoleDeps(
@@ -85,4 +86,5 @@ def build_console(
         pin_alerts=pin_alerts,
         history=history,
         recording_alerts=recording_alerts,
+        recordings=recordings,
     )
