@@ -32,6 +32,7 @@ from callcontrol.services.recording_access import (
     DOWNLOAD,
     PLAY,
     SHARED_FILTERS,
+    Audio,
     Damaged,
     Gone,
     RecordingService,
@@ -115,6 +116,11 @@ async def audio(request: web.Request) -> web.Response:
         raise ApiError(410, str(e)) from None
     except Damaged as e:
         raise ApiError(500, str(e)) from None
+    return answer(request, got, download)
+
+
+def answer(request: web.Request, got: Audio, download: bool) -> web.Response:
+    """The audio as asked for (a range of it, or all), as an attachment for a download."""
     return ranges.serve(
         request,
         got.data,

@@ -21,12 +21,10 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from callcontrol.adapters.http import ranges
 from callcontrol.adapters.http.recordings import (
-    AUDIO_TYPE,
     FILTERS,
     RecordingsApi,
-    download_name,
+    answer,
 )
 from callcontrol.adapters.web.base import deps, error_page, render, require
 from callcontrol.domain.roles import Right
@@ -111,13 +109,7 @@ async def audio(request: web.Request) -> web.Response:
         return error_page(request, 409, "Refused", str(e))
     except NotFound:
         raise web.HTTPNotFound() from None
-    return ranges.serve(
-        request,
-        got.data,
-        etag=got.view.sha256,
-        content_type=AUDIO_TYPE,
-        attachment=download_name(got.view) if download else None,
-    )
+    return answer(request, got, download)
 
 
 def add_routes(app: web.Application) -> None:
