@@ -39,10 +39,10 @@ def service_audit() -> FakeAudit:
 
 @pytest.fixture
 async def browser(
-    staff: Path,
-    audit: Audit,
+    staff: Path,  # noqa: F811 (the fixture imported above)
+    audit: Audit,  # noqa: F811
     files: FakeFiles,
-    service_audit: FakeAudit,  # noqa: F811
+    service_audit: FakeAudit,
 ) -> AsyncIterator[Browser]:
     one, two = stored(1), stored(2)
     two = replace(two, view=replace(two.view, prisoner_name=EVIL))
