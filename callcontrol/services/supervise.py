@@ -15,9 +15,28 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+from callcontrol.services import checks
+from callcontrol.services.actors import Actor, AuditNote
+from callcontrol.services.cells import CellService
+from callcontrol.services.errors import (
+    AsteriskActionLost,
+    AsteriskFailed,
+    AsteriskUnavailable,
+    ChannelGone,
+    Invalid,
+    NotFound,
+    Refused,
+    ServiceError,
+)
 from callcontrol.services.listen_grants import ListenGrants, TooManyWaiting
+from callcontrol.services.prisoners import PrisonerService
+
+__all__ = [  # re-exported: the API and the tests import them from here
+    "Actor", "AuditNote", "AsteriskActionLost", "AsteriskFailed", "AsteriskUnavailable",
+    "ChannelGone", "Invalid", "NotFound", "Refused", "SuperviseError",
+]  # fmt: skip
 
 log = logging.getLogger("callcontrol.supervise")
 
@@ -30,7 +49,7 @@ LISTEN_CALL_VAR = "CC_LISTEN_CALL"
 LISTEN_ID_VAR = "CC_LISTEN_ID"
 LISTEN_RING_MS = 30000  # how long the officer's phone rings before the request gives up
 CUT_CAUSE = 16  # Q.850 normal clearing, on the caller's leg; the bridge ends the other leg
-MAX_REASON = 2000
+MAX_REASON = checks.MAX_REASON
 MAX_AUDIT_LIMIT = 1000
 PRIVILEGED_REFUSAL = "privileged call: never monitored"
 # An officer's endpoint: a PJSIP endpoint name, never a dial string (no '@', no '/').
@@ -40,67 +59,15 @@ ENDPOINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 CUT, LISTEN, LISTEN_REFUSED, LISTEN_FAILED = "cut", "listen", "listen_refused", "listen_failed"
 DISABLE, ENABLE = "disable", "enable"  # a cell
 SUSPEND, RESUME = "suspend", "resume"  # a prisoner
-# Letting calls through again (enabling a cell, reinstating a prisoner) undoes an act that may
-# have been an admin's: only an admin may. An officer may still cut calls (disable, suspend).
-ADMIN_ROLE = "admin"
 
 
-# --- errors: the service's own; the HTTP edge maps them -------------------------------------
+# --- errors: services/errors.py's, one hierarchy; the HTTP edge maps them -------------------
 
-
-class SuperviseError(Exception):
-    """A request that could not be done; ``str(e)`` says why, for the officer.
-
-    NotFound: no such call (or it has ended), cell or prisoner. Invalid: the request is wrong.
-    Refused: never allowed, whoever asks (listening to a privileged call). AsteriskUnavailable:
-    not connected, nothing was sent. AsteriskActionLost: sent but unanswered, the outcome is
-    unknown, never resent. AsteriskFailed: Asterisk answered with an error; ChannelGone: it has
-    no such channel (the call ended meanwhile).
-    """
-
-
-class NotFound(SuperviseError): ...
-
-
-class Invalid(SuperviseError): ...
-
-
-class Refused(SuperviseError): ...
-
-
-class AsteriskUnavailable(SuperviseError): ...
-
-
-class AsteriskActionLost(SuperviseError): ...
-
-
-class AsteriskFailed(SuperviseError): ...
-
-
-class ChannelGone(AsteriskFailed): ...
-
+# SuperviseError is the services' ServiceError: every service error (NotFound, Invalid,
+# Refused, Asterisk*) is one, so the API maps the operator's services' errors too.
+SuperviseError = ServiceError
 
 # --- values ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts: the name and role of the API token used."""
-
-    name: str
-    role: str
-
-
-@dataclass(frozen=True)
-class AuditNote:
-    """One audit entry to write (adapters/db/audit.py's record() fields)."""
-
-    actor: str
-    role: str
-    action: str
-    target: str
-    reason: str = ""
-    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -162,16 +129,6 @@ class SuperviseStore(Protocol):
         ...
 
     async def call(self, call_id: int) -> CallRecord | None: ...
-
-    async def set_cell_enabled(
-        self, name: str, enabled: bool, reason: str, note: AuditNote
-    ) -> None:
-        """Change the cell and write the note in one transaction; NotFound, Invalid."""
-        ...
-
-    async def set_prisoner_active(
-        self, prison_number: str, active: bool, reason: str, note: AuditNote
-    ) -> None: ...
 
     async def is_handset(self, endpoint: str) -> bool:
         """Is this SIP endpoint a cell's handset?"""
@@ -246,29 +203,11 @@ class CallControlGuard:
 # --- checks on plain values --------------------------------------------------------------------
 
 
-def clean_reason(reason: Any, required: bool = False) -> str:
-    reason = "" if reason is None else reason
-    if not isinstance(reason, str):
-        raise Invalid("reason must be text")
-    reason = " ".join(reason.split())
-    if required and not reason:
-        raise Invalid("a reason is required")
-    if len(reason) > MAX_REASON:
-        raise Invalid(f"reason is too long (at most {MAX_REASON} characters)")
-    if any(not ch.isprintable() for ch in reason):
-        raise Invalid("reason contains control characters")
-    return reason
+clean_reason = checks.reason
 
 
-def _need_admin(actor: Actor, act: str) -> None:
-    """Refused unless ``actor`` is an admin (checked here too, not only at the HTTP edge)."""
-    if actor.role != ADMIN_ROLE:
-        log.warning(
-            "REFUSED %s (%s) may not %s: the admin role is needed", actor.name, actor.role, act
-        )
-        raise Refused(
-            f"only an admin may {act}: an officer may cut calls, not let them through again"
-        )
+def _no_pin_keys() -> Any:
+    raise RuntimeError("supervision sets no PINs: give Supervisor a PrisonerService for that")
 
 
 def officer_endpoint(text: Any) -> str:
@@ -310,7 +249,12 @@ class Supervisor:
         trunk_endpoints: Sequence[str] = ("pstn",),
         officer_desks: Sequence[str] = (),
         grants: ListenGrants | None = None,
+        cells: CellService | None = None,
+        prisoners: PrisonerService | None = None,
     ) -> None:
+        """``cells`` and ``prisoners``: the services that disable, enable, suspend and
+        reinstate; by default made on ``store``, which must then also be their store (a
+        ``transaction()``, as SqlSuperviseStore has)."""
         self.store, self.control, self.audit, self.clock = store, control, audit, clock
         self.channels = channels
         self.acceptances = acceptances
@@ -319,6 +263,8 @@ class Supervisor:
         self.officer_desks = frozenset(officer_desks)
         # One-time listen ids, shared with the FastAGI route that [cc-listen] asks.
         self.grants = grants if grants is not None else ListenGrants(clock)
+        self.cells = cells or CellService(cast(Any, store))
+        self.prisoners = prisoners or PrisonerService(cast(Any, store), pin_keys=_no_pin_keys)
 
     # --- reading ---
 
@@ -494,22 +440,20 @@ class Supervisor:
                 sweep.cut.append(call.call_id)
         return sweep
 
-    def _note(self, actor: Actor, action: str, target: str, reason: str) -> AuditNote:
-        return AuditNote(actor.name, actor.role, action, target, reason)
+    # The change itself is CellService's and PrisonerService's, the same for every edge (the
+    # console, the API, the CLI): checked, done and audited there in one transaction. What
+    # supervision adds is cutting the live calls at once.
 
     async def disable_cell(self, actor: Actor, name: str, reason: Any) -> Sweep:
         """Disable the cell (every new call refused) and cut its live calls at once."""
-        why = clean_reason(reason)
-        note = self._note(actor, DISABLE, f"cell:{name}", why)
-        await self.store.set_cell_enabled(name, False, why, note)
+        cell = await self.cells.disable(actor, name, reason)
+        why = cell.disabled_reason
         log.info("CELL %s disabled by %s: %s", name, actor.name, why or "-")
         return await self.cut_cell_calls(actor, name, why or f"cell {name} disabled")
 
     async def enable_cell(self, actor: Actor, name: str, reason: Any = "") -> None:
-        """Let the cell call again (an admin's act only: see ADMIN_ROLE)."""
-        _need_admin(actor, f"enable cell {name}")
-        note = self._note(actor, ENABLE, f"cell:{name}", clean_reason(reason))
-        await self.store.set_cell_enabled(name, True, "", note)
+        """Let the cell call again (an admin's act only)."""
+        await self.cells.enable(actor, name, reason)
         log.info("CELL %s enabled by %s", name, actor.name)
 
     async def cut_cell_calls(self, actor: Actor, name: str, reason: Any = "") -> Sweep:
@@ -518,17 +462,14 @@ class Supervisor:
 
     async def suspend_prisoner(self, actor: Actor, number: str, reason: Any) -> Sweep:
         """Suspend the prisoner (every new call refused) and cut their live calls at once."""
-        why = clean_reason(reason)
-        note = self._note(actor, SUSPEND, f"prisoner:{number}", why)
-        await self.store.set_prisoner_active(number, False, why, note)
+        prisoner = await self.prisoners.suspend(actor, number, reason)
+        why = prisoner.suspended_reason
         log.info("PRISONER %s suspended by %s: %s", number, actor.name, why or "-")
         return await self.cut_prisoner_calls(actor, number, why or f"prisoner {number} suspended")
 
     async def reinstate_prisoner(self, actor: Actor, number: str, reason: Any = "") -> None:
-        """Let the prisoner call again (an admin's act only: see ADMIN_ROLE)."""
-        _need_admin(actor, f"reinstate prisoner {number}")
-        note = self._note(actor, RESUME, f"prisoner:{number}", clean_reason(reason))
-        await self.store.set_prisoner_active(number, True, "", note)
+        """Let the prisoner call again (an admin's act only)."""
+        await self.prisoners.reinstate(actor, number, reason)
         log.info("PRISONER %s reinstated by %s", number, actor.name)
 
     async def cut_prisoner_calls(self, actor: Actor, number: str, reason: Any = "") -> Sweep:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ from callcontrol.services.supervise import (
     Refused,
     Supervisor,
 )
+from callcontrol.services.views import CellView, PrisonerView
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 OFFICER = Actor("officer.smith", "officer")
@@ -61,6 +63,17 @@ class FakeAudit:
         return [n.action for n in self.notes]
 
 
+class _Tx:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def audit(self, note: AuditNote) -> None:
+        await self.store.audit.record(note)
+
+
 class FakeStore:
     def __init__(self, audit: FakeAudit, calls: Sequence[CallRecord] = ()) -> None:
         self.audit = audit
@@ -88,21 +101,30 @@ class FakeStore:
     async def call(self, call_id: int) -> CallRecord | None:
         return self.calls.get(call_id)
 
-    async def set_cell_enabled(
-        self, name: str, enabled: bool, reason: str, note: AuditNote
-    ) -> None:
-        if name not in self.cells:
-            raise NotFound(f"no cell named {name!r}")
-        self.cells[name] = (enabled, reason)
-        await self.audit.record(note)  # in the same transaction, in the real store
+    # The operator's store's transaction, as much of it as CellService and PrisonerService
+    # use to disable, enable, suspend and reinstate (the audit note in the same "transaction").
 
-    async def set_prisoner_active(
-        self, prison_number: str, active: bool, reason: str, note: AuditNote
-    ) -> None:
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        yield _Tx(self)
+
+    async def cell(self, name: str) -> CellView | None:
+        if name not in self.cells:
+            return None
+        enabled, reason = self.cells[name]
+        return CellView(name, "", name, enabled, reason)
+
+    async def set_cell_enabled(self, name: str, enabled: bool, reason: str) -> None:
+        self.cells[name] = (enabled, reason)
+
+    async def prisoner(self, prison_number: str) -> PrisonerView | None:
         if prison_number not in self.prisoners:
-            raise NotFound(f"no prisoner with prison number {prison_number!r}")
-        self.prisoners[prison_number] = (active, reason)
-        await self.audit.record(note)
+            return None
+        active, reason = self.prisoners[prison_number]
+        return PrisonerView(prison_number, "", None, active, reason)
+
+    async def update_prisoner(self, prison_number: str, **changes: Any) -> None:
+        self.prisoners[prison_number] = (changes["active"], changes["suspended_reason"])
 
     async def is_handset(self, endpoint: str) -> bool:
         return endpoint in self.handsets

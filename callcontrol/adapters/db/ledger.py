@@ -540,3 +540,7 @@ async def set_tariff(
     row.updated_at, row.updated_by = utcnow(), _text(by, "who", 100)
     await session.flush()
     return tariff
+
+
+lock_account = _lock_account  # for account_store.py: the same lock as the call path's
+set_account = _set_account

@@ -1,8 +1,8 @@
 """Supervision's SQL: the calls not ended, cells and prisoners switched off and on, and the
 audit log (implements SuperviseStore and AuditLog of services/supervise.py).
 
-A change to a cell or a prisoner and its audit entry are written in one transaction: both or
-neither (adapters/db/audit.py only flushes).
+A change to a cell or a prisoner and its audit entry are written in one transaction, both or
+neither, by the operator's store (operator_store.py) this store extends.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy import Select, inspect, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcontrol.adapters.db import admin, audit
+from callcontrol.adapters.db import audit
 from callcontrol.adapters.db import tables as m
+from callcontrol.adapters.db.operator_store import SqlOperatorStore, write_note
 from callcontrol.adapters.db.tables import Reservation
-from callcontrol.services.supervise import AuditNote, CallRecord, Invalid, NotFound
+from callcontrol.services.supervise import AuditNote, CallRecord, NotFound
 
 HEALTH_TIMEOUT_S = 2.0
 
@@ -61,19 +62,7 @@ def _record(row: Any) -> CallRecord:
     )
 
 
-async def _write_note(session: AsyncSession, note: AuditNote) -> None:
-    try:
-        await audit.record(
-            session,
-            actor=note.actor,
-            role=note.role,
-            action=note.action,
-            target=note.target,
-            reason=note.reason,
-            detail=note.detail,
-        )
-    except audit.AuditError as e:
-        raise Invalid(str(e)) from None
+_write_note = write_note
 
 
 def entry_dict(entry: Any) -> dict[str, Any]:
@@ -81,9 +70,9 @@ def entry_dict(entry: Any) -> dict[str, Any]:
     return {a.key: getattr(entry, a.key) for a in inspect(entry).mapper.column_attrs}
 
 
-class SqlSuperviseStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
+class SqlSuperviseStore(SqlOperatorStore):
+    """Also the operator's store (its ``transaction()``): the Supervisor's CellService and
+    PrisonerService disable, enable, suspend and reinstate through it."""
 
     async def open_calls(
         self, *, cell: str | None = None, prison_number: str | None = None
@@ -113,36 +102,6 @@ class SqlSuperviseStore:
         found = await s.scalar(select(m.Prisoner.id).where(m.Prisoner.prison_number == number))
         if found is None:
             raise NotFound(f"no prisoner with prison number {number!r}")
-
-    async def set_cell_enabled(
-        self, name: str, enabled: bool, reason: str, note: AuditNote
-    ) -> None:
-        """The same change as `callcontrol cell disable|enable`, with its audit entry."""
-        async with self.sessions.begin() as s:
-            await self._cell(s, name)
-            try:
-                if enabled:
-                    await admin.enable_cell(s, name)
-                else:
-                    await admin.disable_cell(s, name, reason)
-            except admin.AdminError as e:
-                raise Invalid(str(e)) from None
-            await _write_note(s, note)
-
-    async def set_prisoner_active(
-        self, prison_number: str, active: bool, reason: str, note: AuditNote
-    ) -> None:
-        """The same change as `callcontrol prisoner suspend|reinstate`, with its audit entry."""
-        async with self.sessions.begin() as s:
-            await self._prisoner(s, prison_number)
-            try:
-                if active:
-                    await admin.reinstate_prisoner(s, prison_number)
-                else:
-                    await admin.suspend_prisoner(s, prison_number, reason)
-            except admin.AdminError as e:
-                raise Invalid(str(e)) from None
-            await _write_note(s, note)
 
     async def is_handset(self, endpoint: str) -> bool:
         query = select(m.Cell.id).where(
