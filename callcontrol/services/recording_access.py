@@ -38,9 +38,10 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from callcontrol.domain import chain
-from callcontrol.domain.roles import Right, may
+from callcontrol.domain.roles import Right
 from callcontrol.services import call_history
-from callcontrol.services.supervise import Actor, AuditNote, Invalid, NotFound, Refused
+from callcontrol.services.actors import Actor, AuditNote, require
+from callcontrol.services.errors import Invalid, NotFound, Refused
 
 log = logging.getLogger("callcontrol.recordings.access")
 
@@ -211,8 +212,7 @@ class RecordingService:
 
     @staticmethod
     def _allowed(actor: Actor) -> None:
-        if not may(actor.role, Right.RECORDINGS):
-            raise Refused(f"the {actor.role!r} role may not search or play recordings")
+        require(actor, Right.RECORDINGS, "search, play or download recordings")
 
     async def search(self, actor: Actor, query: RecordingQuery) -> SearchPage:
         """One page of recordings, and where the next one starts."""

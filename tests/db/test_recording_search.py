@@ -27,8 +27,8 @@ from callcontrol.adapters.http.auth import TokenEntry, TokenFile, digest
 from callcontrol.adapters.http.recordings import RecordingsApi
 from callcontrol.adapters.storage import StoreFiles
 from callcontrol.services import recordings as store
+from callcontrol.services.actors import Actor
 from callcontrol.services.recording_access import RecordingService, parse_query
-from callcontrol.services.supervise import Actor
 from tests.db.test_recordings import make_wav
 from tests.services.test_supervise import World
 

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from callcontrol.domain import chain
+from callcontrol.services.actors import Actor, AuditNote
+from callcontrol.services.errors import Invalid, NotFound, Refused
 from callcontrol.services.recording_access import (
     DOWNLOAD,
     PLAY,
@@ -26,7 +28,6 @@ from callcontrol.services.recording_access import (
     StoredRecording,
     parse_query,
 )
-from callcontrol.services.supervise import Actor, AuditNote, Invalid, NotFound, Refused
 
 LONDON = ZoneInfo("Europe/London")
 AUDIO = b"OggS" + bytes(range(256)) * 8

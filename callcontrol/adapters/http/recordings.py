@@ -28,6 +28,7 @@ from callcontrol.adapters.http import ranges
 from callcontrol.adapters.http.api import PRINCIPAL, ApiError, _json, authorise
 from callcontrol.adapters.http.auth import OFFICER
 from callcontrol.domain.roles import Right, may
+from callcontrol.services.actors import Actor
 from callcontrol.services.recording_access import (
     DOWNLOAD,
     PLAY,
@@ -39,7 +40,6 @@ from callcontrol.services.recording_access import (
     RecordingView,
     parse_query,
 )
-from callcontrol.services.supervise import Actor
 
 FILTERS = (*SHARED_FILTERS, "call_id")
 AUDIO_TYPE = "audio/ogg"

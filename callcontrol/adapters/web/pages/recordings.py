@@ -28,6 +28,7 @@ from callcontrol.adapters.http.recordings import (
 )
 from callcontrol.adapters.web.base import deps, error_page, render, require
 from callcontrol.domain.roles import Right
+from callcontrol.services.errors import Invalid, NotFound
 from callcontrol.services.recording_access import (
     DOWNLOAD,
     PLAY,
@@ -36,7 +37,6 @@ from callcontrol.services.recording_access import (
     RecordingService,
     parse_query,
 )
-from callcontrol.services.supervise import Invalid, NotFound
 
 RECORDING = r"/recordings/{recording_id:\d{1,18}}"
 
