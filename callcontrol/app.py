@@ -160,6 +160,7 @@ def build_http_server(
     if settings.console.enabled:
         from callcontrol.adapters.web import mount
         from callcontrol.adapters.web.setup import SqlRecordingAlerts, build_console
+        from callcontrol.operator_services import operator_services
 
         recording_alerts = SqlRecordingAlerts(sessions, recordings_spool(settings), jobs)
         console = build_console(
@@ -170,6 +171,7 @@ def build_http_server(
             history=history,
             recording_alerts=recording_alerts,
             recordings=recordings,
+            operator=operator_services(settings, sessions),
         )
         mount(app, console)
     return HttpServer(app, settings.http.host, settings.http.port)

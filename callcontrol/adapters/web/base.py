@@ -88,6 +88,7 @@ class ConsoleDeps:
     history: Any = None  # adapters/http/history.HistoryApi: call history
     recording_alerts: Any = None  # pages/alerts.RecordingAlerts: missing, failed ingests
     recordings: Any = None  # adapters/http/recordings.RecordingsApi: search, play, download
+    operator: Any = None  # operator_services.OperatorServices: contacts, prisoners, accounts
 
 
 DEPS = web.AppKey("console_deps", ConsoleDeps)

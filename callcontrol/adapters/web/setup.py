@@ -72,6 +72,7 @@ def build_console(
     history: Any,
     recording_alerts: Any = None,
     recordings: Any = None,
+    operator: Any = None,
 ) -> ConsoleDeps:
     c = settings.console
     return ConsoleDeps(
@@ -87,4 +88,5 @@ def build_console(
         history=history,
         recording_alerts=recording_alerts,
         recordings=recordings,
+        operator=operator,
     )
