@@ -2,7 +2,7 @@
 an officer approves a pending number and the prisoner's next call to it from a SIPp handset is
 bridged; a block with a reason refuses the call and keeps the reason in the contact's history;
 an auditor reads the queue and cannot act, not even with a forged form; every act is audited
-under the person's name."""
+under the person's name. And the prisoner's page, where the result of those acts is shown."""
 
 from __future__ import annotations
 
@@ -12,16 +12,19 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from callcontrol.domain.money import pounds
 from tests.e2e.browser import (
     Console,
     audit_rows,
     csrf_token,
     login,
+    logout,
     page_title,
     post_form,
     screenshot,
     wait,
 )
+from tests.e2e.test_billing import account, settled
 from tests.e2e.test_cell_calls import LONDON, decision, provision
 
 pytestmark = pytest.mark.e2e
@@ -146,3 +149,47 @@ def test_a_decision_without_the_csrf_token_is_refused(driver: WebDriver, console
     post_form(driver, "/contacts/decide", fields | {"csrf_token": "0" * 43})
     assert page_title(driver) == "Refused"
     assert history(console, prisoner)[-1]["new_status"] == "pending"
+
+
+def test_the_prisoner_page_shows_cell_contacts_history_money_calls_and_lockouts(
+    driver: WebDriver, console: Console
+) -> None:
+    e2e = console.e2e
+    cell, prisoner, pin = provision(e2e, (LONDON, "approved"), credit=500)
+    e2e.cli("contact", "add", prisoner, "07911 123456", "--kind", "social")
+    call = e2e.call(cell, pin, DIALLED, 3)
+    assert call["outcome"] == "connected", call
+    s = settled(e2e, call)
+    balance, reserved = account(e2e, prisoner)
+    assert balance == 500 - int(s["charge_pence"] or 0) and reserved == 0
+    login(driver, console, console.accounts["officer"])
+    row = row_id(prisoner, "+447911123456")
+    driver.get(console.url("/contacts"))
+    driver.find_element(By.ID, row).find_element(By.CLASS_NAME, "reason").send_keys("harassment")
+    driver.find_element(By.ID, row).find_element(By.CLASS_NAME, "block").click()
+    wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, "p.notice"))
+    logout(driver)
+    login(driver, console, console.accounts["auditor"])  # an auditor reads it all
+    driver.get(console.url("/prisoners"))
+    driver.find_element(By.ID, "q").send_keys(prisoner.lower())
+    driver.find_element(By.ID, "find-button").click()
+    wait(driver).until(lambda d: d.find_elements(By.ID, f"prisoner-{prisoner}"))
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#prisoners tbody tr")) == 1
+    driver.find_element(By.LINK_TEXT, prisoner).click()
+    wait(driver).until(lambda d: d.find_elements(By.ID, "facts"))
+    assert driver.find_element(By.ID, "cell").text == cell
+    assert driver.find_element(By.ID, "balance").text == pounds(balance)
+    assert driver.find_element(By.ID, "reserved").text.startswith("£0.00")
+    assert driver.find_element(By.ID, "available").text == pounds(balance)
+    assert "approved" in driver.find_element(By.ID, f"contact-{LONDON.lstrip('+')}").text
+    assert "blocked" in driver.find_element(By.ID, "contact-447911123456").text
+    changes = driver.find_element(By.ID, "contact-history").text
+    assert "harassment" in changes and "approved" in changes
+    calls = driver.find_element(By.ID, "calls").text
+    assert "approved_contact" in calls and "Recording" in calls
+    statement = driver.find_element(By.ID, "statement").text
+    assert "topup" in statement and "£5.00" in statement
+    assert driver.find_elements(By.ID, "lockouts")
+    screenshot(driver, "console-prisoner")
+    driver.get(console.url("/prisoners/NOSUCH1"))
+    assert page_title(driver) == "Not found"
