@@ -42,6 +42,7 @@ from callcontrol.daemon_ops import start_operations
 from callcontrol.domain.call_end import CallEnd
 from callcontrol.logging_setup import TEXT_FORMAT as LOG_FORMAT  # noqa: F401 (demo, bench)
 from callcontrol.logging_setup import bind_call
+from callcontrol.operator_services import operator_services
 from callcontrol.services.authorise import CallAttempt
 from callcontrol.services.cells_sync import CellsSync, keep_syncing
 from callcontrol.services.chain_checkpoints import Checkpointer
@@ -156,11 +157,11 @@ def build_http_server(
         settings.site.region,
     )
     pin_alerts = SqlPinAlerts(sessions)
-    app = make_app(supervisor, tokens, pin_alerts, history, recordings)
+    operator = operator_services(settings, sessions)
+    app = make_app(supervisor, tokens, pin_alerts, history, operator, recordings)
     if settings.console.enabled:
         from callcontrol.adapters.web import mount
         from callcontrol.adapters.web.setup import SqlRecordingAlerts, build_console
-        from callcontrol.operator_services import operator_services
 
         recording_alerts = SqlRecordingAlerts(sessions, recordings_spool(settings), jobs)
         console = build_console(
@@ -171,7 +172,7 @@ def build_http_server(
             history=history,
             recording_alerts=recording_alerts,
             recordings=recordings,
-            operator=operator_services(settings, sessions),
+            operator=operator,
         )
         mount(app, console)
     return HttpServer(app, settings.http.host, settings.http.port)

@@ -41,6 +41,7 @@ from callcontrol.cli import pins as pins_cli
 from callcontrol.cli import supervise as supervise_cli
 from callcontrol.cli.common import EXIT_FAILED, EXIT_OK, CliError, emit, fail
 from callcontrol.config import Settings
+from callcontrol.domain.roles import Right, may
 
 Args = argparse.Namespace
 
@@ -111,10 +112,16 @@ async def _audit(
     if settings is not None:
         token = supervise_cli.api_token(args, settings)
         owner = supervise_cli.token_owner(settings, token) if token else None
-    if owner is not None and owner.role != "admin" and action in ("enable", "resume"):
-        # As in the API: an officer cuts calls, only an admin lets them through again. (Not a
-        # boundary: whoever has the database's password may change it; a guard against slips.)
-        raise CliError(f"only an admin may {action} {target}: {owner.name}'s token is an officer's")
+    right = Right.ADMINISTER if action in ("enable", "resume") else Right.SUPERVISE
+    if owner is not None and not may(owner.role, right):
+        # As in the API: an officer cuts calls, only an admin lets them through again, an
+        # auditor changes nothing. (Not a boundary: whoever has the database's password may
+        # change it; a guard against slips.)
+        raise CliError(
+            f"only an admin may {action} {target}: {owner.name}'s token is an {owner.role}'s"
+            if right is Right.ADMINISTER
+            else f"an {owner.role} may not {action} {target} ({owner.name}'s token)"
+        )
     await audit.record(
         s,
         actor=owner.name if owner else who(args),

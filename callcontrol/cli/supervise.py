@@ -361,7 +361,7 @@ def register(sub: argparse._SubParsersAction, parents: Parents) -> None:
     tokens = group(
         sub,
         "token",
-        "API tokens for officers and administrators",
+        "API tokens for officers, administrators and auditors",
         "API tokens, each belonging to a named person, kept as SHA-256 hashes in [http] "
         "tokens_file; the daemon reads the file again whenever it changes. The audit log "
         "names the token's person.",
@@ -380,7 +380,14 @@ def register(sub: argparse._SubParsersAction, parents: Parents) -> None:
     add.add_argument(
         "--person", required=True, metavar="NAME", help='who the token is for, e.g. "Jane Officer"'
     )
-    add.add_argument("--role", required=True, choices=ROLES, help="officer or admin")
+    add.add_argument(
+        "--role",
+        required=True,
+        choices=ROLES,
+        help="officer (watch, cut, listen, approve or block contacts, disable), admin (also "
+        "enable, reinstate, money and set-up, the audit log) or auditor (reads everything, "
+        "the audit log too, and changes nothing)",
+    )
     listing = command(
         tokens,
         "list",

@@ -16,16 +16,16 @@ from callcontrol.adapters.db import admin
 from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.engine import make_engine, session_factory
 from callcontrol.adapters.db.tables import Account, LedgerEntry, Reservation
-from callcontrol_lab.bench.agi_micro import (
+from callcontrol_lab.bench.micro import (
     CREDIT_PENCE,
     BenchmarkError,
     BrokenBenchmark,
-    _percentile,
     main,
     reply_to,
     run_micro,
     verdict,
 )
+from callcontrol_lab.measure import percentile
 
 
 def query(url: str, statement: Any) -> list[Any]:
@@ -189,11 +189,11 @@ def test_verdict_is_the_dialplan_s() -> None:
     assert verdict((0.01, {cv.DECISION: "allow"}, ""), baseline=True) == "allow"
 
 
-def test_percentile() -> None:
+def testpercentile() -> None:
     values = [float(x) for x in range(1, 101)]
-    assert (_percentile(values, 50), _percentile(values, 99), _percentile(values, 100)) == (
+    assert (percentile(values, 50), percentile(values, 99), percentile(values, 100)) == (
         50.0,
         99.0,
         100.0,
     )
-    assert _percentile([], 50) == 0.0 and _percentile([7.0], 95) == 7.0
+    assert percentile([], 50) == 0.0 and percentile([7.0], 95) == 7.0

@@ -30,6 +30,7 @@ from callcontrol.services import recordings as store
 from callcontrol.services.actors import Actor
 from callcontrol.services.recording_access import RecordingService, parse_query
 from tests.db.test_recordings import make_wav
+from tests.protocol.openapi_check import Described
 from tests.services.test_supervise import World
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -191,12 +192,16 @@ async def test_without_a_valid_token_nothing_is_listed_or_served(
     assert await site.audit("play") == [] and await site.audit("download") == []
 
 
+SEARCH, AUDIO = "/recordings", "/recordings/{recording_id}/audio"
+
+
 async def test_search_over_http(site: Site, client: TestClient[Any, Any]) -> None:
+    described = Described()
     got = await client.get(
         "/recordings", params={"prisoner": "A1234BC", "limit": "2"}, headers=OFFICER
     )
     assert got.status == 200, await got.text()
-    data = await got.json()
+    data = await described.check(got, "GET", SEARCH)
     assert [r["recording_id"] for r in data["recordings"]] == [
         site.ids["ann_mobile"],
         site.ids["ann_late"],
@@ -206,10 +211,17 @@ async def test_search_over_http(site: Site, client: TestClient[Any, Any]) -> Non
     assert first["prisoner"] == {"prison_number": "A1234BC", "name": "Ann"}
     assert first["audio"] == f"/recordings/{site.ids['ann_mobile']}/audio"
     assert first["call_id"] == site.calls["ann_mobile"] and first["cell"] == "A1-01"
-    for bad in ({"since": "soon"}, {"call_id": "x"}, {"colour": "red"}, {"number": "call me"}):
+    for bad in (
+        {"since": "soon"},
+        {"call_id": "x"},
+        {"colour": "red"},
+        {"number": "call me"},
+        {"prisoner": "A1 234"},
+        {"cell": "../x"},
+    ):
         got = await client.get("/recordings", params=bad, headers=OFFICER)
         assert got.status == 400, bad
-        assert (await got.json())["error"]
+        assert (await described.check(got, "GET", SEARCH))["error"]
 
 
 async def test_play_by_ranges_and_download_each_audited_under_the_person(
@@ -224,8 +236,8 @@ async def test_play_by_ranges_and_download_each_audited_under_the_person(
     got = await client.get(
         path, params={"play": "page-0001"}, headers=OFFICER | {"Range": "bytes=0-"}
     )
-    assert got.status == 206 and got.content_type == "audio/ogg"
-    assert await got.read() == stored
+    described = Described()
+    assert got.status == 206 and await described.check(got, "GET", AUDIO) == stored
     assert got.headers["Content-Range"] == f"bytes 0-{len(stored) - 1}/{len(stored)}"
     assert "Content-Disposition" not in got.headers
     got = await client.get(
@@ -235,7 +247,7 @@ async def test_play_by_ranges_and_download_each_audited_under_the_person(
     got = await client.get(
         path, params={"download": "1"}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
     )
-    assert got.status == 200 and await got.read() == stored
+    assert got.status == 200 and await described.check(got, "GET", AUDIO) == stored
     assert got.headers["Content-Disposition"] == (
         f'attachment; filename="recording-{rec_id}-call-{rec.call_id}.ogg"'
     )
@@ -248,10 +260,10 @@ async def test_play_by_ranges_and_download_each_audited_under_the_person(
     )
     assert (download.actor, download.role) == ("Adam Admin", "admin")
     assert rec.sha256 in download.detail and f"call {rec.call_id}" in download.detail
-    assert (
-        await client.get(path, headers=OFFICER | {"Range": f"bytes={len(stored)}-"})
-    ).status == 416
-    assert (await client.get("/recordings/999999/audio", headers=OFFICER)).status == 404
+    got = await client.get(path, headers=OFFICER | {"Range": f"bytes={len(stored)}-"})
+    assert got.status == 416 and got.headers["Content-Range"] == f"bytes */{len(stored)}"
+    got = await client.get("/recordings/999999/audio", headers=OFFICER)
+    assert got.status == 404 and (await described.check(got, "GET", AUDIO))["error"]
     assert (await client.head(path, headers=OFFICER)).status == 405  # every request audited
 
 
@@ -273,7 +285,7 @@ async def test_a_tampered_file_is_refused_with_an_alert(
         )
     assert got.status == 500
     assert got.content_type == "application/json"  # never the audio
-    message = (await got.json())["error"]
+    message = (await Described().check(got, "GET", AUDIO))["error"]
     assert (
         f"recording {rec_id}" in message
         and "altered" in message
@@ -309,3 +321,11 @@ async def test_a_row_rewritten_in_the_database_is_refused(
     assert got.status == 500
     assert "chain" in (await got.json())["error"]
     assert await site.audit("play") == []
+
+
+async def seed_recording(sessions: Sessions, store_dir: Path, spool: Path, call_id: int) -> int:
+    """A recording of ``call_id`` (real Ogg Opus in ``store_dir``); its id."""
+    wav = make_wav(spool / f"seed-{call_id}.wav", seconds=1.0)
+    rec = await store.ingest(sessions, store_dir, call_id, wav, 24000)
+    assert rec is not None
+    return rec.id

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from callcontrol.config import load_settings
-from callcontrol_lab.simulator.call import cell_password
+from callcontrol_lab.simulator.records import cell_password
 from tests.e2e.conftest import E2E, PORTS
 from tests.e2e.sip_peer import SipHandset
 from tests.e2e.test_cell_calls import LONDON, provision

@@ -21,7 +21,7 @@ import pytest
 from pydub import AudioSegment
 
 from callcontrol.config import load_settings
-from callcontrol_lab.simulator.call import cell_password
+from callcontrol_lab.simulator.records import cell_password
 from callcontrol_lab.simulator.sipp import RunDir, called_party_command, find_sipp, stage_scenario
 from tests.e2e.conftest import E2E, PORTS
 from tests.e2e.sip_peer import SipHandset

@@ -10,7 +10,7 @@ import pytest
 from callcontrol.config import load_settings
 from callcontrol_lab import handsets
 from callcontrol_lab.simulator import audio
-from callcontrol_lab.simulator.call import call_decision, cell_password
+from callcontrol_lab.simulator.records import call_decision, cell_password
 from callcontrol_lab.simulator.sipp import SIM_DIR
 
 

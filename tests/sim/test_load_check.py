@@ -290,3 +290,22 @@ def test_proc_watch_samples_cpu_and_memory_of_a_process() -> None:
     gone = runner.ProcWatch("gone", None)
     gone.sample(1.0)
     assert gone.samples == []
+
+
+def test_one_percentile_for_the_simulator_and_the_benchmark() -> None:
+    from callcontrol_lab.bench.micro import stats
+    from callcontrol_lab.measure import percentile
+
+    assert report.percentile is percentile is stats.percentile
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0 and percentile([1.0, 2.0, 3.0], 100) == 3.0
+
+
+def test_the_cpu_reader_reads_this_process() -> None:
+    import os
+
+    from callcontrol_lab.measure import machine_busy_s, process_stat
+
+    me = process_stat(os.getpid(), memory=True)
+    assert me is not None and me.ppid == os.getppid() and me.rss_kb > 0 and me.cpu_s > 0
+    assert process_stat(2**22 + 12345) is None
+    assert machine_busy_s() > 0

@@ -7,16 +7,9 @@ from pathlib import Path
 import pytest
 
 from callcontrol_lab.simulator import logs
-from callcontrol_lab.simulator.call import (
-    ACCEPT_SETTLE_S,
-    CallResult,
-    Verdict,
-    _Observed,
-    bridged,
-    judge,
-    observe,
-)
+from callcontrol_lab.simulator.call import CallResult, observe
 from callcontrol_lab.simulator.sipp import RunDir
+from callcontrol_lab.simulator.verdict import ACCEPT_SETTLE_S, Observed, Verdict, bridged, judge
 from tests.sim import samples
 
 CALL = logs.HandsetCall(
@@ -44,7 +37,7 @@ def _judge(
     decision: str | None = None,
     called_log: Path | None = None,
     mode: str | None = None,
-) -> tuple[_Observed, tuple[str, float | None, float | None, float | None, str | None]]:
+) -> tuple[Observed, tuple[str, float | None, float | None, float | None, str | None]]:
     seen = observe(run, samples.CID, called_log, own)
     v = judge(CALL, samples.CID, seen, decision, mode=mode)
     return seen, (v.outcome, v.setup_ms, v.post_pin_ms, v.talk_s, v.ended_by)
@@ -166,7 +159,7 @@ def test_a_stray_bye_is_not_a_call_of_the_called_party(tmp_path: Path) -> None:
 async def test_stopping_a_sipp_asks_it_to_end_its_calls_first(tmp_path: Path) -> None:
     import asyncio
 
-    from callcontrol_lab.simulator.call import _stop
+    from callcontrol_lab.simulator.processes import stop
 
     marker = tmp_path / "usr1"
     script = tmp_path / "fake-sipp"
@@ -176,7 +169,7 @@ async def test_stopping_a_sipp_asks_it_to_end_its_calls_first(tmp_path: Path) ->
     script.chmod(0o755)
     proc = await asyncio.create_subprocess_exec(str(script))
     await asyncio.sleep(0.3)
-    assert await _stop(proc) == 0
+    assert await stop(proc) == 0
     assert marker.exists()
 
 

@@ -1,10 +1,13 @@
 """The supervision API (aiohttp): each handler parses, calls the Supervisor and serialises.
 
 Authentication: ``Authorization: Bearer TOKEN`` against the tokens file (auth.py). 401 without
-a valid token, 403 for the wrong role. Every answer is JSON; errors are {"error": "..."}. The
-service's errors become status codes here, and only here:
+a valid token, 403 when the token's role has not the right the route needs (domain/roles.py:
+an auditor reads, an officer supervises, an admin also administers and reads the audit log).
+Every answer is JSON; errors are {"error": "..."}. The service's errors become status codes
+here, and only here:
 
-    Invalid 400, Refused 403, NotFound 404, AsteriskUnavailable 409 (nothing sent),
+    Invalid 400, Refused 403, NotFound 404, Conflict 409 (already done, a limit reached),
+    AsteriskUnavailable 409 (nothing sent),
     AsteriskActionLost 502 (outcome unknown, never resent), AsteriskFailed 502.
 
 Every request is logged with who made it, what it asked and the status it got.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -22,8 +26,13 @@ from typing import Any
 
 from aiohttp import web
 
-from callcontrol.adapters.http.auth import ADMIN, OFFICER, TokenFile, bearer_token
+from callcontrol.adapters.http import openapi, params
+from callcontrol.adapters.http.auth import TokenFile, bearer_token
+from callcontrol.adapters.http.errors import ApiError
+from callcontrol.domain.roles import ROLES, Right, may
+from callcontrol.services.errors import Conflict
 from callcontrol.services.supervise import (
+    MAX_AUDIT_LIMIT,
     Actor,
     AsteriskActionLost,
     AsteriskFailed,
@@ -47,6 +56,7 @@ MAX_BODY = 64 * 1024
 POLLED = frozenset({"/health", "/ready", "/metrics"})
 
 STATUS: tuple[tuple[type[SuperviseError], int], ...] = (
+    (Conflict, 409),  # a kind of Invalid: first
     (Invalid, 400),
     (Refused, 403),
     (NotFound, 404),
@@ -57,14 +67,6 @@ STATUS: tuple[tuple[type[SuperviseError], int], ...] = (
 UNAUTHORISED = {"WWW-Authenticate": 'Bearer realm="callcontrol"'}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ApiError(Exception):
-    """An answer other than 2xx decided at the edge (bad token, bad body, ...)."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.headers = status, headers or {}
 
 
 def _default(value: Any) -> Any:
@@ -85,6 +87,17 @@ def status_of(error: SuperviseError) -> int:
         if isinstance(error, kind):
             return status
     return 500
+
+
+MAX_LOGGED_PATH = 300
+
+
+def logged_path(request: web.Request) -> str:
+    """The path and query as sent (still percent-encoded: a decoded %0A must not start a false
+    log line), every character that is not printable escaped, cut short."""
+    raw = request.raw_path
+    text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in raw[:MAX_LOGGED_PATH])
+    return text + "..." if len(raw) > MAX_LOGGED_PATH else text
 
 
 @web.middleware
@@ -113,7 +126,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
             "API %s %s %s -> %d in %.0f ms%s",
             f"{who.name} ({who.role})" if who else "-",
             request.method,
-            request.path_qs,
+            logged_path(request),
             status,
             (time.monotonic() - started) * 1000,
             f": {error}" if error else "",
@@ -121,7 +134,24 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response if response is not None else _json({"error": error}, status, headers)
 
 
-def authorise(request: web.Request, role: str) -> Actor:
+# What a refusal says each right is for.
+RIGHT_WORDS = {
+    Right.READ: "read prisoners, cells, contacts and calls",
+    Right.RECORDINGS: "search and play recordings",
+    Right.AUDIT: "read the audit log",
+    Right.SUPERVISE: "change anything (cut, listen, approve or block contacts, disable, ...)",
+    Right.ADMINISTER: "do an admin's acts (enable, reinstate, money, set-up)",
+}
+
+
+def refusal(role: str, right: Right) -> str:
+    """Why a token of ``role`` is refused an act needing ``right`` (who may instead)."""
+    allowed = " or ".join(r for r in ROLES if may(r, right))
+    return f"only an {allowed} may {RIGHT_WORDS[right]}: this token is an {role}'s"
+
+
+def authorise(request: web.Request, right: Right) -> Actor:
+    """The token's person and role if it has ``right``; else 401 (no valid token) or 403."""
     token = bearer_token(request.headers.get("Authorization"))
     if not token:
         raise ApiError(401, "missing bearer token (Authorization: Bearer TOKEN)", UNAUTHORISED)
@@ -130,8 +160,9 @@ def authorise(request: web.Request, role: str) -> Actor:
         raise ApiError(401, "invalid token", UNAUTHORISED)
     actor = Actor(principal.name, principal.role)
     request[PRINCIPAL] = actor
-    if not principal.may(role):
-        raise ApiError(403, f"the {role} role is needed (this token is an {principal.role}'s)")
+    if not principal.may(right):
+        log.warning("REFUSED %s (%s): %s", principal.name, principal.role, right.value)
+        raise ApiError(403, refusal(principal.role, right))
     return actor
 
 
@@ -175,80 +206,92 @@ def _sweep(sweep: Sweep) -> dict[str, Any]:
 
 
 async def health(request: web.Request) -> web.Response:
+    params.query(request, ())
     h = await request.app[SUPERVISOR].health()
     return _json({"ami": h.ami, "db": h.db}, 200 if h.db else 503)
 
 
 async def live_calls(request: web.Request) -> web.Response:
-    authorise(request, OFFICER)
+    authorise(request, Right.READ)
+    params.query(request, ())
     view = await request.app[SUPERVISOR].live_calls()
     calls = [_live(c) for c in view.calls]
     return _json({"asterisk_connected": view.asterisk_connected, "calls": calls})
 
 
+async def _act(request: web.Request, right: Right) -> tuple[Actor, dict[str, Any]]:
+    """The actor (with ``right``) and the JSON body of a POST that takes no query parameter."""
+    actor = authorise(request, right)
+    params.query(request, ())
+    return actor, await body(request)
+
+
 async def cut(request: web.Request) -> web.Response:
-    actor = authorise(request, OFFICER)
-    call_id, data = int(request.match_info["call_id"]), await body(request)
+    actor, data = await _act(request, Right.SUPERVISE)
+    call_id = int(request.match_info["call_id"])
     channel = await request.app[SUPERVISOR].cut(actor, call_id, data.get("reason"))
     return _json({"call_id": call_id, "cut": True, "channel": channel})
 
 
 async def listen(request: web.Request) -> web.Response:
-    actor = authorise(request, OFFICER)
-    call_id, data = int(request.match_info["call_id"]), await body(request)
-    endpoint = data.get("officer_endpoint")
+    actor, data = await _act(request, Right.SUPERVISE)
+    call_id, endpoint = int(request.match_info["call_id"]), data.get("officer_endpoint")
     dialled = await request.app[SUPERVISOR].listen(actor, call_id, endpoint, data.get("reason"))
     return _json({"call_id": call_id, "listening": True, "officer_endpoint": dialled})
 
 
 async def cell_disable(request: web.Request) -> web.Response:
-    actor, name = authorise(request, OFFICER), request.match_info["name"]
-    reason = (await body(request)).get("reason")
-    sweep = await request.app[SUPERVISOR].disable_cell(actor, name, reason)
+    actor, data = await _act(request, Right.SUPERVISE)
+    name = params.cell_name(request)
+    sweep = await request.app[SUPERVISOR].disable_cell(actor, name, data.get("reason"))
     return _json({"cell": name, "enabled": False, **_sweep(sweep)})
 
 
 async def cell_enable(request: web.Request) -> web.Response:
-    actor, name = authorise(request, ADMIN), request.match_info["name"]  # undoes a disable
-    await request.app[SUPERVISOR].enable_cell(actor, name, (await body(request)).get("reason"))
+    actor, data = await _act(request, Right.ADMINISTER)  # undoes a disable
+    name = params.cell_name(request)
+    await request.app[SUPERVISOR].enable_cell(actor, name, data.get("reason"))
     return _json({"cell": name, "enabled": True})
 
 
 async def cell_cut_calls(request: web.Request) -> web.Response:
-    actor, name = authorise(request, OFFICER), request.match_info["name"]
-    reason = (await body(request)).get("reason")
-    sweep = await request.app[SUPERVISOR].cut_cell_calls(actor, name, reason)
+    actor, data = await _act(request, Right.SUPERVISE)
+    name = params.cell_name(request)
+    sweep = await request.app[SUPERVISOR].cut_cell_calls(actor, name, data.get("reason"))
     return _json({"cell": name, **_sweep(sweep)})
 
 
 async def prisoner_suspend(request: web.Request) -> web.Response:
-    actor, number = authorise(request, OFFICER), request.match_info["number"]
-    reason = (await body(request)).get("reason")
-    sweep = await request.app[SUPERVISOR].suspend_prisoner(actor, number, reason)
+    actor, data = await _act(request, Right.SUPERVISE)
+    number = params.prison_number(request)
+    sweep = await request.app[SUPERVISOR].suspend_prisoner(actor, number, data.get("reason"))
     return _json({"prisoner": number, "active": False, **_sweep(sweep)})
 
 
 async def prisoner_reinstate(request: web.Request) -> web.Response:
-    actor, number = authorise(request, ADMIN), request.match_info["number"]  # undoes a suspend
-    reason = (await body(request)).get("reason")
-    await request.app[SUPERVISOR].reinstate_prisoner(actor, number, reason)
+    actor, data = await _act(request, Right.ADMINISTER)  # undoes a suspend
+    number = params.prison_number(request)
+    await request.app[SUPERVISOR].reinstate_prisoner(actor, number, data.get("reason"))
     return _json({"prisoner": number, "active": True})
 
 
 async def prisoner_cut_calls(request: web.Request) -> web.Response:
-    actor, number = authorise(request, OFFICER), request.match_info["number"]
-    reason = (await body(request)).get("reason")
-    sweep = await request.app[SUPERVISOR].cut_prisoner_calls(actor, number, reason)
+    actor, data = await _act(request, Right.SUPERVISE)
+    number = params.prison_number(request)
+    sweep = await request.app[SUPERVISOR].cut_prisoner_calls(actor, number, data.get("reason"))
     return _json({"prisoner": number, **_sweep(sweep)})
 
 
+AUDIT_ACTION = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
 async def audit_log(request: web.Request) -> web.Response:
-    authorise(request, ADMIN)
-    try:
-        limit = int(request.query.get("limit", "100"))
-    except ValueError:
-        raise ApiError(400, "limit must be a whole number") from None
-    action = request.query.get("action") or None
+    authorise(request, Right.AUDIT)
+    query = params.query(request, ("limit", "action"))
+    limit = params.whole(query, "limit", 100, 1, MAX_AUDIT_LIMIT)
+    action = query.get("action") or None
+    if action is not None:
+        params.matching(action, AUDIT_ACTION, "action", "a word such as cut, listen or approve")
     entries = await request.app[SUPERVISOR].audit_entries(limit, action)
     return _json({"entries": entries})
 
@@ -265,18 +308,22 @@ def make_app(
     tokens: TokenFile,
     pin_alerts: Any = None,
     history: Any = None,
+    operator: Any = None,
     recordings: Any = None,
 ) -> web.Application:
     """The API; with ``pin_alerts`` (adapters/http/alerts.py's PinAlerts) also its PIN lockout
     routes, GET /alerts and POST /cells/{name}/unlock; with ``history`` (adapters/http/
-    history.py's HistoryApi) the call history, GET /calls; with ``recordings`` (adapters/http/
-    recordings.py's RecordingsApi) GET /recordings and GET /recordings/{id}/audio."""
+    history.py's HistoryApi) the call history, GET /calls; with ``operator`` (operator_services.
+    py's OperatorServices) the reads of cells, prisoners and contacts and the contact acts
+    (adapters/http/people.py, contacts.py); with ``recordings`` (adapters/http/recordings.py's
+    RecordingsApi) GET /recordings and GET /recordings/{id}/audio."""
     app = web.Application(middlewares=[edge], client_max_size=MAX_BODY)
     app[SUPERVISOR] = supervisor
     app[TOKENS] = tokens
     app.cleanup_ctx.append(_tokens_loaded)
     call, cell, prisoner = r"/calls/{call_id:\d{1,18}}", "/cells/{name}", "/prisoners/{number}"
     app.router.add_get("/health", health)
+    openapi.add_routes(app)
     app.router.add_get("/calls/live", live_calls)
     app.router.add_post(f"{call}/cut", cut)
     app.router.add_post(f"{call}/listen", listen)
@@ -295,6 +342,10 @@ def make_app(
         from callcontrol.adapters.http import history as history_routes
 
         history_routes.add_routes(app, history)
+    if operator is not None:
+        from callcontrol.adapters.http import people
+
+        people.add_routes(app, operator)
     if recordings is not None:
         from callcontrol.adapters.http import recordings as recording_routes
 

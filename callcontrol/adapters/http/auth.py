@@ -18,7 +18,8 @@ The file is read at start and again whenever it changes (checked at each request
 a token added or revoked takes effect at once. A file that is missing or unreadable means no
 token is valid. Lines of the older "ROLE NAME TOKEN" format (a token in clear) are still
 accepted, with a warning at every load, until a `callcontrol token` command rewrites the file
-with their hashes. Roles: officer, and admin (who may do everything an officer may).
+with their hashes. Roles: officer, admin and auditor; what each may do is domain/roles.py's
+table, the same for the console and the command line.
 """
 
 from __future__ import annotations
@@ -32,12 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from callcontrol import private_files
+from callcontrol.domain.roles import ROLES, Right, may
 
 log = logging.getLogger("callcontrol.http.auth")
 
-OFFICER = "officer"
-ADMIN = "admin"
-ROLES = (OFFICER, ADMIN)
+ROLE_NAMES = ", ".join(ROLES[:-1]) + " or " + ROLES[-1]
 LEGACY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 TOKEN = re.compile(r"[!-~]{20,256}")  # printable ASCII, no spaces
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -56,9 +56,9 @@ class Principal:
     name: str
     role: str
 
-    def may(self, role: str) -> bool:
-        """Has this principal the rights of ``role``? (An admin has an officer's.)"""
-        return self.role == role or self.role == ADMIN
+    def may(self, right: Right) -> bool:
+        """Has this principal's role the ``right`` (domain/roles.py)?"""
+        return may(self.role, right)
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def _entry(data: object) -> TokenEntry:
         raise ValueError(f"unknown fields {sorted(unknown)}")
     entry = TokenEntry(**text)
     if entry.role not in ROLES:
-        raise ValueError(f"unknown role {entry.role!r} (officer or admin)")
+        raise ValueError(f"unknown role {entry.role!r} ({ROLE_NAMES})")
     if not SHA256_HEX.fullmatch(entry.sha256) or not TOKEN_ID.fullmatch(entry.id):
         raise ValueError("malformed id or sha256")
     try:
@@ -126,7 +126,7 @@ def _entry(data: object) -> TokenEntry:
 def _legacy(parts: list[str]) -> TokenEntry:
     role, name, token = parts
     if role not in ROLES:
-        raise ValueError(f"unknown role {role!r} (officer or admin)")
+        raise ValueError(f"unknown role {role!r} ({ROLE_NAMES})")
     if not LEGACY_NAME.fullmatch(name):
         raise ValueError(f"invalid name {name!r}")
     if not TOKEN.fullmatch(token):

@@ -24,11 +24,9 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from callcontrol.adapters.http import ranges
-from callcontrol.adapters.http.api import PRINCIPAL, ApiError, _json, authorise
-from callcontrol.adapters.http.auth import OFFICER
-from callcontrol.domain.roles import Right, may
-from callcontrol.services.actors import Actor
+from callcontrol.adapters.http import params, ranges
+from callcontrol.adapters.http.api import ApiError, _json, authorise
+from callcontrol.domain.roles import Right
 from callcontrol.services.recording_access import (
     DOWNLOAD,
     PLAY,
@@ -55,17 +53,6 @@ class RecordingsApi:
 RECORDINGS = web.AppKey("recordings", RecordingsApi)
 
 
-def authorise_right(request: web.Request, right: Right) -> Actor:
-    """The token's person, if their role has ``right`` (401 without a valid token, else 403)."""
-    try:
-        return authorise(request, OFFICER)  # an officer's or an admin's token
-    except ApiError as e:
-        actor = request.get(PRINCIPAL)
-        if e.status != 403 or actor is None or not may(actor.role, right):
-            raise
-        return actor
-
-
 def view_dict(v: RecordingView) -> dict[str, Any]:
     """A recording as the API (and the console) show it."""
     return {
@@ -90,23 +77,23 @@ def download_name(v: RecordingView) -> str:
 
 
 async def search(request: web.Request) -> web.Response:
-    actor = authorise_right(request, Right.RECORDINGS)
+    actor = authorise(request, Right.RECORDINGS)
     api = request.app[RECORDINGS]
-    unknown = set(request.query) - set(FILTERS)
-    if unknown:
-        raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(unknown))}")
-    query = parse_query(tz=api.tz, region=api.region, **{k: request.query.get(k) for k in FILTERS})
+    given = params.query(request, FILTERS)
+    if "prisoner" in given:
+        params.matching(given["prisoner"], params.PRISON_NUMBER, "prisoner", "a prison number")
+    if "cell" in given:
+        params.matching(given["cell"], params.CELL_NAME, "cell", "a cell's name")
+    query = parse_query(tz=api.tz, region=api.region, **{k: given.get(k) for k in FILTERS})
     got = await api.service.search(actor, query)
     return _json({"recordings": [view_dict(v) for v in got.rows], "next_before": got.next_before})
 
 
 async def audio(request: web.Request) -> web.Response:
-    actor = authorise_right(request, Right.RECORDINGS)
-    unknown = set(request.query) - {"download", "play"}
-    if unknown:
-        raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(unknown))}")
-    download = request.query.get("download", "") not in ("", "0")
-    play_id = None if download else request.query.get("play")
+    actor = authorise(request, Right.RECORDINGS)
+    given = params.query(request, ("download", "play"))
+    download = given.get("download", "") not in ("", "0")
+    play_id = None if download else given.get("play")
     recording_id = int(request.match_info["recording_id"])
     try:
         got = await request.app[RECORDINGS].service.fetch(

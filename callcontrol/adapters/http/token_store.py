@@ -22,6 +22,7 @@ from pathlib import Path
 
 from callcontrol import private_files
 from callcontrol.adapters.http.auth import (
+    ROLE_NAMES,
     ROLES,
     TokenEntry,
     TokenError,
@@ -73,7 +74,7 @@ def read_entries(path: Path) -> list[TokenEntry]:
 def add_token(path: Path, person: str, role: str, by: str) -> tuple[str, TokenEntry]:
     """Make a token for ``person``; returns it (to show once) and its entry."""
     if role not in ROLES:
-        raise TokenError(f"invalid role {role!r}: officer or admin")
+        raise TokenError(f"invalid role {role!r}: {ROLE_NAMES}")
     person = check_person(person)
     token = new_token()
     with _locked(path) as entries:

@@ -252,7 +252,7 @@ def lab_for(bench: Bench) -> Any:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    from callcontrol_lab.bench import agi_micro, lab_modes, pyst2_root
+    from callcontrol_lab.bench import lab_modes, micro, pyst2_root
     from callcontrol_lab.devtools.postgres import LocalPostgres, pg_bindir
 
     base = (args.out or Path("var") / "bench" / time.strftime("%Y%m%d-%H%M%S")).resolve()
@@ -267,7 +267,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         server.start()
         server_url = server.url
         say(f"PostgreSQL for the benchmark: {server_url} (durable settings)")
-    db_url = await agi_micro.create_scratch_database(server_url)
+    db_url = await micro.create_scratch_database(server_url)
     config = write_config(base, db_url)
     settings = load_settings(str(config))
     bench = Bench(base, config, settings)
@@ -334,15 +334,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     try:
         if args.micro_calls:  # with the lab and the daemon stopped: nothing else runs
             say("the FastAGI micro-benchmark")
-            micro_url = await agi_micro.create_scratch_database(server_url)
+            micro_url = await micro.create_scratch_database(server_url)
             try:
-                results["micro"] = await agi_micro.run_micro(
+                results["micro"] = await micro.run_micro(
                     micro_url, calls=args.micro_calls, concurrency=50, progress=say
                 )
             finally:
-                await agi_micro.drop_scratch_database(server_url, micro_url)
+                await micro.drop_scratch_database(server_url, micro_url)
     finally:
-        await agi_micro.drop_scratch_database(server_url, db_url)
+        await micro.drop_scratch_database(server_url, db_url)
         if server is not None:
             server.stop()
     (base / "bench.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
@@ -429,7 +429,7 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def _micro_text(mi: dict[str, Any]) -> str:
-    from callcontrol_lab.bench.agi_micro import format_table
+    from callcontrol_lab.bench.micro import format_table
 
     try:
         return format_table(mi)

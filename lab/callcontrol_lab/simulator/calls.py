@@ -17,8 +17,9 @@ from pathlib import Path
 
 from callcontrol.config import Settings, load_settings
 from callcontrol_lab.simulator import call as _call
-from callcontrol_lab.simulator.call import CalledPartyPlan, CallResult, Endpoints, cell_password
+from callcontrol_lab.simulator.call import CalledPartyPlan, CallResult, Endpoints
 from callcontrol_lab.simulator.logs import HandsetCall
+from callcontrol_lab.simulator.records import cell_password
 from callcontrol_lab.simulator.sipp import SimError
 
 __all__ = ["CallResult", "SimError", "called_party_plan", "handset_call", "place_call"]

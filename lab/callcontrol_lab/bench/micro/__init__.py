@@ -36,9 +36,9 @@ The package, one job a module: ``errors`` (BenchmarkError, BrokenBenchmark), ``p
 (the data, and scratch databases), ``client`` (Asterisk, scripted), ``server`` (the routes and
 the FastAgiServer), ``stats`` (latencies, CPU, database use), ``checks`` (verdicts, and the
 database afterwards), ``runner`` (``run_micro``), ``report`` (the table for people) and ``cli``
-(``main``). ``callcontrol_lab.bench.agi_micro`` re-exports its names and is the command:
+(``main``, run by ``__main__``). The command:
 
-    .venv/bin/python -m callcontrol_lab.bench.agi_micro --help
+    .venv/bin/python -m callcontrol_lab.bench.micro --help
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The command line: ``python -m callcontrol_lab.bench.agi_micro``."""
+"""The command line: ``python -m callcontrol_lab.bench.micro``."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def _not_negative(value: str) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m callcontrol_lab.bench.agi_micro",
+        prog="python -m callcontrol_lab.bench.micro",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=textwrap.fill(
             "FastAGI micro-benchmark without Asterisk. Starts the daemon's FastAGI server with "
@@ -65,10 +65,10 @@ def parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "examples:\n"
-            "  python -m callcontrol_lab.bench.agi_micro            # SQLite, a temporary file\n"
-            "  python -m callcontrol_lab.bench.agi_micro --scratch --json /tmp/agi-micro.json \\\n"
+            "  python -m callcontrol_lab.bench.micro            # SQLite, a temporary file\n"
+            "  python -m callcontrol_lab.bench.micro --scratch --json /tmp/agi-micro.json \\\n"
             "      --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres\n"
-            "  python -m callcontrol_lab.bench.agi_micro --calls 40 --concurrency 5 --warmup 0"
+            "  python -m callcontrol_lab.bench.micro --calls 40 --concurrency 5 --warmup 0"
         ),
     )
     p.add_argument(

@@ -8,7 +8,7 @@ import contextlib
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,46 +16,19 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from callcontrol_lab.bench.micro.client import PhaseResult
-
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _machine_busy_s() -> float:
-    """CPU seconds the whole machine has been busy since boot (/proc/stat; 0 without it)."""
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = [int(x) for x in f.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return 0.0
-    idle = fields[3] + fields[4]  # idle, iowait
-    return (sum(fields) - idle) / _TICK
-
-
-def _proc_stat(pid: int | str) -> tuple[int, float] | None:
-    """(parent pid, CPU seconds of the process and of its children that have exited) from
-    /proc/PID/stat; None if there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    fields = stat.rpartition(")")[2].split()  # from field 3 (state) on
-    try:
-        return int(fields[1]), sum(int(x) for x in fields[11:15]) / _TICK  # ppid; u/s/cu/cs
-    except (IndexError, ValueError):
-        return None
+from callcontrol_lab.measure import machine_busy_s, percentile, process_stat
 
 
 def _cluster_cpu_s(postmaster: int) -> float:
     """CPU seconds used by one PostgreSQL cluster on this machine: its postmaster and every
     child, those that have exited included (the postmaster counts them as its children's)."""
-    own = _proc_stat(postmaster)
-    total = own[1] if own else 0.0
+    own = process_stat(postmaster)
+    total = own.cpu_s if own else 0.0
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
-            found = _proc_stat(entry.name)
-            if found is not None and found[0] == postmaster:
-                total += found[1]
+            found = process_stat(entry.name)
+            if found is not None and found.ppid == postmaster:
+                total += found.cpu_s
     return total
 
 
@@ -66,11 +39,11 @@ async def _local_postmaster(sessions: async_sessionmaker[AsyncSession]) -> int |
         if s.get_bind().dialect.name != "postgresql":
             return None
         backend = int(await s.scalar(text("SELECT pg_backend_pid()")) or 0)
-        found = _proc_stat(backend) if backend else None
+        found = process_stat(backend) if backend else None
         if found is None:
             return None
-        parent = _proc_stat(found[0])
-        return found[0] if parent is not None else None
+        parent = process_stat(found.ppid)
+        return found.ppid if parent is not None else None
 
 
 class Meter:
@@ -98,7 +71,7 @@ class Meter:
     def read(self) -> tuple[float, float, float, int, int, int]:
         pg = _cluster_cpu_s(self._postmaster) if self._postmaster else 0.0
         counts = self.connects, self.checkouts, self.statements
-        return time.process_time(), pg, _machine_busy_s(), *counts
+        return time.process_time(), pg, machine_busy_s(), *counts
 
     @contextlib.contextmanager
     def span(self) -> Iterator[Span]:
@@ -161,9 +134,9 @@ class Stats:
             "count": n,
             "wall_s": round(wall, 4),
             "per_s": round(n / wall, 1) if wall > 0 else 0.0,
-            "p50_ms": round(_percentile(ms, 50), 3),
-            "p95_ms": round(_percentile(ms, 95), 3),
-            "p99_ms": round(_percentile(ms, 99), 3),
+            "p50_ms": round(percentile(ms, 50), 3),
+            "p95_ms": round(percentile(ms, 95), 3),
+            "p99_ms": round(percentile(ms, 99), 3),
             "max_ms": round(ms[-1], 3) if ms else 0.0,
             "mean_ms": round(sum(ms) / n, 3) if n else 0.0,
             "cpu": {
@@ -179,14 +152,6 @@ class Stats:
             "db_checkouts_per_request": round(c.db_checkouts / n, 2) if n else 0.0,
             "db_statements_per_request": round(c.db_statements / n, 2) if n else 0.0,
         }
-
-
-def _percentile(sorted_values: Sequence[float], p: float) -> float:
-    """The nearest-rank percentile (0 for no values)."""
-    if not sorted_values:
-        return 0.0
-    rank = max(1, -(-len(sorted_values) * p // 100))  # ceil(n * p / 100)
-    return float(sorted_values[int(rank) - 1])
 
 
 def _decisions(stats: Stats, outcomes: Counter[str]) -> dict[str, Any]:

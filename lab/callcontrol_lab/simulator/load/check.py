@@ -17,9 +17,9 @@ from callcontrol.config import Settings
 from callcontrol.domain.tariffs import Rounding, charge_pence
 from callcontrol.services import recordings
 from callcontrol_lab.simulator import logs
-from callcontrol_lab.simulator.call import keyed_at
 from callcontrol_lab.simulator.load.mix import EXPECTED, Kind
 from callcontrol_lab.simulator.load.plan import PlannedCall
+from callcontrol_lab.simulator.verdict import keyed_at
 
 TALK_TOLERANCE_S = 2.0  # the daemon's talk time against the called party's own
 RECORDING_TOLERANCE_MS = 2000  # a recording's length against the talk time (whole seconds)

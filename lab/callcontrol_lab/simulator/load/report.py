@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 from collections import Counter
@@ -11,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from callcontrol_lab.measure import percentile
 from callcontrol_lab.simulator.load.check import Verdict, post_pin_ms, setup_ms
 from callcontrol_lab.simulator.load.runner import ProcWatch, Progress
 
@@ -20,15 +20,11 @@ def percentiles(values: Iterable[float | None]) -> dict[str, float | int | None]
     xs = sorted(v for v in values if v is not None)
     if not xs:
         return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None, "mean": None}
-
-    def rank(p: float) -> float:
-        return xs[max(0, math.ceil(p / 100 * len(xs)) - 1)]
-
     return {
         "n": len(xs),
-        "p50": round(rank(50), 1),
-        "p95": round(rank(95), 1),
-        "p99": round(rank(99), 1),
+        "p50": round(percentile(xs, 50), 1),
+        "p95": round(percentile(xs, 95), 1),
+        "p99": round(percentile(xs, 99), 1),
         "max": round(xs[-1], 1),
         "mean": round(sum(xs) / len(xs), 1),
     }

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from callcontrol_lab.measure import process_stat
 from callcontrol_lab.simulator import logs
-from callcontrol_lab.simulator.call import Endpoints, _start, _stop, _tail, _until_listening, _wait
+from callcontrol_lab.simulator.call import Endpoints
 from callcontrol_lab.simulator.load.plan import LoadPlan
+from callcontrol_lab.simulator.processes import start, stop, tail, until_listening, wait
 from callcontrol_lab.simulator.sipp import (
     RunDir,
     SimError,
@@ -28,7 +30,6 @@ from callcontrol_lab.simulator.sipp import (
 )
 
 log = logging.getLogger("callcontrol.sim.load")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --- CPU and memory ----------------------------------------------------------------------------
@@ -48,27 +49,20 @@ class ProcWatch:
     name: str
     pid: int | None
     samples: list[Sample] = field(default_factory=list)
-    _last: tuple[float, int] | None = None
+    _last: tuple[float, float] | None = None
 
     def sample(self, now: float) -> None:
         if self.pid is None:
             return
-        try:
-            stat = Path(f"/proc/{self.pid}/stat").read_text()
-            status = Path(f"/proc/{self.pid}/status").read_text()
-        except OSError:
+        # Its own CPU and that of the children it waited for (Asterisk's per-call AGI scripts,
+        # the daemon's ffmpeg): their work too.
+        stat = process_stat(self.pid, memory=True)
+        if stat is None:
             return
-        fields = stat.rsplit(")", 1)[1].split()
-        # utime + stime, and cutime + cstime: the children it waited for (Asterisk's per-call
-        # AGI scripts, the daemon's ffmpeg) are its work too.
-        ticks = sum(int(x) for x in fields[11:15])
-        rss_kb = next(
-            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
-        )
         if self._last is not None and now > self._last[0]:
-            cpu = (ticks - self._last[1]) / CLOCK_TICKS / (now - self._last[0]) * 100
-            self.samples.append(Sample(now, round(cpu, 1), round(rss_kb / 1024, 1)))
-        self._last = (now, ticks)
+            cpu = (stat.cpu_s - self._last[1]) / (now - self._last[0]) * 100
+            self.samples.append(Sample(now, round(cpu, 1), round(stat.rss_kb / 1024, 1)))
+        self._last = (now, stat.cpu_s)
 
 
 def pid_listening(port: int) -> int | None:
@@ -295,15 +289,13 @@ async def run_load(
     started = time.time()
     code: int | None = None
     try:
-        cp_proc = await _start(cp_cmd, run.h("called_party.out"))
-        await _until_listening(
-            cp_proc, ep.local_ip, ep.called_party_port, run.h("called_party.out")
-        )
+        cp_proc = await start(cp_cmd, run.h("called_party.out"))
+        await until_listening(cp_proc, ep.local_ip, ep.called_party_port, run.h("called_party.out"))
         started = time.time()
-        hs_proc = await _start(hs_cmd, run.h("handset.out"))
+        hs_proc = await start(hs_cmd, run.h("handset.out"))
         deadline = time.monotonic() + limit_s
         while True:
-            code = await _wait(hs_proc, 1.0)
+            code = await wait(hs_proc, 1.0)
             now = time.time()
             for w in watches:
                 w.sample(now)
@@ -315,13 +307,11 @@ async def run_load(
             if code is not None:
                 break
             if cp_proc.returncode is not None:
-                raise SimError(f"the called party's SIPp died: {_tail(run.h('called_party.out'))}")
+                raise SimError(f"the called party's SIPp died: {tail(run.h('called_party.out'))}")
             if time.monotonic() > deadline:
                 raise SimError(f"the load did not finish within {limit_s:.0f} s")
         if code not in (0, 1):
-            raise SimError(
-                f"the handsets' SIPp failed (exit {code}): {_tail(run.h('handset.out'))}"
-            )
+            raise SimError(f"the handsets' SIPp failed (exit {code}): {tail(run.h('handset.out'))}")
         # The called party's last calls end with the handsets' (Asterisk's BYE or CANCEL).
         end_by = time.monotonic() + 15
         while time.monotonic() < end_by:
@@ -333,9 +323,9 @@ async def run_load(
         return RunOutput(run, cid_prefix, started, time.time(), progress, watches, code, spooled)
     finally:
         if hs_proc is not None and hs_proc.returncode is None:
-            await _stop(hs_proc)
+            await stop(hs_proc)
         if cp_proc is not None and cp_proc.returncode is None:
-            await _stop(cp_proc)
+            await stop(cp_proc)
 
 
 def list_spool(spool: Path | None) -> list[str]:
