@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import secrets
 import signal
 import sys
 from dataclasses import dataclass
@@ -141,6 +142,44 @@ def _known_passwords(config: str | None, settings: Settings) -> None:
             _cli("cell", "set-password", cell, "--json", config=config)
 
 
+DEMO_STAFF = "admin"
+
+
+def staff_admin(config: str | None, settings: Settings) -> str:
+    """The demo's staff console administrator: made on the first run with a random password,
+    which is returned to be printed once (the staff file keeps only its hash). Later runs say
+    how to set a new one."""
+    from callcontrol.adapters.web.staff_file import read_accounts
+    from callcontrol.domain.staff import StaffError, check_password
+
+    url = f"http://{settings.http.host}:{settings.http.port}/console/"
+    if any(
+        a.username == DEMO_STAFF for a in read_accounts(settings.path(settings.console.staff_file))
+    ):
+        return (
+            f"Staff console: {url}  (user {DEMO_STAFF}; a new password: .venv/bin/callcontrol "
+            f"staff passwd {DEMO_STAFF} --config {config})"
+        )
+    while True:
+        password = secrets.token_urlsafe(12)
+        try:
+            check_password(password, DEMO_STAFF)
+            break
+        except StaffError:
+            continue
+    done = _cli(
+        "staff", "add", DEMO_STAFF, "--role", "admin", "--name", "Demo Administrator",
+        "--password-stdin", "--by", "demo", config=config, stdin=password + "\n",
+    )  # fmt: skip
+    if done != 0:
+        return "Staff console: could not make the demo's administrator (see above)"
+    return (
+        f"Staff console: {url}  user {DEMO_STAFF}, password {password}\n"
+        "  (shown this once: only its hash is kept; `callcontrol staff add` makes accounts for "
+        "officers, admins and auditors)"
+    )
+
+
 async def burst(settings: Settings, config: str | None) -> None:
     """Place the demo calls one after another with `callcontrol-sim call`, and show each."""
     sim = str(Path(sys.executable).parent / "callcontrol-sim")
@@ -192,7 +231,7 @@ async def burst(settings: Settings, config: str | None) -> None:
     print("-" * 80 + "\n")
 
 
-async def serve(settings: Settings, config: str | None, calls: bool) -> None:
+async def serve(settings: Settings, config: str | None, calls: bool, console: str = "") -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -211,6 +250,8 @@ async def serve(settings: Settings, config: str | None, calls: bool) -> None:
     if calls:
         await burst(settings, config)
     print("The daemon is running; every decision is logged below. Ctrl-C stops everything.")
+    if console:
+        print(console)
     print(
         "Place a call yourself:  .venv/bin/callcontrol-sim call --cell A1-01 --pin 1234 "
         f"--dial 02079460000 --hold 5 --config {config}"
@@ -250,9 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(config)
         seed(config, settings)
+        console = staff_admin(config, settings)
         if _cli("asterisk", "sync", config=config) != 0:
             return 1
-        asyncio.run(serve(settings, config, not args.no_calls))
+        asyncio.run(serve(settings, config, not args.no_calls, console))
     finally:
         lab.down()
         print("lab stopped")

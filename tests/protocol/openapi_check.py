@@ -6,7 +6,6 @@ body)`` after the request."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -118,14 +117,16 @@ async def daemon_app(settings: Any, sessions: Any, engine: Any) -> web.Applicati
     from callcontrol.adapters.db.journal_store import SqlJournalStore
     from callcontrol.adapters.journal_file import JournalFile
     from callcontrol.app import build_http_server
+    from callcontrol.config import with_overrides
     from callcontrol.daemon_ops import start_operations
     from callcontrol.services.journal import JournalFollower
     from callcontrol.services.listen_grants import ListenGrants
     from callcontrol.wiring import utcnow
 
-    if not settings.recording.spool_dir:  # the daemon needs one (the console's alerts read it)
+    if not settings.recording.spool_dir:  # the console (on by default) wants it
         spool = Path(settings.base_dir) / "spool"
-        settings = replace(settings, recording=replace(settings.recording, spool_dir=str(spool)))
+        spool.mkdir(exist_ok=True)
+        settings = with_overrides(settings, recording={"spool_dir": str(spool)})
     ami = AmiSession("127.0.0.1", 1, "nobody", "not-a-secret", reconnect_s=60)
     journal_file = JournalFile(Path(settings.base_dir) / "journal")
     journal = JournalFollower(journal_file, SqlJournalStore(sessions))

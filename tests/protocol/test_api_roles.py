@@ -225,3 +225,55 @@ def test_an_auditors_token_never_disables_a_cell_from_the_command_line(
     status, _, err = run(capsys, "cell", "disable", "A1-01", "--reason", "r")
     assert status == 2 and "an auditor may not disable cell:A1-01" in err
     assert run(capsys, "cell", "list", "--json")[1].count('"enabled": true') == 1
+
+
+async def test_each_route_takes_exactly_the_query_parameters_described(daemon: Daemon) -> None:
+    """An unknown parameter's 400 names those the route takes: the description's, no more or
+    fewer. (/ready and /metrics take none and ignore any: metrics.py's.)"""
+    doc = openapi.load()
+    tried = 0
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if path in ("/ready", "/metrics"):
+                continue
+            described = set()
+            for p in op.get("parameters", []):
+                if "$ref" in p:
+                    p = doc["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]]
+                if p["in"] == "query":
+                    described.add(p["name"])
+            url = Operation(method.upper(), path, Right.READ).url + "?zz_unknown=1"
+            response = await daemon.client.request(method, url, headers=bearer(ADMIN))
+            assert response.status == 400, (method, path)
+            error = (await response.json())["error"]
+            found = re.search(r"\(this route takes: (.*)\)$", error)
+            assert found, (method, path, error)
+            taken = set() if found[1] == "none" else set(found[1].split(", "))
+            assert taken == described, (method, path)
+            tried += 1
+    assert tried >= 20
+
+
+async def test_each_act_takes_exactly_the_body_fields_described(daemon: Daemon) -> None:
+    """An unknown field's 400 names those the act takes: its described body's properties."""
+    doc = openapi.load()
+    tried = 0
+    for path, item in doc["paths"].items():
+        op = item.get("post")
+        if op is None:
+            continue
+        schema = op["requestBody"]["content"]["application/json"]["schema"]
+        url = Operation("POST", path, Right.READ).url
+        response = await daemon.client.post(url, json={"zz_unknown": 1}, headers=bearer(ADMIN))
+        assert response.status == 400, path
+        error = (await response.json())["error"]
+        found = re.search(r"^unknown field\(s\) 'zz_unknown' \(this route takes: (.*)\)$", error)
+        assert found, (path, error)
+        assert set(found[1].split(", ")) == set(schema["properties"]), path
+        tried += 1
+    assert tried >= 10
+    before = await daemon.changed()
+    response = await daemon.client.post(
+        "/cells/A1-01/disable", json={"reson": "typo"}, headers=bearer(OFFICER)
+    )
+    assert response.status == 400 and await daemon.changed() == before

@@ -227,3 +227,22 @@ def test_session_ends_when_idle_and_after_its_absolute_limit() -> None:
     s = store.start("olive", "Olive", "officer", "stamp")
     now[0] += 101
     assert store.get(s.sid) is None
+
+
+@pytest.mark.parametrize(
+    ("username", "shown", "hidden"),
+    [("olive", ["Cells", "Call history", "Alerts"], ["Audit log"]), ("adam", ["Audit log"], [])],
+)
+async def test_the_menu_follows_the_role(
+    browser: Browser, username: str, shown: list[str], hidden: list[str]
+) -> None:
+    await browser.login(username)
+    _, html, _ = await browser.get("/console/")
+    menu = re.search(r'<nav class="menu".*?</nav>', html, re.S)
+    assert menu, html
+    for label in shown:
+        assert f">{label}</a>" in menu.group(0)
+    for label in hidden:
+        assert f">{label}</a>" not in menu.group(0)
+    status, html, _ = await browser.get("/console/audit")
+    assert (status == 403) == ("Audit log" in hidden)

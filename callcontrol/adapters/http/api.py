@@ -166,8 +166,12 @@ def authorise(request: web.Request, right: Right) -> Actor:
     return actor
 
 
-async def body(request: web.Request) -> dict[str, Any]:
-    """The JSON object sent ({} when there is no body)."""
+REASON_ONLY = ("reason",)
+
+
+async def body(request: web.Request, fields: tuple[str, ...] = REASON_ONLY) -> dict[str, Any]:
+    """The JSON object sent ({} when there is no body), with no field but ``fields`` (a
+    misspelt "reson" is refused, never silently ignored)."""
     if not request.body_exists:
         return {}
     try:
@@ -176,6 +180,10 @@ async def body(request: web.Request) -> dict[str, Any]:
         raise ApiError(400, "the body must be a JSON object") from None
     if not isinstance(data, dict):
         raise ApiError(400, "the body must be a JSON object")
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        names = ", ".join(params.shown(name) for name in unknown[:5])
+        raise ApiError(400, f"unknown field(s) {names} (this route takes: {', '.join(fields)})")
     return data
 
 
@@ -219,11 +227,13 @@ async def live_calls(request: web.Request) -> web.Response:
     return _json({"asterisk_connected": view.asterisk_connected, "calls": calls})
 
 
-async def _act(request: web.Request, right: Right) -> tuple[Actor, dict[str, Any]]:
+async def _act(
+    request: web.Request, right: Right, fields: tuple[str, ...] = REASON_ONLY
+) -> tuple[Actor, dict[str, Any]]:
     """The actor (with ``right``) and the JSON body of a POST that takes no query parameter."""
     actor = authorise(request, right)
     params.query(request, ())
-    return actor, await body(request)
+    return actor, await body(request, fields)
 
 
 async def cut(request: web.Request) -> web.Response:
@@ -234,7 +244,7 @@ async def cut(request: web.Request) -> web.Response:
 
 
 async def listen(request: web.Request) -> web.Response:
-    actor, data = await _act(request, Right.SUPERVISE)
+    actor, data = await _act(request, Right.SUPERVISE, ("officer_endpoint", "reason"))
     call_id, endpoint = int(request.match_info["call_id"]), data.get("officer_endpoint")
     dialled = await request.app[SUPERVISOR].listen(actor, call_id, endpoint, data.get("reason"))
     return _json({"call_id": call_id, "listening": True, "officer_endpoint": dialled})

@@ -54,11 +54,13 @@ async def history(request: web.Request) -> web.Response:
     return _json({"prisoner": number, **listing.page(given, "changes", changes, listing.plain)})
 
 
-async def _act(request: web.Request) -> tuple[Actor, str, str, dict[str, Any]]:
+async def _act(
+    request: web.Request, fields: tuple[str, ...] = ("reason",)
+) -> tuple[Actor, str, str, dict[str, Any]]:
     actor = authorise(request, Right.SUPERVISE)
     params.query(request, ())
     number, contact = params.prison_number(request), params.contact_number(request)
-    data = await body(request)
+    data = await body(request, fields)
     reason = data.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         raise ApiError(400, "a reason is needed (text): it is kept with the contact and audited")
@@ -72,7 +74,7 @@ async def approve(request: web.Request) -> web.Response:
 
 
 async def block(request: web.Request) -> web.Response:
-    actor, number, contact, data = await _act(request)
+    actor, number, contact, data = await _act(request, ("reason", "kind", "label"))
     kind, label = data.get("kind", "social"), data.get("label", "")
     if kind not in KINDS:
         raise ApiError(400, "kind must be social or legal")

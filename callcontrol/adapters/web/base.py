@@ -14,6 +14,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +23,7 @@ import jinja2
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
+from callcontrol.adapters.db.ledger import pounds
 from callcontrol.adapters.http.api import PRINCIPAL, status_of
 from callcontrol.adapters.web.sessions import LoginCsrf, LoginThrottle, Session, SessionStore
 from callcontrol.adapters.web.staff_file import StaffFile
@@ -86,6 +88,7 @@ class ConsoleDeps:
     supervisor: Any = None  # services/supervise.Supervisor: cells, cuts
     pin_alerts: Any = None  # adapters/http/alerts.PinAlerts: PIN lockouts, unlock
     history: Any = None  # adapters/http/history.HistoryApi: call history
+    cells: Any = None  # pages/cells.CellsView: the cells as staff see them
     recording_alerts: Any = None  # pages/alerts.RecordingAlerts: missing, failed ingests
     recordings: Any = None  # adapters/http/recordings.RecordingsApi: search, play, download
     operator: Any = None  # operator_services.OperatorServices: contacts, prisoners, accounts
@@ -176,17 +179,25 @@ def templates() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.globals["url"] = url
+    env.filters["pounds"] = pounds  # pence as "£12.34"
+    env.filters["utc"] = _utc  # a time as "2026-12-05 14:30:00 UTC"
     env.globals["role_names"] = ROLE_NAMES
     return env
 
 
+def _utc(value: datetime | None, seconds: bool = True) -> str:
+    if value is None:
+        return "–"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
 def _nav(request: web.Request, role: str) -> list[dict[str, Any]]:
-    known = {r.canonical for r in request.app.router.resources()}
+    known = {r.canonical for r in request.app.router.resources()}  # prefixed once mounted
     here = request.path[len(PREFIX) :] or "/"
     return [
         {"label": n.label, "href": url(n.path), "current": here == n.path}
         for n in NAV
-        if n.path in known and may(role, n.right)
+        if url(n.path) in known and may(role, n.right)
     ]
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcontrol.adapters.db.cells_view import SqlCellsView
 from callcontrol.adapters.db.supervise_store import SqlAuditLog
 from callcontrol.adapters.web.base import ConsoleDeps
 from callcontrol.adapters.web.sessions import LoginCsrf, LoginThrottle, SessionStore
@@ -87,6 +88,7 @@ def build_console(
         pin_alerts=pin_alerts,
         history=history,
         recording_alerts=recording_alerts,
+        cells=SqlCellsView(sessions),
         recordings=recordings,
         operator=operator,
     )
