@@ -147,6 +147,10 @@ class ConsoleSettings:
     login_failures_per_user: int = 5
     login_failures_per_address: int = 20
     login_window_s: int = 900
+    # The address staff's browsers use when it is not the daemon's own: behind a reverse proxy
+    # that serves the console over https, e.g. "https://console.prison.example". A form is
+    # accepted only from this origin then (else from the daemon's own address).
+    public_origin: str = ""
 
 
 @dataclass(frozen=True)
@@ -554,6 +558,13 @@ def _validate_console(c: ConsoleSettings) -> None:
         )
     if min(c.login_failures_per_user, c.login_failures_per_address, c.login_window_s) < 1:
         raise ConfigError("[console] login_failures_per_* and login_window_s must be at least 1")
+    if c.public_origin and not re.fullmatch(
+        r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?", c.public_origin
+    ):
+        raise ConfigError(
+            "[console] public_origin must be https://HOST or https://HOST:PORT, without a path "
+            f"(not {c.public_origin!r}): browsers keep the console's Secure cookie only on https"
+        )
 
 
 def _validate(s: Settings) -> None:

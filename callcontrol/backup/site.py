@@ -36,7 +36,8 @@ from callcontrol.config import Settings
 
 # The files that must survive, by their name in a backup: without the PIN secret no PIN
 # matches; without the signing key no new checkpoint continues the old ones; the checkpoints
-# file is the evidence shipped off the host; the tokens file holds the staff's API tokens;
+# file is the evidence shipped off the host; the tokens file holds the staff's API tokens,
+# the staff file their console accounts;
 # the AGI and AMI secrets are also in Asterisk's configuration, which they must match.
 KEYS: tuple[tuple[str, Callable[[Settings], str]], ...] = (
     ("pin-secret", lambda s: s.security.pin_secret_file),
@@ -44,6 +45,7 @@ KEYS: tuple[tuple[str, Callable[[Settings], str]], ...] = (
     ("chain-signing-key", lambda s: s.recording.signing_key_file),
     ("chain-checkpoints", lambda s: s.recording.checkpoints_file),
     ("api-tokens", lambda s: s.http.tokens_file),
+    ("staff", lambda s: s.console.staff_file),
     ("agi-secret", lambda s: s.agi.secret_file),
     ("ami-secret", lambda s: s.ami.secret_file),
 )

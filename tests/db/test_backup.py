@@ -23,6 +23,7 @@ from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.dump import backend
 from callcontrol.adapters.db.engine import make_engine, session_factory
+from callcontrol.adapters.web.staff_file import read_accounts
 from callcontrol.config import load_settings
 from callcontrol.services import recordings as store
 from callcontrol.wiring import build_authoriser
@@ -123,6 +124,8 @@ def site(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> Cli:
     cli.ok("account", "topup", "A1234BC", "500", "--reference", "R1")
     cli.ok("account", "topup", "B5678CD", "200", "--reference", "R2")
     cli.ok("token", "add", "--person", "Jane Admin", "--role", "admin")
+    cli.ok("staff", "add", "jadmin", "--role", "admin", "--name", "Jane Admin",
+           "--password-stdin", stdin="a console password\n")  # fmt: skip
     decided = decide("site", ingest_first=True)
     assert [d[cv.REASON] for d in decided] == [
         "approved_contact", "wrong_pin", "contact_pending", "approved_contact", "not_approved",
@@ -141,7 +144,7 @@ def test_backup_and_restore_rebuild_the_same_site(
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in folder.rglob("*") if p.is_file())
     assert made["recordings"]["count"] == 1 and made["problems"] == []
     assert {k for k, v in made["keys"].items() if v} == {
-        "pin-secret", "chain-signing-key", "chain-checkpoints", "api-tokens"
+        "pin-secret", "chain-signing-key", "chain-checkpoints", "api-tokens", "staff"
     }  # fmt: skip
     original_balances = balances(site)
     assert original_balances == [500 - 6, 200]
@@ -153,6 +156,7 @@ def test_backup_and_restore_rebuild_the_same_site(
     assert done["recordings"] == {"listed": 1, "in_store": 1, "mode": "copy"}
     assert not done["upgrade_needed"]
     assert (new_site / "var" / "pin-secret").stat().st_mode & 0o777 == 0o600
+    assert [a.username for a in read_accounts(new_site / "var" / "staff")] == ["jadmin"]
     verified = site.ok("recordings", "verify", "--json").json()
     assert verified["ok"] and verified["recordings"] == 1
     site.ok("recordings", "export-key", "--to", str(tmp_path / "public.pem"))

@@ -98,13 +98,19 @@ def audit() -> Audit:
 
 
 @pytest.fixture
-async def browser(staff: Path, audit: Audit) -> AsyncIterator[Browser]:
+def public_origin() -> str:
+    return ""
+
+
+@pytest.fixture
+async def browser(staff: Path, audit: Audit, public_origin: str) -> AsyncIterator[Browser]:
     deps = ConsoleDeps(
         staff=StaffFile(staff),
         audit=audit,
         sessions=SessionStore(1800, 43200),
         throttle=LoginThrottle(3, 10, 900),
         login_csrf=LoginCsrf(),
+        public_origin=public_origin,
     )
     app = web.Application()
     mount(app, deps)
@@ -246,3 +252,19 @@ async def test_the_menu_follows_the_role(
         assert f">{label}</a>" not in menu.group(0)
     status, html, _ = await browser.get("/console/audit")
     assert (status == 403) == ("Audit log" in hidden)
+
+
+@pytest.mark.parametrize("public_origin", ["https://console.prison.example"])
+async def test_behind_a_proxy_forms_come_only_from_the_public_origin(
+    browser: Browser, public_origin: str
+) -> None:
+    token = await browser.csrf("/console/login")
+    data = {"csrf_token": token, "username": "olive", "password": PASSWORD}
+    assert (await browser.post("/console/login", data))[0] == 403  # the daemon's own address
+    assert (await browser.post("/console/login", data, origin=public_origin))[0] == 303
+
+
+async def test_the_per_address_limit_covers_every_username(browser: Browser) -> None:
+    for i in range(10):  # per_address in the fixture
+        assert (await browser.login(f"guess{i}", "wrong password!"))[0] == 401
+    assert (await browser.login("adam"))[0] == 429

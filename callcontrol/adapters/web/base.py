@@ -29,7 +29,8 @@ from callcontrol.adapters.web.sessions import LoginCsrf, LoginThrottle, Session,
 from callcontrol.adapters.web.staff_file import StaffFile
 from callcontrol.domain.roles import ADMIN, AUDITOR, OFFICER, Right, may
 from callcontrol.domain.staff import stamp
-from callcontrol.services.supervise import Actor, AuditLog, AuditNote, SuperviseError
+from callcontrol.services.errors import ServiceError
+from callcontrol.services.supervise import Actor, AuditLog, AuditNote
 
 log = logging.getLogger("callcontrol.console")
 
@@ -88,10 +89,11 @@ class ConsoleDeps:
     supervisor: Any = None  # services/supervise.Supervisor: cells, cuts
     pin_alerts: Any = None  # adapters/http/alerts.PinAlerts: PIN lockouts, unlock
     history: Any = None  # adapters/http/history.HistoryApi: call history
-    cells: Any = None  # pages/cells.CellsView: the cells as staff see them
+    operator: Any = None  # callcontrol/operator_services.OperatorServices: cells, prisoners,
+    # contacts, numbers, accounts (services/*.py)
     recording_alerts: Any = None  # pages/alerts.RecordingAlerts: missing, failed ingests
     recordings: Any = None  # adapters/http/recordings.RecordingsApi: search, play, download
-    operator: Any = None  # operator_services.OperatorServices: contacts, prisoners, accounts
+    public_origin: str = ""  # [console] public_origin: the only origin forms come from if set
 
 
 DEPS = web.AppKey("console_deps", ConsoleDeps)
@@ -229,6 +231,9 @@ def same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if not origin or origin == "null":
         return False
+    public = deps(request).public_origin
+    if public:  # behind a reverse proxy: the address the browsers use
+        return origin == public
     parts = urlsplit(origin)
     return parts.scheme == request.scheme and parts.netloc == request.host
 
@@ -306,7 +311,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
             "Refused",
             "This form could not be accepted: reload the page and try again.",
         )
-    except SuperviseError as e:  # a service's refusal no page caught: say why
+    except ServiceError as e:  # a service's refusal no page caught: say why
         response = error_page(request, status_of(e), "Not done", str(e))
     except web.HTTPException as e:
         if e.status in (301, 302, 303, 307, 308):

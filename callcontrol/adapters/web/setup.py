@@ -10,12 +10,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcontrol.adapters.db.cells_view import SqlCellsView
 from callcontrol.adapters.db.supervise_store import SqlAuditLog
 from callcontrol.adapters.web.base import ConsoleDeps
 from callcontrol.adapters.web.sessions import LoginCsrf, LoginThrottle, SessionStore
 from callcontrol.adapters.web.staff_file import StaffFile
 from callcontrol.config import Settings
+from callcontrol.operator_services import operator_services
 
 # A spool file this much older than its last change counts as an ingest that failed.
 STUCK_S = 300
@@ -88,7 +88,7 @@ def build_console(
         pin_alerts=pin_alerts,
         history=history,
         recording_alerts=recording_alerts,
-        cells=SqlCellsView(sessions),
+        operator=operator or operator_services(settings, sessions),
+        public_origin=c.public_origin,
         recordings=recordings,
-        operator=operator,
     )

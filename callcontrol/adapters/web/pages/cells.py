@@ -7,21 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
 from callcontrol.adapters.web.base import deps, form, render, require, see_other
 from callcontrol.domain.roles import Right
-from callcontrol.services.supervise import Actor, Invalid, NotFound, SuperviseError
-
-
-class CellsView(Protocol):
-    """What the pages read (adapters/db/cells_view.py's SqlCellsView)."""
-
-    async def cells(self) -> list[Any]: ...
-
-    async def cell(self, name: str) -> Any | None: ...
+from callcontrol.services.errors import Invalid, NotFound, ServiceError
+from callcontrol.services.supervise import Actor
 
 
 async def _live_calls(request: web.Request, cell: str) -> list[Any]:
@@ -34,17 +27,20 @@ async def _live_calls(request: web.Request, cell: str) -> list[Any]:
 
 async def cells(request: web.Request) -> web.Response:
     require(request, Right.READ)
-    return render(request, "cells.html", cells=await deps(request).cells.cells())
+    cells = await deps(request).operator.cells.list()
+    return render(request, "cells.html", cells=cells, now=datetime.now(UTC))
 
 
 async def _cell_page(
     request: web.Request, name: str, error: str = "", status: int = 200
 ) -> web.Response:
-    cell = await deps(request).cells.cell(name)
-    if cell is None:
-        raise web.HTTPNotFound()
+    try:
+        cell = await deps(request).operator.cells.get(name)
+    except NotFound:
+        raise web.HTTPNotFound() from None
     live = await _live_calls(request, name)
-    return render(request, "cell.html", status=status, cell=cell, live=live, error=error)
+    now = datetime.now(UTC)
+    return render(request, "cell.html", status=status, cell=cell, live=live, error=error, now=now)
 
 
 async def cell(request: web.Request) -> web.Response:
@@ -67,7 +63,7 @@ async def _do(request: web.Request, right: Right, act: Act, why: str = "") -> we
         done = await act(request, actor, name, reason)
     except NotFound:
         raise web.HTTPNotFound() from None
-    except SuperviseError as e:
+    except ServiceError as e:
         status = 400 if isinstance(e, Invalid) else 409
         return await _cell_page(request, name, error=str(e), status=status)
     return see_other(request, f"/cells/{name}", done)

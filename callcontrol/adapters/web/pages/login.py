@@ -48,6 +48,8 @@ def _cookie_options(request: web.Request) -> dict[str, object]:
 
 def _plain_http_elsewhere(request: web.Request) -> bool:
     """Plain HTTP to an address other than loopback: browsers drop Secure cookies there."""
+    if deps(request).public_origin:
+        return False  # a reverse proxy serves it over https
     host = (request.url.host or "").strip("[]")
     return request.scheme != "https" and host not in ("127.0.0.1", "localhost", "::1")
 
