@@ -26,11 +26,13 @@ from sqlalchemy.pool import NullPool
 
 from callcontrol.adapters.db.engine import normalise_url, upgrade
 from callcontrol.config import DatabaseSettings, SecuritySettings, Settings, with_overrides
+from callcontrol.services.actors import OPERATOR, Actor
 from callcontrol_lab.devtools.postgres import PG_NOT_FOUND
 from callcontrol_lab.devtools.postgres import LocalPostgres as _LocalPostgres
 from callcontrol_lab.devtools.postgres import pg_bindir as _pg_bindir
 
 TEST_PIN_SECRET = "test-pin-secret-0123456789abcdef"
+TESTER = Actor("test", OPERATOR)  # who sets a test's world up through the services
 
 
 def _say(config: pytest.Config, message: str) -> None:

@@ -20,9 +20,8 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcontrol.adapters.db.admin import AdminError
 from callcontrol.adapters.db.engine import (
     DatabaseError,
     check_schema_current,
@@ -32,6 +31,12 @@ from callcontrol.adapters.db.engine import (
 )
 from callcontrol.cli.common import EXIT_FAILED, EXIT_USAGE, CliError, Handler, call_handler, fail
 from callcontrol.config import ConfigError, Settings, load_settings
+from callcontrol.services.errors import (
+    AsteriskActionLost,
+    AsteriskFailed,
+    AsteriskUnavailable,
+    ServiceError,
+)
 
 DESCRIPTION = """\
 Call control for in-cell prison telephones, beside Asterisk.
@@ -176,32 +181,45 @@ def db_reason(e: BaseException) -> str:
     return one_line(text) if text.strip() else type(e).__name__
 
 
-@asynccontextmanager
-async def admin_session(settings: Settings) -> AsyncIterator[AsyncSession]:
-    """A session on the settings' database, whose schema must be current.
+def service_status(e: ServiceError) -> int:
+    """A service's refusal is exit status 2 (nothing written); Asterisk's trouble, 1."""
+    failed = (AsteriskUnavailable, AsteriskActionLost, AsteriskFailed)
+    return EXIT_FAILED if isinstance(e, failed) else EXIT_USAGE
 
-    Commits when the block ends normally, rolls back otherwise. AdminError becomes a CliError
-    with exit status 2 (refused, nothing written); an unreachable database, a schema that is
-    not current or a failing database, exit status 1. The engine is disposed of at the end.
+
+@asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the settings' database, whose schema must be current.
+
+    A service's refusal (services/errors.py) becomes a CliError with exit status 2 (refused,
+    nothing written; 1 for Asterisk's trouble); an unreachable database, a schema that is not
+    current or a failing database, exit status 1. The engine is disposed of at the end.
     """
     engine = make_engine(database_url(settings))
     try:
         await check_schema_current(engine)
-        async with session_factory(engine)() as session:
-            try:
-                yield session
-            except BaseException:
-                await session.rollback()
-                raise
-            await session.commit()
-    except AdminError as e:
-        raise CliError(str(e), EXIT_USAGE) from None
+        yield session_factory(engine)
+    except ServiceError as e:
+        raise CliError(str(e), service_status(e)) from None
     except DatabaseError as e:
         raise CliError(str(e), EXIT_FAILED) from None
     except (OSError, TimeoutError, DBAPIError) as e:
         raise CliError(f"database error: {db_reason(e)}", EXIT_FAILED) from None
     finally:
         await engine.dispose()
+
+
+@asynccontextmanager
+async def admin_session(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """One session on ``database(settings)``: committed when the block ends normally, rolled
+    back otherwise."""
+    async with database(settings) as sessions, sessions() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
 
 
 def who(args: argparse.Namespace) -> str:

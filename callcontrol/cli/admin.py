@@ -1,7 +1,9 @@
 """Operator commands on the database: `db`, `cell`, `prisoner`, `contact` and `number`.
 
-Each handler opens one session (admin_session), calls one use case of adapters/db/admin.py,
-and prints what was done (or the data, as JSON with --json) once it is committed.
+Each handler calls one service of callcontrol/services (the same as the console's and the
+API's: one path per act; cli/operator.py says who acts) and prints what was done (or the
+data, as JSON with --json) once it is committed. `cell disable` and `prisoner suspend` run the
+Supervisor, as the API does; without AMI here, the running daemon cuts the live calls.
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ from urllib.parse import quote
 
 from alembic.util import CommandError
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from callcontrol.adapters.db import admin, audit, call_limits
 from callcontrol.adapters.db.engine import (
     DatabaseError,
     current_revision,
@@ -24,24 +24,21 @@ from callcontrol.adapters.db.engine import (
     redact,
     upgrade,
 )
-from callcontrol.adapters.db.tables import Cell, Contact, Prisoner
 from callcontrol.cli import (
     Parents,
-    admin_session,
     cell_secrets,
     command,
     db_reason,
     group,
+    operator,
     row,
     table,
-    who,
 )
 from callcontrol.cli import alerts as alerts_cli
 from callcontrol.cli import pins as pins_cli
-from callcontrol.cli import supervise as supervise_cli
-from callcontrol.cli.common import EXIT_FAILED, EXIT_OK, CliError, emit, fail
+from callcontrol.cli.common import EXIT_FAILED, EXIT_OK, CliError, emit
 from callcontrol.config import Settings
-from callcontrol.domain.roles import Right, may
+from callcontrol.services.views import ContactView, PrisonerView
 
 Args = argparse.Namespace
 
@@ -58,6 +55,8 @@ PRISONER = (
 CONTACT = ("number", "kind", "status", "label", "max_call_s", "created_at", "updated_at")
 CHANGE = ("changed_at", "changed_by", "number", "action", "old_status", "new_status", "note")
 GLOBAL = ("number", "policy", "privileged", "label", "changed_by", "updated_at")
+PENDING = ("prison_number", "prisoner_name", "cell", "number", "kind", "label", "requested_at",
+           "requested_by")  # fmt: skip
 
 
 def done(args: Args, data: Any, text: str) -> int:
@@ -93,68 +92,29 @@ async def db_upgrade(args: Args, settings: Settings) -> int:
 
 
 async def cell_disable(args: Args, settings: Settings) -> int:
-    async with admin_session(settings) as s:
-        cell = await admin.disable_cell(s, args.cell, args.reason)
-        await _audit(s, args, "disable", f"cell:{cell.name}", settings)
+    who_acts = operator.actor(args, settings, by_token=True)
+    async with operator.services(settings) as (services, sessions):
+        sweep = await operator.supervisor(services, sessions).disable_cell(
+            who_acts, args.cell, args.reason
+        )
+        cell = await services.cells.get(args.cell)
     why = f" ({cell.disabled_reason})" if cell.disabled_reason else ""
     text = f"cell {cell.name} disabled{why}: no calls from it"
     path = f"/cells/{quote(cell.name)}/cut-calls"
     reason = args.reason or f"cell {cell.name} disabled"
-    return await _cut_live_calls(args, settings, row(cell, CELL), text, path, reason)
-
-
-async def _audit(
-    s: Any, args: Args, action: str, target: str, settings: Settings | None = None
-) -> None:
-    """Every supervisory act from the command line goes into the audit log, like the API's:
-    by the person whose API token was given (found in the tokens file), else the login name."""
-    owner = None
-    if settings is not None:
-        token = supervise_cli.api_token(args, settings)
-        owner = supervise_cli.token_owner(settings, token) if token else None
-    right = Right.ADMINISTER if action in ("enable", "resume") else Right.SUPERVISE
-    if owner is not None and not may(owner.role, right):
-        # As in the API: an officer cuts calls, only an admin lets them through again, an
-        # auditor changes nothing. (Not a boundary: whoever has the database's password may
-        # change it; a guard against slips.)
-        raise CliError(
-            f"only an admin may {action} {target}: {owner.name}'s token is an {owner.role}'s"
-            if right is Right.ADMINISTER
-            else f"an {owner.role} may not {action} {target} ({owner.name}'s token)"
-        )
-    await audit.record(
-        s,
-        actor=owner.name if owner else who(args),
-        role=owner.role if owner else "operator",
-        action=action,
-        target=target,
-        reason=getattr(args, "reason", "") or "",
-    )
-
-
-async def _cut_live_calls(
-    args: Args, settings: Settings, data: dict[str, Any], text: str, path: str, reason: str
-) -> int:
-    """After the change: the daemon refuses new calls; ask it to cut those already up."""
-    token = supervise_cli.api_token(args, settings)
-    if token:
-        live = await supervise_cli.cut_live_calls(settings, path, reason, token)
-    else:
-        live = {"daemon": "not asked", "failed": False, "note": supervise_cli.NO_TOKEN}
-    emit(args, data | {"live_calls": live}, f"{text}\n{live['note']}")
-    return fail(live["note"], EXIT_FAILED) if live["failed"] else EXIT_OK
+    return await operator.cut_live_calls(args, settings, row(cell, CELL), text, path, reason, sweep)
 
 
 async def cell_enable(args: Args, settings: Settings) -> int:
-    async with admin_session(settings) as s:
-        cell = await admin.enable_cell(s, args.cell)
-        await _audit(s, args, "enable", f"cell:{cell.name}", settings)
+    who_acts = operator.actor(args, settings, by_token=True)
+    async with operator.services(settings) as (services, _):
+        cell = await services.cells.enable(who_acts, args.cell, getattr(args, "reason", ""))
     return done(args, row(cell, CELL), f"cell {cell.name} enabled")
 
 
 async def cell_list(args: Args, settings: Settings) -> int:
-    async with admin_session(settings) as s:
-        rows = [row(c, CELL) for c in await admin.list_cells(s)]
+    async with operator.services(settings) as (services, _):
+        rows = [row(c, CELL) for c in await services.cells.list()]
     columns = ("name", "wing", "enabled", "disabled_reason")
     return done(args, rows, table(rows, columns, "no cells"))
 
@@ -162,38 +122,36 @@ async def cell_list(args: Args, settings: Settings) -> int:
 # --- prisoners ---------------------------------------------------------------------------------
 
 
-async def _prisoner(s: AsyncSession, p: Prisoner) -> dict[str, Any]:
-    cell = None if p.cell_id is None else await s.get(Cell, p.cell_id)
-    return row(p, PRISONER, cell=None if cell is None else cell.name)
+def _prisoner(p: PrisonerView) -> dict[str, Any]:
+    return row(p, PRISONER, cell=p.cell)
 
 
 async def prisoner_add(args: Args, settings: Settings) -> int:
-    secret, digits = settings.pin_keys(create=True), settings.site.pin_digits
+    digits = settings.site.pin_digits
     typed = pins_cli.typed_pin(args, settings)  # asked before the database is opened
-    async with admin_session(settings) as s:
+    who_acts = operator.actor(args, settings)
+    async with operator.services(settings) as (services, _):
 
-        async def add(pin: str) -> Prisoner:
-            return await admin.add_prisoner(
-                s, args.prisoner, args.name, pin, args.cell, secret, digits
-            )
+        async def add(pin: str) -> PrisonerView:
+            return await services.prisoners.add(who_acts, args.prisoner, args.name, pin, args.cell)
 
         p, generated = await pins_cli.with_pin(typed, digits, add)
-        data = await _prisoner(s, p)
-    text = f"prisoner {p.prison_number} ({p.name}) added in cell {data['cell']}"
-    return done(args, *_shown_once(data, text, generated))
+    text = f"prisoner {p.prison_number} ({p.name}) added in cell {p.cell}"
+    return done(args, *_shown_once(_prisoner(p), text, generated))
 
 
 async def prisoner_set_pin(args: Args, settings: Settings) -> int:
-    secret, digits = settings.pin_keys(create=True), settings.site.pin_digits
+    digits = settings.site.pin_digits
     typed = pins_cli.typed_pin(args, settings)
-    async with admin_session(settings) as s:
+    who_acts = operator.actor(args, settings)
+    async with operator.services(settings) as (services, _):
 
-        async def set_pin(pin: str) -> Prisoner:
-            return await admin.set_pin(s, args.prisoner, pin, secret, digits)
+        async def set_pin(pin: str) -> PrisonerView:
+            return await services.prisoners.set_pin(who_acts, args.prisoner, pin)
 
         p, generated = await pins_cli.with_pin(typed, digits, set_pin)
-        data = await _prisoner(s, p)
-    return done(args, *_shown_once(data, f"PIN of prisoner {p.prison_number} changed", generated))
+    text = f"PIN of prisoner {p.prison_number} changed"
+    return done(args, *_shown_once(_prisoner(p), text, generated))
 
 
 def _shown_once(
@@ -208,43 +166,45 @@ def _shown_once(
 
 
 async def prisoner_limit(args: Args, settings: Settings) -> int:
-    async with admin_session(settings) as s:
-        p = await call_limits.set_prisoner_limit(s, args.prisoner, args.max_call_minutes)
-        data = await _prisoner(s, p)
+    who_acts = operator.actor(args, settings)
+    async with operator.services(settings) as (services, _):
+        p = await services.prisoners.set_limit(who_acts, args.prisoner, args.max_call_minutes)
     limit = f"{args.max_call_minutes} min" if p.max_call_s else "none of their own"
-    return done(args, data, f"longest call of prisoner {p.prison_number}: {limit}")
+    return done(args, _prisoner(p), f"longest call of prisoner {p.prison_number}: {limit}")
 
 
 async def prisoner_move(args: Args, settings: Settings) -> int:
-    async with admin_session(settings) as s:
-        p = await admin.move_prisoner(s, args.prisoner, args.cell)
-        data = await _prisoner(s, p)
-    return done(args, data, f"prisoner {p.prison_number} moved to cell {data['cell']}")
+    who_acts = operator.actor(args, settings)
+    async with operator.services(settings) as (services, _):
+        p = await services.prisoners.move(who_acts, args.prisoner, args.cell)
+    return done(args, _prisoner(p), f"prisoner {p.prison_number} moved to cell {p.cell}")
 
 
 async def prisoner_suspend(args: Args, settings: Settings) -> int:
-    async with admin_session(settings) as s:
-        p = await admin.suspend_prisoner(s, args.prisoner, args.reason)
-        await _audit(s, args, "suspend", f"prisoner:{p.prison_number}", settings)
-        data = await _prisoner(s, p)
+    who_acts = operator.actor(args, settings, by_token=True)
+    async with operator.services(settings) as (services, sessions):
+        sweep = await operator.supervisor(services, sessions).suspend_prisoner(
+            who_acts, args.prisoner, args.reason
+        )
+        p = await services.prisoners.view(args.prisoner)
     why = f" ({p.suspended_reason})" if p.suspended_reason else ""
     text = f"prisoner {p.prison_number} suspended{why}: every call refused"
     path = f"/prisoners/{quote(p.prison_number)}/cut-calls"
     reason = args.reason or f"prisoner {p.prison_number} suspended"
-    return await _cut_live_calls(args, settings, data, text, path, reason)
+    return await operator.cut_live_calls(args, settings, _prisoner(p), text, path, reason, sweep)
 
 
 async def prisoner_reinstate(args: Args, settings: Settings) -> int:
-    async with admin_session(settings) as s:
-        p = await admin.reinstate_prisoner(s, args.prisoner)
-        await _audit(s, args, "resume", f"prisoner:{p.prison_number}", settings)
-        data = await _prisoner(s, p)
-    return done(args, data, f"prisoner {p.prison_number} reinstated")
+    who_acts = operator.actor(args, settings, by_token=True)
+    async with operator.services(settings) as (services, _):
+        reason = getattr(args, "reason", "")
+        p = await services.prisoners.reinstate(who_acts, args.prisoner, reason)
+    return done(args, _prisoner(p), f"prisoner {p.prison_number} reinstated")
 
 
 async def prisoner_list(args: Args, settings: Settings) -> int:
-    async with admin_session(settings) as s:
-        rows = [row(p, PRISONER, cell=cell) for p, cell in await admin.list_prisoners(s)]
+    async with operator.services(settings) as (services, _):
+        rows = [_prisoner(p) for p in await services.prisoners.list()]
     columns = ("prison_number", "name", "cell", "active", "suspended_reason")
     return done(args, rows, table(rows, columns, "no prisoners"))
 
@@ -252,60 +212,63 @@ async def prisoner_list(args: Args, settings: Settings) -> int:
 # --- contacts ----------------------------------------------------------------------------------
 
 
-def _contact(args: Args, c: Contact, text: str) -> int:
+def _contact(args: Args, c: ContactView, text: str) -> int:
     return done(args, row(c, CONTACT, prisoner=args.prisoner), text)
 
 
 async def contact_add(args: Args, settings: Settings) -> int:
-    site = settings.site
-    limits = (site.max_social_contacts, site.max_legal_contacts)
-    async with admin_session(settings) as s:
-        c = await admin.add_contact(
-            s, args.prisoner, args.number, args.kind, args.label, who(args), site.region, *limits
-        )
+    who_acts = operator.actor(args, settings)
+    async with operator.services(settings) as (services, _):
+        c = await services.contacts.add(who_acts, args.prisoner, args.number, args.kind, args.label)
     text = f"{c.number} added to the list of {args.prisoner} ({c.kind}), pending approval"
     return _contact(args, c, text)
 
 
 async def contact_approve(args: Args, settings: Settings) -> int:
-    site = settings.site
-    limits = (site.max_social_contacts, site.max_legal_contacts)
-    async with admin_session(settings) as s:
-        c = await admin.approve_contact(
-            s, args.prisoner, args.number, who(args), site.region, *limits
-        )
+    who_acts = operator.actor(args, settings)
+    async with operator.services(settings) as (services, _):
+        c = await services.contacts.approve(who_acts, args.prisoner, args.number, args.reason)
     return _contact(args, c, f"{c.number} approved for {args.prisoner}")
 
 
 async def contact_limit(args: Args, settings: Settings) -> int:
-    async with admin_session(settings) as s:
-        c = await call_limits.set_contact_limit(
-            s, args.prisoner, args.number, args.max_call_minutes, who(args), settings.site.region
+    who_acts = operator.actor(args, settings)
+    async with operator.services(settings) as (services, _):
+        c = await services.contacts.set_limit(
+            who_acts, args.prisoner, args.number, args.max_call_minutes
         )
     limit = f"{args.max_call_minutes} min" if c.max_call_s else "none of its own"
     return _contact(args, c, f"longest call to {c.number} for {args.prisoner}: {limit}")
 
 
 async def contact_block(args: Args, settings: Settings) -> int:
-    region, by = settings.site.region, who(args)
-    async with admin_session(settings) as s:
-        c = await admin.block_contact(
-            s, args.prisoner, args.number, by, region, args.kind, args.label
+    who_acts = operator.actor(args, settings)
+    async with operator.services(settings) as (services, _):
+        c = await services.contacts.block(
+            who_acts, args.prisoner, args.number, args.reason, args.kind, args.label
         )
     return _contact(args, c, f"{c.number} blocked for {args.prisoner}")
 
 
 async def contact_list(args: Args, settings: Settings) -> int:
-    async with admin_session(settings) as s:
-        contacts = await admin.list_contacts(s, args.prisoner)
+    async with operator.services(settings) as (services, _):
+        contacts = await services.contacts.of(args.prisoner)
     rows = [row(c, CONTACT, prisoner=args.prisoner) for c in contacts]
     columns = ("number", "kind", "status", "label", "updated_at")
     return done(args, rows, table(rows, columns, f"no contacts for {args.prisoner}"))
 
 
+async def contact_pending(args: Args, settings: Settings) -> int:
+    async with operator.services(settings) as (services, _):
+        rows = [row(q, PENDING) for q in await services.contacts.pending()]
+    columns = ("requested_at", "prison_number", "prisoner_name", "cell", "number", "kind",
+               "label", "requested_by")  # fmt: skip
+    return done(args, rows, table(rows, columns, "no contacts waiting for approval"))
+
+
 async def contact_history(args: Args, settings: Settings) -> int:
-    async with admin_session(settings) as s:
-        rows = [row(c, CHANGE) for c in await admin.contact_history(s, args.prisoner)]
+    async with operator.services(settings) as (services, _):
+        rows = [row(c, CHANGE) for c in await services.contacts.history(args.prisoner)]
     return done(args, rows, table(rows, CHANGE, f"no contact changes for {args.prisoner}"))
 
 
@@ -313,23 +276,23 @@ async def contact_history(args: Args, settings: Settings) -> int:
 
 
 async def number_block(args: Args, settings: Settings) -> int:
-    region = settings.site.region
-    async with admin_session(settings) as s:
-        g = await admin.block_number(s, args.number, args.label, who(args), region)
+    who_acts = operator.actor(args, settings)
+    async with operator.services(settings) as (services, _):
+        g = await services.numbers.block(who_acts, args.number, args.label)
     return done(args, row(g, GLOBAL), f"{g.number} blocked for every prisoner")
 
 
 async def number_allow(args: Args, settings: Settings) -> int:
-    region, by = settings.site.region, who(args)
-    async with admin_session(settings) as s:
-        g = await admin.allow_number(s, args.number, args.privileged, args.label, by, region)
+    who_acts = operator.actor(args, settings)
+    async with operator.services(settings) as (services, _):
+        g = await services.numbers.allow(who_acts, args.number, args.privileged, args.label)
     extra = " (privileged: never recorded or monitored)" if g.privileged else ""
     return done(args, row(g, GLOBAL), f"{g.number} allowed for every prisoner{extra}")
 
 
 async def number_list(args: Args, settings: Settings) -> int:
-    async with admin_session(settings) as s:
-        rows = [row(g, GLOBAL) for g in await admin.list_global_numbers(s)]
+    async with operator.services(settings) as (services, _):
+        rows = [row(g, GLOBAL) for g in await services.numbers.list()]
     columns = ("number", "policy", "privileged", "label", "changed_by", "updated_at")
     return done(args, rows, table(rows, columns, "no numbers for everyone"))
 
@@ -414,7 +377,8 @@ COMMANDS: tuple[tuple[str, str, Any, str, str, tuple[Arg, ...]], ...] = (
      "API when a token is given (--token-file, CALLCONTROL_HTTP_TOKEN or [http] token_file).",
      (CELL_ARG, REASON, TOKEN_FILE, TOKEN_ARGV)),
     ("cell", "enable", cell_enable, "let a disabled cell call again",
-     "Enable a disabled cell: its handset may call again.", (CELL_ARG,)),
+     "Enable a disabled cell: its handset may call again (an admin's act: with an officer's "
+     "API token configured, refused).", (CELL_ARG, REASON)),
     ("cell", "unlock", alerts_cli.cell_unlock, "end a handset's PIN lockout (audited)",
      alerts_cli.UNLOCK_HELP,
      (CELL_ARG, arg("--reason", required=True, metavar="R", help="why, for the audit log"), BY)),
@@ -442,7 +406,7 @@ COMMANDS: tuple[tuple[str, str, Any, str, str, tuple[Arg, ...]], ...] = (
      "CALLCONTROL_HTTP_TOKEN or [http] token_file).",
      (PRISONER_ARG, REASON, TOKEN_FILE, TOKEN_ARGV)),
     ("prisoner", "reinstate", prisoner_reinstate, "let a suspended prisoner call again",
-     "Reinstate a suspended prisoner.", (PRISONER_ARG,)),
+     "Reinstate a suspended prisoner (an admin's act).", (PRISONER_ARG, REASON)),
     ("prisoner", "list", prisoner_list, "list the prisoners",
      "List the prisoners: prison number, name, cell, and whether suspended.", ()),
     ("contact", "add", contact_add, "put a number on a prisoner's list",
@@ -454,17 +418,23 @@ COMMANDS: tuple[tuple[str, str, Any, str, str, tuple[Arg, ...]], ...] = (
                                     help="social, or legal (a lawyer: never recorded)"),
       LABEL, BY)),
     ("contact", "approve", contact_approve, "approve a number on a prisoner's list",
-     "Approve a pending (or blocked) contact: the prisoner may now call it.",
-     (PRISONER_ARG, NUMBER_ARG, BY)),
+     "Approve a pending (or blocked) contact: the prisoner may now call it. The reason is "
+     "kept in the contact's history and the audit log.",
+     (PRISONER_ARG, NUMBER_ARG, REASON, BY)),
     ("contact", "limit", contact_limit, "set the longest call to one contact",
      "Set the longest call a prisoner may make to this number, in minutes (0: no limit of "
      "its own). Every other limit still applies: the strictest wins. Kept in the history.",
      (PRISONER_ARG, NUMBER_ARG, MINUTES, BY)),
     ("contact", "block", contact_block, "block a number for one prisoner",
-     "Block a number for one prisoner. A number not yet on the list goes on it as blocked.",
+     "Block a number for one prisoner. A number not yet on the list goes on it as blocked. The "
+     "reason is kept in the contact's history and the audit log.",
      (PRISONER_ARG, NUMBER_ARG, arg("--kind", choices=KINDS, default="social",
                                     help="for a number not yet listed (default social)"),
-      LABEL, BY)),
+      LABEL, REASON, BY)),
+    ("contact", "pending", contact_pending, "the queue of numbers waiting for approval",
+     "List every pending contact across prisoners, oldest request first: the prisoner, their "
+     "cell, the number, its kind and label, and when and by whom it was asked for (staff, or "
+     "the prisoner at a kiosk). Approve or block each with `contact approve|block`.", ()),
     ("contact", "list", contact_list, "show a prisoner's list",
      "Show a prisoner's contacts: number, kind, status and label.", (PRISONER_ARG,)),
     ("contact", "history", contact_history, "show every change to a prisoner's list",

@@ -2,42 +2,29 @@
 
 Amounts are whole pence on the command line and in --json output; the text output shows
 pounds too. Tariff rates are given in pence per minute with at most two decimal places (3.1,
-6.88) and stored exactly, in hundredths of a penny. A refusal (LedgerError) is one line with
-exit status 2, and nothing is written.
+6.88) and stored exactly, in hundredths of a penny. Each act is services/accounts.py's (the
+same as the console's and the API's); a refusal is one line with exit status 2, and nothing
+is written.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from callcontrol.adapters.db import ledger
-from callcontrol.adapters.db.ledger import Balance, LedgerError, StatementLine, pounds
-from callcontrol.cli import Parents, admin_session, command, group, table, who
-from callcontrol.cli.common import EXIT_OK, EXIT_USAGE, CliError, emit
+from callcontrol.cli import Parents, command, group, operator, table
+from callcontrol.cli.common import EXIT_OK, emit
 from callcontrol.config import Settings
+from callcontrol.domain.money import pounds
 from callcontrol.domain.tariffs import Tariff
+from callcontrol.services.views import Money, StatementLine
 
 Args = argparse.Namespace
 
 PENCE = re.compile(r"[0-9]+")
 RATE = re.compile(r"([0-9]{1,6})(?:\.([0-9]{1,2}))?")
-
-
-@asynccontextmanager
-async def billing_session(settings: Settings) -> AsyncIterator[AsyncSession]:
-    """admin_session, with a LedgerError a refusal (exit 2) after the rollback."""
-    try:
-        async with admin_session(settings) as session:
-            yield session
-    except LedgerError as e:
-        raise CliError(str(e), EXIT_USAGE) from None
 
 
 def done(args: Args, data: Any, text: str) -> int:
@@ -72,7 +59,7 @@ def per_minute(rate: int | None) -> str | None:
     return None if rate is None else f"{rate // 100}.{rate % 100:02d}p/min"
 
 
-def _money(b: Balance) -> dict[str, Any]:
+def _money(b: Money) -> dict[str, Any]:
     return {
         "balance_pence": b.balance,
         "reserved_pence": b.reserved,
@@ -84,17 +71,13 @@ def _money(b: Balance) -> dict[str, Any]:
 
 
 async def account_topup(args: Args, settings: Settings) -> int:
-    cap = settings.billing.max_balance_pence
-    async with billing_session(settings) as s:
-        before = await ledger.find_entry(s, ledger.topup_key(args.reference))
-        entry = await ledger.topup(
-            s, args.prisoner, args.amount, args.reference, who(args), max_balance=cap
-        )
-        money = await ledger.balance(s, entry.prisoner_id)
-    again = before is not None and before.id == entry.id
+    who_acts = operator.actor(args, settings)
+    async with operator.services(settings) as (services, _):
+        done_ = await services.accounts.topup(who_acts, args.prisoner, args.amount, args.reference)
+    entry, money = done_.entry, done_.money
     amount = f"{entry.amount_pence}p ({pounds(entry.amount_pence)})"
     now = f"balance {money.balance}p ({pounds(money.balance)})"
-    if again:
+    if done_.already_applied:
         text = f"already applied: top-up {entry.reference} of {amount} for {args.prisoner}; {now}"
     else:
         text = f"topped up {amount} for {args.prisoner}: {now}"
@@ -103,14 +86,14 @@ async def account_topup(args: Args, settings: Settings) -> int:
         "amount_pence": entry.amount_pence,
         "reference": entry.reference,
         "entry_id": entry.id,
-        "already_applied": again,
+        "already_applied": done_.already_applied,
     }
     return done(args, data | _money(money), text)
 
 
 async def account_show(args: Args, settings: Settings) -> int:
-    async with billing_session(settings) as s:
-        money = await ledger.balance(s, await ledger.find_prisoner(s, args.prisoner))
+    async with operator.services(settings) as (services, _):
+        money = await services.accounts.balance(args.prisoner)
     width = len(str(money.balance))
     text = "\n".join(
         [f"prisoner {args.prisoner}"]
@@ -155,8 +138,8 @@ def _line(x: StatementLine) -> dict[str, Any]:
 
 
 async def account_statement(args: Args, settings: Settings) -> int:
-    async with billing_session(settings) as s:
-        rows = [_line(x) for x in await ledger.statement(s, args.prisoner)]
+    async with operator.services(settings) as (services, _):
+        rows = [_line(x) for x in await services.accounts.statement(args.prisoner)]
     columns = ("when", "kind", "amount", "balance_after", "reference", "number", "started_at")
     text = table(rows, (*columns, "talk", "charge"), f"no entries for {args.prisoner}")
     for r in rows:
@@ -179,16 +162,17 @@ def _tariff(t: Tariff) -> dict[str, Any]:
 
 
 async def tariff_set(args: Args, settings: Settings) -> int:
-    async with billing_session(settings) as s:
-        t = await ledger.set_tariff(s, args.cls, args.rate, args.weekend_rate, who(args))
+    who_acts = operator.actor(args, settings)
+    async with operator.services(settings) as (services, _):
+        t = await services.accounts.set_tariff(who_acts, args.cls, args.rate, args.weekend_rate)
     weekend = per_minute(t.weekend_rate) or "the same"
     text = f"tariff {t.destination_class}: {per_minute(t.rate)}, weekends {weekend}"
     return done(args, _tariff(t), text)
 
 
 async def tariff_list(args: Args, settings: Settings) -> int:
-    async with billing_session(settings) as s:
-        rows = [_tariff(t) for t in await ledger.list_tariffs(s)]
+    async with operator.services(settings) as (services, _):
+        rows = [_tariff(t) for t in await services.accounts.tariffs()]
     columns = ("destination_class", "rate_per_minute", "weekend_rate_per_minute")
     return done(args, rows, table(rows, columns, "no tariffs"))
 

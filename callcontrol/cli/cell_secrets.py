@@ -18,8 +18,7 @@ import sys
 from importlib.metadata import entry_points
 from typing import Any
 
-from callcontrol.adapters.db import admin
-from callcontrol.cli import admin_session, row
+from callcontrol.cli import operator, row
 from callcontrol.cli.common import EXIT_OK, EXIT_USAGE, CliError, emit
 from callcontrol.config import Settings
 
@@ -76,16 +75,18 @@ def _shown(args: Args, settings: Settings, cell: Any, password: str, generated: 
 
 async def cell_add(args: Args, settings: Settings) -> int:
     password = given_password(args, settings)
-    async with admin_session(settings) as s:
-        cell, made = await admin.add_cell(s, args.cell, password, args.wing)
+    who_acts = operator.actor(args, settings)
+    async with operator.services(settings) as (services, _):
+        cell, made = await services.cells.add(who_acts, args.cell, password, args.wing)
     args.done = "added"
     return _shown(args, settings, cell, made, password is None)
 
 
 async def cell_set_password(args: Args, settings: Settings) -> int:
     password = given_password(args, settings)
-    async with admin_session(settings) as s:
-        cell, made = await admin.set_sip_password(s, args.cell, password)
+    who_acts = operator.actor(args, settings)
+    async with operator.services(settings) as (services, _):
+        cell, made = await services.cells.set_sip_password(who_acts, args.cell, password)
     args.done = "has a new SIP password (run `callcontrol asterisk sync`)"
     return _shown(args, settings, cell, made, password is None)
 

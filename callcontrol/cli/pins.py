@@ -14,10 +14,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from callcontrol.adapters.db.admin import SharedPinError
 from callcontrol.cli.common import EXIT_USAGE, CliError
 from callcontrol.config import Settings
 from callcontrol.domain.pins import generate_pin
+from callcontrol.services.errors import SharedPin
 
 GENERATE_TRIES = 20  # a generated PIN that a cellmate has is drawn again
 
@@ -81,6 +81,6 @@ async def with_pin(
         pin = generate_pin(digits)
         try:
             return await store(pin), pin
-        except SharedPinError:
+        except SharedPin:
             continue
     raise CliError("could not draw a PIN that no cellmate has: try again", EXIT_USAGE)

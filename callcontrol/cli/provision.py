@@ -17,15 +17,16 @@ import sys
 from pathlib import Path
 
 from callcontrol import private_files
-from callcontrol.adapters.db import admin
-from callcontrol.adapters.db.tables import Cell
-from callcontrol.cli import admin_session
+from callcontrol.adapters.db.operator_store import SessionStore
+from callcontrol.cli import admin_session, operator
 from callcontrol.cli.cell_secrets import tell_lab
 from callcontrol.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, emit
 from callcontrol.config import Settings
-from callcontrol.domain import sip_digest
 from callcontrol.provision.profile import HandsetProfile, ProfileError, make_profile
 from callcontrol.provision.render import MODELS, render
+from callcontrol.services.cells import CellService
+from callcontrol.services.errors import Invalid
+from callcontrol.services.views import CellView
 
 DESCRIPTION = """\
 Write the provisioning file for a cell's desk phone: its SIP account (username: the cell's
@@ -114,7 +115,7 @@ def _ca_pem(settings: Settings) -> str:
         raise CliError(f"[provision] ca_cert_file {path}: {e.strerror}", EXIT_FAILED) from None
 
 
-def _profile(settings: Settings, cell: Cell, password: str) -> HandsetProfile:
+def _profile(settings: Settings, cell: CellView, password: str) -> HandsetProfile:
     p = settings.provision
     if p.hotline and p.hotline != settings.site.two_stage_number:
         # A lifted handset would dial the hotline as a number to call, not ask for one.
@@ -164,17 +165,17 @@ async def handset_provision(args: argparse.Namespace, settings: Settings) -> int
     given = None if args.new_password else _read_password()
     written = False
     try:
+        who_acts = operator.actor(args, settings)
         async with admin_session(settings) as s:
+            # In this session: the new password is stored only if the file is written.
+            cells = CellService(SessionStore(s))
             if given is None:
-                cell, password = await admin.set_sip_password(s, args.cell, None)
+                cell, password = await cells.set_sip_password(who_acts, args.cell, None)
             else:
-                cell, password = await admin.get_cell(s, args.cell), given
-                made = sip_digest.md5_cred(cell.sip_username, cell.sip_realm, password)
-                if not secrets.compare_digest(made, cell.sip_md5_cred):
-                    raise CliError(
-                        f"that is not cell {cell.name}'s SIP password (it does not match the "
-                        "stored digest): give the current one, or use --new-password"
-                    )
+                try:
+                    cell, password = await cells.check_sip_password(args.cell, given), given
+                except Invalid as e:
+                    raise CliError(f"{e}: give the current one, or use --new-password") from None
             text = render(args.model, _profile(settings, cell, password))
             if to is None:
                 sys.stdout.write(text)

@@ -50,18 +50,14 @@ def has_right(actor: Actor, right: Right) -> bool:
     return actor.role == OPERATOR or may(actor.role, right)
 
 
-WHY = {
-    Right.SUPERVISE: "an officer's or an admin's",
-    Right.ADMINISTER: "an admin's: an officer may cut calls and work the contact queue, not "
-    "let calls through again, change money or set-up",
-}
-
-
 def require(actor: Actor, right: Right, act: str) -> None:
     """Refused (and logged) unless ``actor`` has ``right``."""
     if has_right(actor, right):
         return
     log.warning("REFUSED %s (%s) may not %s: %s right needed", actor.name, actor.role, act, right)
     if right is Right.ADMINISTER:
-        raise Refused(f"only an admin may {act}: {WHY[right]}")
-    raise Refused(f"{actor.role} {actor.name} may not {act}: it is {WHY.get(right, right)} act")
+        raise Refused(
+            f"only an admin may {act}: an officer may cut calls and work the contact queue, "
+            "not let calls through again or change money or set-up"
+        )
+    raise Refused(f"{actor.role} {actor.name} may not {act}: an officer's or an admin's act")

@@ -6,6 +6,7 @@ CLI. Every change is audited under the actor's name, in the same transaction as 
 
 from __future__ import annotations
 
+import secrets
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -13,7 +14,7 @@ from callcontrol.domain import sip_digest
 from callcontrol.domain.roles import Right
 from callcontrol.services import checks
 from callcontrol.services.actors import Actor, AuditNote, note, require
-from callcontrol.services.errors import Conflict, NotFound
+from callcontrol.services.errors import Conflict, Invalid, NotFound
 from callcontrol.services.views import CellView
 
 # Audit actions
@@ -36,6 +37,10 @@ class CellTx(Protocol):
     ) -> CellView: ...
 
     async def set_cell_credential(self, name: str, sip_realm: str, sip_md5_cred: str) -> None: ...
+
+    async def cell_credential(self, name: str) -> tuple[str, str] | None:
+        """The handset's (SIP realm, digest hash), None for no such cell."""
+        ...
 
     async def set_cell_enabled(self, name: str, enabled: bool, reason: str) -> None: ...
 
@@ -105,6 +110,19 @@ class CellService:
             await tx.set_cell_credential(name, sip_digest.REALM, cred)
             await tx.audit(note(actor, PASSWORD, f"cell:{name}"))
             return await _cell(tx, name), password
+
+    async def check_sip_password(self, name: str, sip_password: str) -> CellView:
+        """The cell if ``sip_password`` is its handset's password (compared with the stored
+        digest, in constant time), else Invalid."""
+        async with self.store.transaction() as tx:
+            cell = await _cell(tx, name)
+            realm, cred = await tx.cell_credential(name) or ("", "")
+        made = sip_digest.md5_cred(cell.sip_username, realm, sip_password)
+        if not secrets.compare_digest(made, cred):
+            raise Invalid(
+                f"that is not cell {name}'s SIP password (it does not match the stored digest)"
+            )
+        return cell
 
     async def disable(self, actor: Actor, name: str, reason: Any = "") -> CellView:
         """Disable the handset: every new call from it refused until it is enabled. (Its live

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import func, select
 
 from callcontrol import channel_vars as cv
-from callcontrol.adapters.db import admin
 from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.engine import make_engine, session_factory
 from callcontrol.adapters.db.tables import Account, LedgerEntry, Reservation
+from callcontrol.operator_services import session_services
 from callcontrol_lab.bench.micro import (
     CREDIT_PENCE,
     BenchmarkError,
@@ -26,6 +26,7 @@ from callcontrol_lab.bench.micro import (
     verdict,
 )
 from callcontrol_lab.measure import percentile
+from tests.conftest import TESTER
 
 
 def query(url: str, statement: Any) -> list[Any]:
@@ -151,7 +152,7 @@ def test_refuses_a_database_with_cells_of_its_own(pg_database: str) -> None:
         engine = make_engine(pg_database)
         try:
             async with session_factory(engine).begin() as s:
-                await admin.add_cell(s, "A1-01")
+                await session_services(s).cells.add(TESTER, "A1-01")
         finally:
             await engine.dispose()
 

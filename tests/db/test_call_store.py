@@ -16,7 +16,9 @@ from callcontrol.adapters.db.engine import make_engine, session_factory
 from callcontrol.domain.limits import CallLimit
 from callcontrol.domain.model import Decision, Handset, Outcome, Prisoner, Reason
 from callcontrol.domain.tariffs import Rounding
+from callcontrol.operator_services import session_services
 from callcontrol.services.authorise import CallAttempt, CallPlan, DecisionRecord
+from tests.conftest import TESTER
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -95,7 +97,7 @@ async def test_concurrent_allows_open_exactly_one_call(store: SqlCallStore) -> N
 async def test_an_allowed_call_reserves_its_credit_or_is_refused(store: SqlCallStore) -> None:
     (prisoner,) = await store.prisoners_in_cell("A1-01")
     async with store.sessions.begin() as s:
-        await ledger.topup(s, "A1234BC", 50, "ref-1", "test")
+        await session_services(s).accounts.topup(TESTER, "A1234BC", 50, "ref-1")
     assert await store.record(allow(prisoner, "3.0", reserve=60)) is Reason.INSUFFICIENT_CREDIT
     async with store.sessions() as s:  # nothing of the refused call was kept
         assert await s.scalar(select(func.count()).select_from(m.Call)) == 0
@@ -128,7 +130,7 @@ async def test_reads_inside_reading_share_one_session(store: SqlCallStore) -> No
 async def test_the_allowance_counts_paid_calls_of_today_and_this_week(store: SqlCallStore) -> None:
     (prisoner,) = await store.prisoners_in_cell("A1-01")
     async with store.sessions.begin() as s:
-        await ledger.topup(s, "A1234BC", 5000, "ref-2", "test")
+        await session_services(s).accounts.topup(TESTER, "A1234BC", 5000, "ref-2")
     day, week = NOW.replace(hour=0), NOW - timedelta(days=3)
     calls = [  # (started, talk seconds, reserve: 0 is a free call)
         (NOW - timedelta(hours=1), 120, 10),  # today, paid

@@ -4,10 +4,13 @@ transaction, whoever writes, and only when an endpoint may have changed."""
 from __future__ import annotations
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from callcontrol.adapters.db import admin
 from callcontrol.adapters.db.cell_endpoints import SqlCellEndpoints
 from callcontrol.adapters.db.engine import make_engine, session_factory
+from callcontrol.operator_services import session_services
+from callcontrol.services.cells import CellService
+from tests.conftest import TESTER
 
 
 async def test_every_endpoint_change_bumps_the_version_and_nothing_else_does(
@@ -25,11 +28,15 @@ async def test_every_endpoint_change_bumps_the_version_and_nothing_else_does(
             seen.append(await cells.version())
             return seen[-1] - seen[-2]
 
-        assert await change(lambda s: admin.add_cell(s, "A1-01", "Secret-password-1")) == 1
-        assert await change(lambda s: admin.add_cell(s, "A1-02", "Secret-password-2")) == 1
-        assert await change(lambda s: admin.disable_cell(s, "A1-01", "misused")) == 1
-        assert await change(lambda s: admin.set_sip_password(s, "A1-02", "Secret-password-3")) == 1
-        assert await change(lambda s: admin.enable_cell(s, "A1-01")) == 1
+        def ops(s: AsyncSession) -> CellService:
+            return session_services(s).cells
+
+        assert await change(lambda s: ops(s).add(TESTER, "A1-01", "Secret-password-1")) == 1
+        assert await change(lambda s: ops(s).add(TESTER, "A1-02", "Secret-password-2")) == 1
+        assert await change(lambda s: ops(s).disable(TESTER, "A1-01", "misused")) == 1
+        pw = "Secret-password-3"
+        assert await change(lambda s: ops(s).set_sip_password(TESTER, "A1-02", pw)) == 1
+        assert await change(lambda s: ops(s).enable(TESTER, "A1-01")) == 1
         # Not an endpoint's business: the wing, the reason; the version stays.
         assert await change(lambda s: s.execute(text("UPDATE cells SET wing = 'B'"))) == 0
         # Plain SQL by whoever owns the database is seen as well, and a rolled-back change not.

@@ -8,14 +8,15 @@ from datetime import timedelta
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from callcontrol.adapters.db import ledger
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.figures_store import SqlFigures
 from callcontrol.adapters.db.settlement_store import SqlSettlementStore
 from callcontrol.adapters.db.tables import MissingRecording
 from callcontrol.adapters.http.metrics import Live, Metrics
 from callcontrol.domain.call_end import CallEnd
+from callcontrol.operator_services import session_services
 from callcontrol.services.settle import Settler
+from tests.conftest import TESTER
 from tests.db import test_call_store
 from tests.db.test_call_store import NOW, allow
 
@@ -27,7 +28,7 @@ db_url, store = test_call_store.db_url, test_call_store.store
 async def site(store: SqlCallStore) -> tuple[SqlCallStore, SqlFigures, object]:
     """test_call_store's cell and prisoner, with 500p topped up."""
     async with store.sessions.begin() as s:
-        await ledger.topup(s, "A1234BC", 500, "ref-1", "test")
+        await session_services(s).accounts.topup(TESTER, "A1234BC", 500, "ref-1")
     return store, SqlFigures(store.sessions), store.sessions
 
 

@@ -21,9 +21,14 @@ from callcontrol.adapters.db.engine import make_engine, session_factory
 from callcontrol.adapters.db.ledger import AccountMismatch, LedgerError
 from callcontrol.adapters.db.tables import Account, LedgerEntry, Reservation
 from callcontrol.domain.tariffs import DEFAULT_TARIFFS, Tariff
+from callcontrol.operator_services import session_services
+from callcontrol.services.accounts import AccountService
+from callcontrol.services.actors import OPERATOR, Actor
+from callcontrol.services.errors import Conflict, Invalid, NotFound, Refused, ServiceError
 
 Sessions = async_sessionmaker[AsyncSession]
 _serial = itertools.count(1)
+OFFICER, FINANCE = Actor("officer", OPERATOR), Actor("finance", OPERATOR)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -97,9 +102,14 @@ async def entries(sessions: Sessions) -> int:
         return int(await s.scalar(select(func.count()).select_from(LedgerEntry)) or 0)
 
 
+def accounts(s: AsyncSession, **kw: int) -> AccountService:
+    """The operator's money service in ``s`` (the caller commits)."""
+    return session_services(s, **kw).accounts
+
+
 async def topup(sessions: Sessions, number: str, pence: int, ref: str, **kw: int) -> None:
     async with sessions.begin() as s:
-        await ledger.topup(s, number, pence, ref, "officer", **kw)
+        await accounts(s, **kw).topup(OFFICER, number, pence, ref)
 
 
 async def reserve(sessions: Sessions, pid: int, call_id: int, pence: int, free: bool = False):
@@ -114,17 +124,17 @@ async def test_topup_and_idempotent_retry(sessions: Sessions) -> None:
     pid = await add_prisoner(sessions, "A1234BC")
     assert await state(sessions, pid) == (0, 0, 0)  # never used: no account yet
     async with sessions.begin() as s:
-        first = await ledger.topup(s, "A1234BC", 1000, "R-1", "officer")
+        first = (await accounts(s).topup(OFFICER, "A1234BC", 1000, "R-1")).entry
     assert (first.kind, first.amount_pence, first.balance_after) == ("topup", 1000, 1000)
     assert first.idempotency_key == "topup:R-1" and first.created_by == "officer"
     async with sessions.begin() as s:
-        again = await ledger.topup(s, "A1234BC", 1000, "R-1", "someone else")
+        again = (await accounts(s).topup(Actor("else", OPERATOR), "A1234BC", 1000, "R-1")).entry
     assert again.id == first.id
     assert await state(sessions, pid) == (1000, 0, 1000) and await entries(sessions) == 1
     for amount, number in ((999, "A1234BC"), (1000, "B9")):
         if number == "B9":
             await add_prisoner(sessions, "B9")
-        with pytest.raises(LedgerError, match="already used"):
+        with pytest.raises(Conflict, match="already used"):
             await topup(sessions, number, amount, "R-1")
     await topup(sessions, "A1234BC", 250, "R-2")
     assert await state(sessions, pid) == (1250, 0, 1250) and await entries(sessions) == 2
@@ -145,7 +155,7 @@ async def test_topup_refusals(
     sessions: Sessions, number: str, pence: int, ref: str, message: str
 ) -> None:
     await add_prisoner(sessions, "A1")
-    with pytest.raises(LedgerError, match=message):
+    with pytest.raises(ServiceError, match=message):
         await topup(sessions, number, pence, ref)
     assert await entries(sessions) == 0
 
@@ -153,7 +163,7 @@ async def test_topup_refusals(
 async def test_cap_refused_without_change(sessions: Sessions) -> None:
     pid = await add_prisoner(sessions, "A1")
     await topup(sessions, "A1", 4000, "R-1")
-    with pytest.raises(LedgerError, match=r"over the limit of £50\.00"):
+    with pytest.raises(Refused, match=r"over the limit of £50\.00"):
         await topup(sessions, "A1", 1001, "R-2", max_balance=5000)
     assert await state(sessions, pid) == (4000, 0, 4000) and await entries(sessions) == 1
     await topup(sessions, "A1", 1000, "R-2", max_balance=5000)  # exactly to the cap
@@ -165,20 +175,20 @@ async def test_adjustments_never_below_zero_or_reserved(sessions: Sessions) -> N
     pid = await add_prisoner(sessions, "A1")
     await topup(sessions, "A1", 500, "R-1")
     async with sessions.begin() as s:
-        e = await ledger.adjust(s, "A1", -200, "goodwill reversed", "finance", "adj-1")
+        e = await accounts(s).adjust(FINANCE, "A1", -200, "goodwill reversed", "adj-1")
     assert (e.kind, e.amount_pence, e.balance_after) == ("adjustment", -200, 300)
-    with pytest.raises(LedgerError, match="below zero"):
+    with pytest.raises(Refused, match="below zero"):
         async with sessions.begin() as s:
-            await ledger.adjust(s, "A1", -301, "too much", "finance", "adj-2")
-    with pytest.raises(LedgerError, match="must not be 0"):
+            await accounts(s).adjust(FINANCE, "A1", -301, "too much", "adj-2")
+    with pytest.raises(Invalid, match="must not be 0"):
         async with sessions.begin() as s:
-            await ledger.adjust(s, "A1", 0, "nothing", "finance", "adj-3")
+            await accounts(s).adjust(FINANCE, "A1", 0, "nothing", "adj-3")
     assert await reserve(sessions, pid, await add_call(sessions, pid), 250)
-    with pytest.raises(LedgerError, match="held for a call in progress"):
+    with pytest.raises(Refused, match="held for a call in progress"):
         async with sessions.begin() as s:
-            await ledger.adjust(s, "A1", -51, "too much", "finance", "adj-4")
+            await accounts(s).adjust(FINANCE, "A1", -51, "too much", "adj-4")
     async with sessions.begin() as s:
-        await ledger.adjust(s, "A1", -50, "just enough", "finance", "adj-5")
+        await accounts(s).adjust(FINANCE, "A1", -50, "just enough", "adj-5")
     assert await state(sessions, pid) == (250, 250, 0)
 
 
@@ -325,10 +335,12 @@ async def test_statement(sessions: Sessions) -> None:
     async with sessions.begin() as s:
         await ledger.settle(s, call, 31, talk_seconds=60)
     async with sessions() as s:
-        lines = await ledger.statement(s, "A1")
-        with pytest.raises(LedgerError, match="no prisoner"):
-            await ledger.statement(s, "NOBODY")
-    assert [(x.entry.kind, x.entry.amount_pence, x.entry.balance_after) for x in lines] == [
+        lines = await accounts(s).statement("A1")
+        with pytest.raises(NotFound, match="no prisoner"):
+            await accounts(s).statement("NOBODY")
+    assert [
+        (x.entry.kind, x.entry.amount_pence, x.entry.balance_after) for x in lines if x.entry
+    ] == [
         ("topup", 500, 500),
         ("charge", -31, 469),
     ]
@@ -343,7 +355,7 @@ async def test_tariffs(sessions: Sessions) -> None:
     async with sessions() as s:
         assert sorted(await ledger.list_tariffs(s), key=str) == sorted(DEFAULT_TARIFFS, key=str)
     async with sessions.begin() as s:
-        assert await ledger.set_tariff(s, "uk_mobile", 500, 250, "finance") == Tariff(
+        assert await accounts(s).set_tariff(FINANCE, "uk_mobile", 500, 250) == Tariff(
             "uk_mobile", 500, 250
         )
     async with sessions.begin() as s:
@@ -352,8 +364,8 @@ async def test_tariffs(sessions: Sessions) -> None:
             (("uk_mobile", -1, None), "must not be negative"),
             (("uk_mobile", 1, -1), "must not be negative"),
         ):
-            with pytest.raises(LedgerError, match=message):
-                await ledger.set_tariff(s, *args, "finance")  # type: ignore[arg-type]
+            with pytest.raises(ServiceError, match=message):
+                await accounts(s).set_tariff(FINANCE, *args)  # type: ignore[arg-type]
     async with sessions() as s:
         by_class = {t.destination_class: t for t in await ledger.list_tariffs(s)}
     assert by_class["uk_mobile"] == Tariff("uk_mobile", 500, 250)

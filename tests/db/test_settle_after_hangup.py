@@ -10,14 +10,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from callcontrol.adapters.db import ledger
 from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.engine import make_engine, session_factory
 from callcontrol.adapters.db.settlement_store import SqlSettlementStore
 from callcontrol.adapters.db.tables import Reservation
 from callcontrol.domain.call_end import CallEnd, JournalEntry
+from callcontrol.operator_services import session_services
 from callcontrol.services.settle import Settler
+from tests.conftest import TESTER
 from tests.db.test_call_store import NOW, allow
 
 
@@ -31,7 +32,7 @@ async def stores(pg_database: str) -> AsyncIterator[tuple[SqlCallStore, Settler]
         await s.flush()
         s.add(m.Prisoner(prison_number="A1234BC", name="J S", pin_hash="h1$00", cell_id=cell.id))
     async with sessions.begin() as s:
-        await ledger.topup(s, "A1234BC", 500, "ref", "test")
+        await session_services(s).accounts.topup(TESTER, "A1234BC", 500, "ref")
     yield (
         SqlCallStore(sessions),
         Settler(SqlSettlementStore(sessions), free_drop_s=60, clock=lambda: NOW),

@@ -12,6 +12,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from callcontrol_lab.simulator.verdict import ACCEPT_SETTLE_S
 from tests.e2e.browser import (
     Console,
     audit_rows,
@@ -60,8 +61,8 @@ def test_officer_disables_a_cell_and_its_live_call_is_cut(
             time.sleep(0.5)
         assert prisoner in driver.find_element(By.CSS_SELECTOR, answered).text
         # The handset's simulator tells a bridged call from a refused one only when it outlives
-        # the acceptance by a second (simulator/call.py's ACCEPT_SETTLE_S): let it talk first.
-        time.sleep(2.5)
+        # the acceptance by a second (simulator/verdict.py's ACCEPT_SETTLE_S): let it talk first.
+        time.sleep(ACCEPT_SETTLE_S + 1.5)
         assert not driver.find_elements(By.ID, "enable"), "an officer has no enable button"
         screenshot(driver, "console-cell")
         driver.find_element(By.ID, "disable-reason").send_keys("phone misused")

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from callcontrol.adapters.agi.secret import create_secret_file, read_secret_file
-from callcontrol.adapters.db import admin
 from callcontrol.adapters.db.engine import make_engine, session_factory, upgrade
+from callcontrol.operator_services import session_services
+from tests.conftest import TESTER
 
 BIN = Path(sys.executable).parent
 AMI_SECRET = "s3cret"  # ScriptedAmi's
@@ -73,9 +74,10 @@ async def prepare_database(base: Path, cells: dict[str, tuple[str, str]] | None 
     engine = make_engine(url)
     try:
         async with session_factory(engine)() as s:
+            ops = session_services(s, pin_keys=lambda: PIN_SECRET.encode())
             for cell, (number, pin) in (cells or {}).items():
-                await admin.add_cell(s, cell)
-                await admin.add_prisoner(s, number, "Test Prisoner", pin, cell, PIN_SECRET.encode())
+                await ops.cells.add(TESTER, cell)
+                await ops.prisoners.add(TESTER, number, "Test Prisoner", pin, cell)
             await s.commit()
     finally:
         await engine.dispose()

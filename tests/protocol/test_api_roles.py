@@ -223,7 +223,7 @@ def test_an_auditors_token_never_disables_a_cell_from_the_command_line(
     cli_env.setenv("CALLCONTROL_HTTP_TOKEN", TOKENS[AUDITOR])
     assert run(capsys, "cell", "add", "A1-01")[0] == 0
     status, _, err = run(capsys, "cell", "disable", "A1-01", "--reason", "r")
-    assert status == 2 and "an auditor may not disable cell:A1-01" in err
+    assert status == 2 and "auditor Audrey may not disable cell A1-01" in err
     assert run(capsys, "cell", "list", "--json")[1].count('"enabled": true') == 1
 
 

@@ -103,8 +103,8 @@ def public_origin() -> str:
 
 
 @pytest.fixture
-async def browser(staff: Path, audit: Audit, public_origin: str) -> AsyncIterator[Browser]:
-    deps = ConsoleDeps(
+def deps(staff: Path, audit: Audit, public_origin: str) -> ConsoleDeps:
+    return ConsoleDeps(
         staff=StaffFile(staff),
         audit=audit,
         sessions=SessionStore(1800, 43200),
@@ -112,6 +112,10 @@ async def browser(staff: Path, audit: Audit, public_origin: str) -> AsyncIterato
         login_csrf=LoginCsrf(),
         public_origin=public_origin,
     )
+
+
+@pytest.fixture
+async def browser(deps: ConsoleDeps) -> AsyncIterator[Browser]:
     app = web.Application()
     mount(app, deps)
     async with TestClient(TestServer(app)) as client:
@@ -268,3 +272,41 @@ async def test_the_per_address_limit_covers_every_username(browser: Browser) -> 
     for i in range(10):  # per_address in the fixture
         assert (await browser.login(f"guess{i}", "wrong password!"))[0] == 401
     assert (await browser.login("adam"))[0] == 429
+
+
+class Recordings:
+    """pages/alerts.py's RecordingAlerts port with one missing recording and one failure (the
+    SQL one reads services/recordings.py's missing(), tested in tests/db)."""
+
+    async def missing(self) -> list[Any]:
+        from datetime import UTC, datetime
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(call_id=41, detected_at=datetime.now(UTC), why="empty file")]
+
+    def failures_since_start(self) -> int:
+        return 2
+
+    def stuck_spool_files(self) -> list[Any]:
+        return []
+
+
+async def test_alerts_show_missing_recordings_and_failed_ingests(
+    browser: Browser, deps: ConsoleDeps
+) -> None:
+    deps.recording_alerts = Recordings()
+    await browser.login("olive")
+    status, html, _ = await browser.get("/console/alerts")
+    assert status == 200, html
+    assert 'data-call="41"' in html and "empty file" in html
+    assert "2 ingest(s) failed" in html
+    assert "No PIN lockout" in html
+
+
+async def test_a_login_form_posted_while_logged_in_keeps_the_session(browser: Browser) -> None:
+    await browser.login("olive")
+    data = {"csrf_token": "stale", "username": "adam", "password": PASSWORD}
+    status, html, _ = await browser.post("/console/login", data)  # an old tab's form
+    assert status == 400 and "Your browser did not keep" in html
+    status, html, _ = await browser.get("/console/")
+    assert status == 200 and "Olive Officer" in html

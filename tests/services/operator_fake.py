@@ -77,6 +77,9 @@ class FakeTx:
     async def set_cell_credential(self, name: str, sip_realm: str, sip_md5_cred: str) -> None:
         self.s.creds[name] = (sip_realm, sip_md5_cred)
 
+    async def cell_credential(self, name: str) -> tuple[str, str] | None:
+        return self.s.creds.get(name)
+
     async def set_cell_enabled(self, name: str, enabled: bool, reason: str) -> None:
         self.s.cells[name] = replace(self.s.cells[name], enabled=enabled, disabled_reason=reason)
 

@@ -99,6 +99,10 @@ async def test_a_prisoners_request_meets_the_same_limits(store: FakeOperatorStor
         await service.approve(OFFICER, "P1", LEEDS, "appeal")
     statuses = {c.number: c.status for c in await service.of("P1")}
     assert statuses[LEEDS] == "blocked"
+    # Asking again for a blocked number never unblocks it, nor queues it again.
+    with pytest.raises(Conflict, match="already listed for P1 \\(blocked\\)"):
+        await service.request("P1", "0113 496 0000", "legal", "my lawyer", "kiosk")
+    assert {c.number: c.status for c in await service.of("P1")}[LEEDS] == "blocked"
 
 
 @pytest.mark.parametrize(

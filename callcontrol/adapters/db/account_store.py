@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from callcontrol.adapters.db import ledger
-from callcontrol.adapters.db.operator_rows import Rows
+from callcontrol.adapters.db.admin import Rows
 from callcontrol.adapters.db.tables import Call, LedgerEntry, Prisoner, TariffRow, utcnow
 from callcontrol.domain.tariffs import Tariff
 from callcontrol.services.errors import Conflict

@@ -1,4 +1,7 @@
-"""Prisoners' money: top-ups, adjustments, reservations for calls and their settlement.
+"""Prisoners' money on the call path: reservations for calls and their settlement, and the
+ledger's primitives (lock an account, post an entry) that the operator's acts share through
+account_store.py. The rules of those acts (top-up, adjustment, the balance cap, tariffs) are
+in services/accounts.py; what an entry may do to an account is domain/money.posting_problem.
 
 Money is whole pence (``int``), never a float. Every movement is a row appended to
 ``ledger_entries`` (the database refuses to change or remove one), and the account's
@@ -25,8 +28,7 @@ it must do after a LedgerError). Concurrency, on both backends, without a lost u
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import Row, func, select, update
@@ -43,9 +45,11 @@ from callcontrol.adapters.db.tables import (
     TariffRow,
     utcnow,
 )
+from callcontrol.domain.money import posting_problem, pounds
 from callcontrol.domain.tariffs import Rounding, Tariff
 
-MAX_REFERENCE = 190
+__all__ = ["pounds"]  # re-exported: pence for people
+
 SYSTEM = "system"
 _NO_SYNC = {"synchronize_session": False}
 
@@ -65,28 +69,6 @@ class Balance(NamedTuple):
     available: int  # pence that can be spent: balance - reserved
 
 
-@dataclass(frozen=True)
-class StatementLine:
-    """A ledger entry, with its call (number, start, talk time, charge) for call charges; or a
-    connected call that cost nothing (free, or rounded to 0p), which moved no money and so has
-    no entry (``entry`` None): it is listed all the same, with its talk time."""
-
-    entry: LedgerEntry | None
-    number: str | None
-    started_at: datetime | None
-    talk_seconds: int | None
-    charge_pence: int | None
-    call_id: int | None = None
-    at: datetime | None = None  # the entry's time, or when the free call was settled
-    balance_after: int = 0  # the balance after this line (unchanged by a free call)
-
-
-def pounds(pence: int) -> str:
-    """Pence as pounds for people: 1234 -> "£12.34", -5 -> "-£0.05"."""
-    sign = "-" if pence < 0 else ""
-    return f"{sign}£{abs(pence) // 100}.{abs(pence) % 100:02d}"
-
-
 # --- checks ------------------------------------------------------------------------------------
 
 
@@ -103,17 +85,6 @@ def _whole(value: object, what: str, positive: bool = False, nonzero: bool = Fal
     return value
 
 
-def _text(value: str, what: str, max_len: int) -> str:
-    value = value.strip()
-    if not value:
-        raise LedgerError(f"{what} must not be empty")
-    if len(value) > max_len:
-        raise LedgerError(f"{what} is too long (at most {max_len} characters)")
-    if not value.isprintable():
-        raise LedgerError(f"{what} contains control characters")
-    return value
-
-
 async def find_prisoner(session: AsyncSession, prisoner_number: str) -> int:
     """The id of the prisoner with this prison number, else LedgerError."""
     pid = await session.scalar(select(Prisoner.id).where(Prisoner.prison_number == prisoner_number))
@@ -125,7 +96,7 @@ async def find_prisoner(session: AsyncSession, prisoner_number: str) -> int:
 # --- accounts and entries ----------------------------------------------------------------------
 
 
-async def _lock_account(session: AsyncSession, prisoner_id: int) -> tuple[int, int]:
+async def lock_account(session: AsyncSession, prisoner_id: int) -> tuple[int, int]:
     """Make sure the account exists and lock it until the end of the transaction.
 
     Returns (balance, reserved), read after the lock."""
@@ -149,7 +120,7 @@ async def _update(session: AsyncSession, model: Any, where: Any, **values: Any) 
     await session.execute(update(model).where(where).values(**values).execution_options(**_NO_SYNC))
 
 
-async def _set_account(session: AsyncSession, prisoner_id: int, **values: Any) -> None:
+async def set_account(session: AsyncSession, prisoner_id: int, **values: Any) -> None:
     await _update(
         session, Account, Account.prisoner_id == prisoner_id, updated_at=utcnow(), **values
     )
@@ -178,7 +149,7 @@ async def _post(
 
     Refused: the same key with anything else different; a balance that would fall below what
     is reserved (so below zero); a credit taking the balance over ``max_balance``."""
-    balance, reserved = await _lock_account(session, prisoner_id)
+    balance, reserved = await lock_account(session, prisoner_id)
     existing = await find_entry(session, key)
     if existing is not None:
         same = (existing.prisoner_id, existing.kind, existing.amount_pence, existing.call_id)
@@ -190,20 +161,9 @@ async def _post(
             f"a {existing.kind} of {existing.amount_pence}p for {whose} prisoner"
         )
     new = balance + amount
-    if new < 0:
-        raise LedgerError(
-            f"refused: {amount}p would take the balance of {pounds(balance)} below zero"
-        )
-    if new < reserved:
-        raise LedgerError(
-            f"refused: {amount}p would take the balance of {pounds(balance)} below the "
-            f"{pounds(reserved)} held for a call in progress"
-        )
-    if max_balance is not None and amount > 0 and new > max_balance:
-        raise LedgerError(
-            f"refused: {amount}p would take the balance of {pounds(balance)} to {pounds(new)}, "
-            f"over the limit of {pounds(max_balance)}"
-        )
+    problem = posting_problem(balance, reserved, amount, max_balance)
+    if problem is not None:
+        raise LedgerError(problem)
     entry = LedgerEntry(
         prisoner_id=prisoner_id, kind=kind, amount_pence=amount, balance_after=new,
         idempotency_key=key, reference=reference, call_id=call_id, created_at=utcnow(),
@@ -214,55 +174,8 @@ async def _post(
         await session.flush()
     except IntegrityError:  # the same key written meanwhile, for another account
         raise LedgerError(f"{what or repr(key)} was already used") from None
-    await _set_account(session, prisoner_id, balance_pence=new)
+    await set_account(session, prisoner_id, balance_pence=new)
     return entry
-
-
-def topup_key(reference: str) -> str:
-    """The idempotency key of a top-up with this reference (the default)."""
-    return f"topup:{reference.strip()}"
-
-
-async def topup(
-    session: AsyncSession,
-    prisoner_number: str,
-    amount_pence: int,
-    reference: str,
-    by: str,
-    idempotency_key: str | None = None,
-    max_balance: int = 5000,
-) -> LedgerEntry:
-    """Credit ``amount_pence`` (> 0) to a prisoner's account; returns the entry.
-
-    The key defaults to ``topup:REFERENCE``. A retry (same key, prisoner and amount) returns
-    the first entry and changes nothing; the same key with different data is refused. Refused
-    too: a balance over ``max_balance`` afterwards (nothing is credited then)."""
-    amount = _whole(amount_pence, "a top-up", positive=True)
-    reference = _text(reference, "the reference", MAX_REFERENCE)
-    key = idempotency_key or topup_key(reference)
-    pid = await find_prisoner(session, prisoner_number)
-    by = _text(by, "who", 100)
-    what = f"top-up reference {reference!r}"
-    return await _post(session, pid, "topup", amount, key, reference, by, None, max_balance, what)
-
-
-async def adjust(
-    session: AsyncSession,
-    prisoner_number: str,
-    amount_pence: int,
-    reference: str,
-    by: str,
-    idempotency_key: str,
-    max_balance: int | None = None,
-) -> LedgerEntry:
-    """A correction, signed (never 0), idempotent like ``topup``. Refused when it would take
-    the balance below zero or below what calls in progress hold (or over ``max_balance``)."""
-    amount = _whole(amount_pence, "an adjustment", nonzero=True)
-    reference = _text(reference, "the reference", MAX_REFERENCE)
-    key = _text(idempotency_key, "the idempotency key", 200)
-    pid = await find_prisoner(session, prisoner_number)
-    by = _text(by, "who", 100)
-    return await _post(session, pid, "adjustment", amount, key, reference, by, None, max_balance)
 
 
 async def balance(session: AsyncSession, prisoner_id: int) -> Balance:
@@ -343,14 +256,14 @@ async def _open_reservation(session: AsyncSession, call_id: int) -> Row[Any] | N
     first = (await session.execute(query.with_for_update())).one_or_none()
     if first is None:
         return None
-    await _lock_account(session, first.prisoner_id)
+    await lock_account(session, first.prisoner_id)
     return (await session.execute(query)).one()
 
 
 async def _close(
     session: AsyncSession, call_id: int, prisoner_id: int, held: int, status: str
 ) -> None:
-    await _set_account(session, prisoner_id, reserved_pence=Account.reserved_pence - held)
+    await set_account(session, prisoner_id, reserved_pence=Account.reserved_pence - held)
     where = Reservation.call_id == call_id
     await _update(session, Reservation, where, status=status, closed_at=utcnow())
 
@@ -420,60 +333,6 @@ async def release(session: AsyncSession, call_id: int) -> None:
 # --- reading and checking ----------------------------------------------------------------------
 
 
-async def statement(session: AsyncSession, prisoner_number: str) -> list[StatementLine]:
-    """The prisoner's ledger, oldest first, with each charged call's details, and every
-    connected call that was charged nothing (settled with its talk time, no charge entry) in
-    its place by the time it was settled."""
-    pid = await find_prisoner(session, prisoner_number)
-    rows = await session.execute(
-        select(LedgerEntry, Call.number, Call.started_at, Call.talk_seconds, Call.charge_pence)
-        .outerjoin(Call, LedgerEntry.call_id == Call.id)
-        .where(LedgerEntry.prisoner_id == pid)
-        .order_by(LedgerEntry.id)
-    )
-    entries = [
-        StatementLine(e, number, started, talk, charge, e.call_id, e.created_at, e.balance_after)
-        for e, number, started, talk, charge in rows
-    ]
-    free = await session.execute(
-        select(Call.id, Call.number, Call.started_at, Call.talk_seconds, Call.settled_at)
-        .where(
-            Call.prisoner_id == pid,
-            Call.talk_seconds.is_not(None),
-            Call.charge_pence == 0,
-            Call.settled_at.is_not(None),
-        )
-        .order_by(Call.settled_at, Call.id)
-    )
-    calls = [
-        StatementLine(None, number, started, talk, 0, call_id, settled)
-        for call_id, number, started, talk, settled in free
-    ]
-    # Merged by time (an entry before a free call settled at the same instant); a free call
-    # leaves the balance as the line before it left it.
-    lines: list[StatementLine] = []
-    balance_now = 0
-    i = j = 0
-    while i < len(entries) or j < len(calls):
-        take_entry = j >= len(calls) or (
-            i < len(entries) and _utc(entries[i].at) <= _utc(calls[j].at)
-        )
-        if take_entry:
-            line = entries[i]
-            balance_now = line.balance_after
-            i += 1
-        else:
-            line = replace(calls[j], balance_after=balance_now)
-            j += 1
-        lines.append(line)
-    return lines
-
-
-def _utc(at: datetime | None) -> datetime:
-    assert at is not None
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
 async def verify_account(session: AsyncSession, prisoner_id: int) -> None:
     """Raise AccountMismatch unless the balance is the sum of the ledger, each entry's
     ``balance_after`` is the running sum, and the reserved money is the sum of the open
@@ -514,33 +373,3 @@ async def verify_account(session: AsyncSession, prisoner_id: int) -> None:
 async def list_tariffs(session: AsyncSession) -> list[Tariff]:
     rows = await session.scalars(select(TariffRow).order_by(TariffRow.destination_class))
     return [Tariff(r.destination_class, r.rate, r.weekend_rate) for r in rows]
-
-
-async def set_tariff(
-    session: AsyncSession,
-    destination_class: str,
-    rate: int,
-    weekend_rate: int | None,
-    by: str,
-) -> Tariff:
-    """Change the rates (hundredths of a penny per minute) of an existing destination class;
-    ``weekend_rate`` None: the weekday rate at weekends too."""
-    _whole(rate, "the rate")
-    if weekend_rate is not None:
-        _whole(weekend_rate, "the weekend rate")
-    try:
-        tariff = Tariff(destination_class, rate, weekend_rate)
-    except ValueError as e:
-        raise LedgerError(str(e)) from None
-    row = await session.get(TariffRow, destination_class, with_for_update=True)
-    if row is None:
-        known = ", ".join(t.destination_class for t in await list_tariffs(session))
-        raise LedgerError(f"no destination class {destination_class!r} (known: {known})")
-    row.rate, row.weekend_rate = tariff.rate, tariff.weekend_rate
-    row.updated_at, row.updated_by = utcnow(), _text(by, "who", 100)
-    await session.flush()
-    return tariff
-
-
-lock_account = _lock_account  # for account_store.py: the same lock as the call path's
-set_account = _set_account

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcontrol.adapters.db import audit
 from callcontrol.adapters.db.account_store import AccountRows
-from callcontrol.adapters.db.operator_rows import CellRows, ContactRows, NumberRows, PrisonerRows
+from callcontrol.adapters.db.admin import CellRows, ContactRows, NumberRows, PrisonerRows
 from callcontrol.services.actors import AuditNote
 from callcontrol.services.errors import Invalid
 

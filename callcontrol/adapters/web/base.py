@@ -218,7 +218,10 @@ def render(
         staff=staff,
         staff_name=session.name if session else "",
         nav=_nav(request, staff.role) if staff else [],
-        csrf=session.csrf if session else context.pop("csrf", ""),
+        # The login form brings its own token (there may be no session yet); the logout
+        # form of the layout always has the session's.
+        csrf=context.pop("csrf", None) or (session.csrf if session else ""),
+        session_csrf=session.csrf if session else "",
         notices=notices,
         may=lambda right: staff is not None and may(staff.role, Right(right)),
         **context,

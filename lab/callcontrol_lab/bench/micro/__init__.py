@@ -3,7 +3,7 @@
 Our side is the daemon's FastAGI server with its two routes wired as ``callcontrol.app`` wires
 them (``build_authoriser``, ``SqlCallStore``, ``CellCallHandler``, ``Settler`` on
 ``SqlSettlementStore``, ``CallEndHandler``), on a real database that the benchmark migrates and
-fills itself through the operator's own code (``adapters/db/admin.py``, ``ledger.topup``):
+fills itself through the operator's own services (``callcontrol/services``):
 cells, one prisoner each with a PIN, an approved social contact and credit. Left out, because
 they are not on the path of a FastAGI request: the AMI session, the supervision API and the
 recording jobs run after a settlement (which would look for audio that no call made).

@@ -12,10 +12,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from callcontrol.adapters.db import admin, ledger
 from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.engine import normalise_url
 from callcontrol.config import Settings
+from callcontrol.operator_services import session_services
+from callcontrol.services.actors import OPERATOR, Actor
 from callcontrol_lab.bench.micro.errors import BenchmarkError
 
 CELL_PREFIX = "bench-"
@@ -49,28 +50,22 @@ async def provision(
     credit_pence: int = CREDIT_PENCE,
 ) -> list[Inmate]:
     """Add ``cells`` cells (wing B), each with one prisoner (a PIN), an approved social contact
-    (CONTACT_DIALLED) and ``credit_pence`` of credit, with the operator's own functions."""
+    (CONTACT_DIALLED) and ``credit_pence`` of credit, with the operator's own services."""
     secret = settings.pin_secret()
-    site = settings.site
+    by = Actor(CHANGED_BY, OPERATOR)
     inmates: list[Inmate] = []
     for start in range(0, cells, PROVISION_BATCH):
         async with sessions.begin() as s:
+            ops = session_services(s, settings, pin_keys=lambda: secret)
             for i in range(start, min(cells, start + PROVISION_BATCH)):
                 cell, number, pin = f"{CELL_PREFIX}{tag}-{i:05d}", f"B{tag}{i:05d}", _pin(i)
-                await admin.add_cell(s, cell, wing="B")
-                prisoner = await admin.add_prisoner(
-                    s, number, f"Bench Prisoner {i}", pin, cell, secret, site.pin_digits
-                )
-                await admin.add_contact(
-                    s, number, CONTACT_DIALLED, "social", CONTACT_LABEL, CHANGED_BY,
-                    site.region, site.max_social_contacts, site.max_legal_contacts,
-                )  # fmt: skip
-                await admin.approve_contact(s, number, CONTACT_DIALLED, CHANGED_BY, site.region)
-                await ledger.topup(
-                    s, number, credit_pence, f"bench-{tag}-{i}", CHANGED_BY,
-                    max_balance=settings.billing.max_balance_pence,
-                )  # fmt: skip
-                inmates.append(Inmate(cell, number, pin, prisoner.id))
+                await ops.cells.add(by, cell, wing="B")
+                await ops.prisoners.add(by, number, f"Bench Prisoner {i}", pin, cell)
+                await ops.contacts.add(by, number, CONTACT_DIALLED, "social", CONTACT_LABEL)
+                await ops.contacts.approve(by, number, CONTACT_DIALLED)
+                await ops.accounts.topup(by, number, credit_pence, f"bench-{tag}-{i}")
+                query = select(m.Prisoner.id).where(m.Prisoner.prison_number == number)
+                inmates.append(Inmate(cell, number, pin, await s.scalar(query)))
     return inmates
 
 

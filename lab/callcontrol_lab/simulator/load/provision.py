@@ -2,7 +2,7 @@
 
 Idempotent: a cell, prisoner or contact that is there already is reused (its PIN set again to
 the plan's), so a second run on the same database adds nothing it does not need. Every change
-goes through the same admin and ledger code as the ``callcontrol`` commands.
+goes through the same services as the ``callcontrol`` commands (callcontrol/services).
 
 The database keeps only each handset's digest hash, so the SIP passwords this provisioning makes
 are kept in the lab's handsets file ([lab] handsets_file, mode 0600; see handsets.py), where
@@ -20,17 +20,22 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callcontrol.adapters.db import admin, ledger, pin_store
+from callcontrol.adapters.db import pin_store
 from callcontrol.adapters.db.engine import database_url, make_engine, session_factory
-from callcontrol.adapters.db.tables import Cell, Contact, Prisoner, utcnow
+from callcontrol.adapters.db.tables import Cell, utcnow
 from callcontrol.config import Settings
 from callcontrol.domain import sip_digest
+from callcontrol.domain.numbers import normalise_for_list
+from callcontrol.operator_services import OperatorServices, session_services
+from callcontrol.services.actors import OPERATOR, Actor
+from callcontrol.services.errors import NotFound, ServiceError
 from callcontrol_lab import handsets
 from callcontrol_lab.simulator.load.plan import MAIN, NUMBERS, SHORT, WRONG, LoadCell, LoadPlan
 
 log = logging.getLogger("callcontrol.sim.load")
 
 BY = "callcontrol-sim load"
+LAB = Actor(BY, OPERATOR)
 UNLOCK_REASON = "load run: the wrong-PIN cells start without the wrong PINs of earlier runs"
 SHORT_CREDIT_PENCE = 2  # buys 17 s of a mobile at 6.88p/min: less than a minute, refused
 # The contacts of every load prisoner: (number, kind).
@@ -58,7 +63,6 @@ class Provisioned:
 
 async def provision(settings: Settings, plan: LoadPlan) -> Provisioned:
     """Make every cell of the plan exist with its prisoner, PIN, contacts and credit."""
-    secret = settings.pin_secret(create=True)
     engine = make_engine(database_url(settings))
     sessions = session_factory(engine)
     region = settings.site.region
@@ -69,27 +73,21 @@ async def provision(settings: Settings, plan: LoadPlan) -> Provisioned:
     try:
         for cell in plan.cells:
             async with sessions() as s, s.begin():
-                passwords[cell.name] = await _cell(s, cell, counts, known.get(cell.name))
-                await _prisoner(s, cell, secret, settings.site.pin_digits, counts)
-                await _contacts(s, cell, region, settings, counts)
+                ops = session_services(s, settings)
+                passwords[cell.name] = await _cell(s, ops, cell, counts, known.get(cell.name))
+                await _prisoner(s, ops, cell, counts)
+                await _contacts(s, ops, cell, region, counts)
                 if cell.pool == WRONG:  # last run's wrong PINs would lock its handset
                     await pin_store.unlock_handset(
                         s, cell.name, actor=BY, role="system", reason=UNLOCK_REASON, now=utcnow()
                     )
-                pid = await ledger.find_prisoner(s, cell.prison_number)
-                bal = await ledger.balance(s, pid)
+                bal = await ops.accounts.balance(cell.prison_number)
                 amount = _topup_amount(cell, bal.balance, bal.available, settings)
                 if amount > 0:
-                    await ledger.topup(
-                        s,
-                        cell.prison_number,
-                        amount,
-                        reference=f"load-{run}-{cell.prison_number}",
-                        by=BY,
-                        max_balance=settings.billing.max_balance_pence,
-                    )
+                    reference = f"load-{run}-{cell.prison_number}"
+                    await ops.accounts.topup(LAB, cell.prison_number, amount, reference)
                     counts["topup"] += amount
-    except (admin.AdminError, ledger.LedgerError) as e:
+    except ServiceError as e:
         raise ProvisionError(f"cannot provision the load prison: {e}") from None
     finally:
         await engine.dispose()
@@ -110,68 +108,55 @@ def _topup_amount(cell: LoadCell, balance: int, available: int, settings: Settin
     return 0
 
 
-async def _cell(s: AsyncSession, cell: LoadCell, counts: dict[str, int], known: str | None) -> str:
+async def _cell(
+    s: AsyncSession, ops: OperatorServices, cell: LoadCell, counts: dict[str, int],
+    known: str | None,
+) -> str:  # fmt: skip
     """The cell's SIP password: a new cell's, the lab's known one, or a new one."""
     row = await s.scalar(select(Cell).where(Cell.name == cell.name))
     if row is None:
-        row, password = await admin.add_cell(s, cell.name, wing="LOAD")
+        _, password = await ops.cells.add(LAB, cell.name, wing="LOAD")
         counts["cells"] += 1
         return password
     if not row.enabled:
-        await admin.enable_cell(s, cell.name)
+        await ops.cells.enable(LAB, cell.name)
     if known is not None and row.sip_md5_cred == sip_digest.md5_cred(
         row.sip_username, row.sip_realm, known
     ):
         return known
-    _, password = await admin.set_sip_password(s, cell.name)
+    _, password = await ops.cells.set_sip_password(LAB, cell.name)
     return password
 
 
 async def _prisoner(
-    s: AsyncSession, cell: LoadCell, secret: bytes, digits: int, counts: dict[str, int]
+    s: AsyncSession, ops: OperatorServices, cell: LoadCell, counts: dict[str, int]
 ) -> None:
-    row = await s.scalar(select(Prisoner).where(Prisoner.prison_number == cell.prison_number))
-    if row is None:
-        await admin.add_prisoner(
-            s, cell.prison_number, f"Load {cell.name}", cell.pin, cell.name, secret, digits
-        )
+    prisoners = ops.prisoners
+    try:
+        found = await prisoners.view(cell.prison_number)
+    except NotFound:
+        await prisoners.add(LAB, cell.prison_number, f"Load {cell.name}", cell.pin, cell.name)
         counts["prisoners"] += 1
         return
-    cell_row = await s.scalar(select(Cell).where(Cell.name == cell.name))
-    if row.cell_id != cell_row.id:
-        await admin.move_prisoner(s, cell.prison_number, cell.name)
-    if not row.active:
-        await admin.reinstate_prisoner(s, cell.prison_number)
-    await admin.set_pin(s, cell.prison_number, cell.pin, secret, digits)
+    if found.cell != cell.name:
+        await prisoners.move(LAB, cell.prison_number, cell.name)
+    if not found.active:
+        await prisoners.reinstate(LAB, cell.prison_number)
+    await prisoners.set_pin(LAB, cell.prison_number, cell.pin)
 
 
 async def _contacts(
-    s, cell: LoadCell, region: str, settings: Settings, counts: dict[str, int]
+    s: AsyncSession, ops: OperatorServices, cell: LoadCell, region: str, counts: dict[str, int]
 ) -> None:
-    pid = await ledger.find_prisoner(s, cell.prison_number)
-    have = {
-        c.number: c.status
-        for c in (await s.scalars(select(Contact).where(Contact.prisoner_id == pid))).all()
-    }
-    site = settings.site
+    have = {c.number: c.status for c in await ops.contacts.of(cell.prison_number)}
     for number, kind in CONTACTS:
-        listed = admin._list_number(number, region)
-        status = have.get(listed)
+        listed = normalise_for_list(number, region).number
+        status = have.get(listed or number)
         if status is None:
-            await admin.add_contact(
-                s,
-                cell.prison_number,
-                number,
-                kind,
-                "load test",
-                BY,
-                region,
-                site.max_social_contacts,
-                site.max_legal_contacts,
-            )
+            await ops.contacts.add(LAB, cell.prison_number, number, kind, "load test")
             counts["contacts"] += 1
         if status != "approved":
-            await admin.approve_contact(s, cell.prison_number, number, BY, region)
+            await ops.contacts.approve(LAB, cell.prison_number, number)
 
 
 async def sync_asterisk(config: str | None) -> None:
