@@ -26,6 +26,7 @@ from callcontrol.adapters.db.engine import (
 )
 from callcontrol.adapters.db.history_store import SqlHistoryReader
 from callcontrol.adapters.db.journal_store import SqlJournalStore
+from callcontrol.adapters.db.kiosk_store import SqlKioskStore
 from callcontrol.adapters.db.pin_store import SqlPinAlerts
 from callcontrol.adapters.db.recording_store import SqlRecordingStore
 from callcontrol.adapters.db.settlement_store import SqlSettlementStore
@@ -36,6 +37,8 @@ from callcontrol.adapters.http.auth import TokenFile
 from callcontrol.adapters.http.history import HistoryApi
 from callcontrol.adapters.http.recordings import RecordingsApi
 from callcontrol.adapters.journal_file import JournalFile
+from callcontrol.adapters.kiosk.app import make_kiosk_app
+from callcontrol.adapters.kiosk.sessions import KioskSessions, KioskThrottle
 from callcontrol.adapters.storage import StoreFiles
 from callcontrol.config import ConfigError, Settings, journal_path, recordings_spool
 from callcontrol.daemon_ops import start_operations
@@ -47,14 +50,16 @@ from callcontrol.services.authorise import CallAttempt
 from callcontrol.services.cells_sync import CellsSync, keep_syncing
 from callcontrol.services.chain_checkpoints import Checkpointer
 from callcontrol.services.journal import JournalFollower
+from callcontrol.services.kiosk import KioskService
 from callcontrol.services.listen import ListenAuthoriser
 from callcontrol.services.listen_grants import ListenGrants
+from callcontrol.services.pin_guard import PinLockStore
 from callcontrol.services.recording_access import RecordingService
 from callcontrol.services.recording_jobs import RecordingJobs
 from callcontrol.services.settle import Settler
 from callcontrol.services.supervise import CallControlGuard, Supervisor
 from callcontrol.startup_checks import check_paths, check_schema
-from callcontrol.wiring import billing_policy, build_authoriser, utcnow  # noqa: F401
+from callcontrol.wiring import billing_policy, build_authoriser, lockout_policy, utcnow  # noqa: F401
 
 log = logging.getLogger("callcontrol.daemon")
 
@@ -178,6 +183,35 @@ def build_http_server(
     return HttpServer(app, settings.http.host, settings.http.port)
 
 
+def build_kiosk(settings: Settings, pins: PinLockStore, sessions: Any) -> HttpServer:
+    """The prisoners' kiosk ([kiosk]): its own application on its own listener."""
+    from callcontrol.operator_services import operator_services
+
+    site, k = settings.site, settings.kiosk
+    operator = operator_services(settings, sessions)
+    service = KioskService(
+        SqlKioskStore(sessions),
+        pins,
+        accounts=operator.accounts,
+        contacts=operator.contacts,
+        prisoners=operator.prisoners,
+        history=SqlHistoryReader(sessions),
+        lockout=lockout_policy(settings),
+        pin_secret=settings.pin_keys,
+        clock=utcnow,
+        pin_digits=site.pin_digits,
+    )
+    try:
+        kiosk_sessions = KioskSessions(
+            k.idle_timeout_s, k.session_max_s, secure_cookies=k.secure_cookies
+        )
+        throttle = KioskThrottle(k.failures_per_window, k.failures_window_s, k.failures_per_day)
+    except ValueError as e:
+        raise ConfigError(f"[kiosk] {e}") from None
+    app = make_kiosk_app(service, kiosk_sessions, throttle, ZoneInfo(site.timezone))
+    return HttpServer(app, k.host, k.port, what="kiosk")
+
+
 # How often the daemon looks at the recording chain's head (one row read) to sign a checkpoint
 # when it moved; it signs one at least every [recording] checkpoint_interval_s anyway.
 CHECKPOINT_POLL_S = 60.0
@@ -202,6 +236,7 @@ class Daemon:
         self.agi: FastAgiServer | None = None
         self.ami: AmiSession | None = None
         self.http: HttpServer | None = None
+        self.kiosk: HttpServer | None = None
         self.started = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -266,6 +301,7 @@ class Daemon:
                     digits=s.site.pin_digits,
                     two_stage_number=s.site.two_stage_number,
                     number_timeout_ms=s.site.two_stage_timeout_s * 1000,
+                    balance_code=s.site.balance_code,
                 ),
                 on_late_allow=late_allow,
             )
@@ -352,6 +388,9 @@ class Daemon:
             tasks.extend(ops.tasks)
             # --- end of operations ---
             await self.http.start()
+            if s.kiosk.enabled:
+                self.kiosk = build_kiosk(s, store, sessions)
+                await self.kiosk.start()
             self.started.set()
             await stop.wait()
             log.info("stopping")
@@ -360,6 +399,8 @@ class Daemon:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self.kiosk is not None:
+                await self.kiosk.stop()
             if self.http is not None:
                 await self.http.stop()
             if self.agi is not None:

@@ -23,6 +23,16 @@ LIMIT_MS = "CC_LIMIT_MS"
 RECORD = "CC_RECORD"
 # Why: the Reason value, for the dialplan's log line.
 REASON = "CC_REASON"
+# A balance enquiry ([site] balance_code keyed after the PIN instead of a number): DECISION is
+# BALANCE, set last, after the figures, each a whole number (the dialplan checks them all and
+# refuses anything else): BALANCE_NEGATIVE 1 when the available credit is below zero, else 0;
+# BALANCE_POUNDS and BALANCE_PENCE (0-99) its size; MINUTES_LEFT the whole minutes left today.
+# [cc-balance] in dialplan/cells.conf says them; nothing is dialled.
+BALANCE = "balance"
+BALANCE_NEGATIVE = "CC_BALANCE_NEGATIVE"
+BALANCE_POUNDS = "CC_BALANCE_POUNDS"
+BALANCE_PENCE = "CC_BALANCE_PENCE"
+MINUTES_LEFT = "CC_MINUTES_LEFT"
 # The caller's hangup handler reports the call's end here:
 # AGI(${CC_AGI_URL}/call-end,UNIQUEID,ACCEPTED_AT,ENDED_AT,DIALSTATUS,HANGUPCAUSE,HANGUPSOURCE)
 CALL_END_SCRIPT = "call-end"

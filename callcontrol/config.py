@@ -69,6 +69,10 @@ class SiteSettings:
     # two_stage_timeout_s without a key. "" turns it off (only en-bloc numbers then).
     two_stage_number: str = "0"
     two_stage_timeout_s: int = 5
+    # The balance enquiry: dialled (en bloc, or keyed after two_stage_number) with the PIN, it
+    # says the available credit and the minutes left today instead of placing a call. "*" and
+    # up to 7 of 0-9 and * (no number starts with "*", so it hides none); "" turns it off.
+    balance_code: str = "*100"
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,26 @@ class ConsoleSettings:
     # that serves the console over https, e.g. "https://console.prison.example". A form is
     # accepted only from this origin then (else from the daemon's own address).
     public_origin: str = ""
+
+
+@dataclass(frozen=True)
+class KioskSettings:
+    # The prisoners' self-service kiosk (docs/kiosk.md): an application of its own on its own
+    # listener, where no console or API route exists. Off unless enabled.
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8090
+    # A session ends after idle_timeout_s without a touch, and after session_max_s in all.
+    idle_timeout_s: int = 120
+    session_max_s: int = 900
+    # Set when the kiosk is served over HTTPS (a TLS proxy in front): cookies marked Secure.
+    secure_cookies: bool = False
+    # Each kiosk (client address) gets at most failures_per_window refused sign-ins within
+    # failures_window_s and failures_per_day in a day, then none until the oldest leaves: a
+    # guesser cannot sweep every cell's lockout budget from one kiosk (docs/kiosk.md).
+    failures_per_window: int = 10
+    failures_window_s: int = 900
+    failures_per_day: int = 30
 
 
 @dataclass(frozen=True)
@@ -326,6 +350,7 @@ class Settings:
     recording: RecordingSettings = field(default_factory=RecordingSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    kiosk: KioskSettings = field(default_factory=KioskSettings)
     agi: AgiSettings = field(default_factory=AgiSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
     asterisk: AsteriskSettings = field(default_factory=AsteriskSettings)
@@ -445,6 +470,7 @@ _SECTIONS = (
     "recording",
     "http",
     "console",
+    "kiosk",
     "agi",
     "ami",
     "asterisk",
@@ -573,6 +599,11 @@ def _validate(s: Settings) -> None:
         raise ConfigError("[site] emergency_calls must be 'refuse' or 'allow'")
     if s.site.two_stage_number and not re.fullmatch(r"[0-9*]{1,8}", s.site.two_stage_number):
         raise ConfigError("[site] two_stage_number must be empty or 1 to 8 of 0-9 and *")
+    code = s.site.balance_code
+    if code and not re.fullmatch(r"\*[0-9*]{1,7}", code):
+        raise ConfigError("[site] balance_code must be empty or * and 1 to 7 of 0-9 and *")
+    if code and code == s.site.two_stage_number:
+        raise ConfigError("[site] balance_code cannot be the two_stage_number")
     if not 1 <= s.site.two_stage_timeout_s <= 30:
         raise ConfigError("[site] two_stage_timeout_s must be 1 to 30 seconds")
     if s.lab.use_system_asterisk not in ("auto", "yes", "no"):

@@ -101,9 +101,10 @@ def _create(name: str) -> tuple[Path, TextIO]:
 
 
 DESCRIPTION = """\
-Past calls, allowed and refused, newest first: when, handset, cell, prisoner, what was dialled,
-the decision and its reason, and for an allowed call when it was answered and ended, its talk
-time, charge and recording. Read from the database; the daemon need not run.
+Past calls, allowed and refused, and balance enquiries (decision "service"), newest first:
+when, handset, cell, prisoner, what was dialled, the decision and its reason, and for an
+allowed call when it was answered and ended, its talk time, charge and recording. Read from
+the database; the daemon need not run.
 
 Dates and times are in the site's time zone ([site] timezone) unless they carry an offset:
 --since 2026-12-01 starts at that local midnight, --until 2026-12-01 includes that whole day,
@@ -130,7 +131,8 @@ def register_calls(calls: Any, parents: Parents) -> None:
     add(
         "--outcome",
         choices=call_history.OUTCOMES,  # fmt: skip
-        help="allowed, refused; connected (accepted by the called party), not_connected, live",
+        help="allowed, refused, service (a balance enquiry); connected (accepted by the "
+        "called party), not_connected, live",
     )
     add("--reason", metavar="R", choices=[r.value for r in Reason],
         help="only this reason (wrong_pin, not_approved, approved_contact, ...)")  # fmt: skip

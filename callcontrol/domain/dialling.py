@@ -1,5 +1,7 @@
 """How a handset dials: en bloc (the number in the INVITE) or in two stages (a service number,
-then the PIN, then the number keyed on the keypad). Pure rules; the FastAGI adapter drives them.
+then the PIN, then the number keyed on the keypad). Either way, what is dialled may also be a
+service code answered after the PIN instead of a call (the balance enquiry, [site]
+balance_code). Pure rules; the FastAGI adapter drives them.
 
 What the dialplan accepts (callcontrol/data/dialplan/cells.conf, step 1) is 1 to 32 of
 0-9 + * #; keyed digits are held to the same rule here, since they never pass that check.
@@ -22,9 +24,14 @@ def without_end_key(dialled: str) -> str:
     return dialled[: -len(END_KEY)] if dialled.endswith(END_KEY) else dialled
 
 
+def is_code(dialled: str, code: str) -> bool:
+    """Is ``dialled`` (en bloc, or keyed in two stages) this service code? "" is no code."""
+    return bool(code) and without_end_key(dialled) == code
+
+
 def is_two_stage(dialled: str, two_stage_number: str) -> bool:
     """Did the handset dial the service number that asks for the number after the PIN?"""
-    return bool(two_stage_number) and without_end_key(dialled) == two_stage_number
+    return is_code(dialled, two_stage_number)
 
 
 def keyed_number_problem(keyed: str) -> str | None:

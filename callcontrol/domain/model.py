@@ -38,6 +38,8 @@ class GlobalPolicy(StrEnum):
 class Outcome(StrEnum):
     ALLOW = "allow"
     REFUSE = "refuse"
+    # A service code keyed after the PIN (the balance enquiry): answered, no call placed.
+    SERVICE = "service"
 
 
 class Reason(StrEnum):
@@ -65,6 +67,7 @@ class Reason(StrEnum):
     DAILY_CALLS_CAP = "daily_calls_cap"
     DAILY_MINUTES_CAP = "daily_minutes_cap"
     WEEKLY_MINUTES_CAP = "weekly_minutes_cap"
+    BALANCE_ENQUIRY = "balance_enquiry"  # outcome service: the balance and minutes were said
 
 
 @dataclass(frozen=True)
@@ -115,3 +118,8 @@ class Decision:
     @classmethod
     def refuse(cls, reason: Reason, number: str | None = None, detail: str = "") -> Decision:
         return cls(Outcome.REFUSE, reason, number=number, detail=detail)
+
+    @classmethod
+    def service(cls, reason: Reason, detail: str = "") -> Decision:
+        """A service code answered (never allowed: nothing is dialled, nothing reserved)."""
+        return cls(Outcome.SERVICE, reason, detail=detail)

@@ -168,6 +168,30 @@ def seconds_left_in_window(windows: Sequence[Window], now_local: datetime) -> in
     return max(0, (end_utc - now_utc) // _SECOND)
 
 
+def seconds_left_in_windows_today(windows: Sequence[Window], now_local: datetime) -> int | None:
+    """Seconds of calling time left today: what remains of the window ``now_local`` is in and
+    every later window of the same local day, added up (real elapsed time, whole seconds
+    rounded down). None when there are no windows (no restriction); 0 after the day's last
+    window. ``now_local`` must be timezone-aware, in the prison's time zone."""
+    if not windows:
+        return None
+    _require_aware(now_local, "now_local")
+    tz = now_local.tzinfo
+    assert tz is not None  # checked by _require_aware
+    now_utc = now_local.astimezone(UTC)
+    wall = now_local.time().replace(tzinfo=None, fold=0)
+    total = 0
+    for w in windows:  # parse_windows keeps them apart (touching ones add up the same)
+        if w.end <= wall:
+            continue
+        start = now_utc
+        if w.start > wall:
+            start = _first_instant(datetime.combine(now_local.date(), w.start), tz, now_utc)
+        end = _first_instant(datetime.combine(now_local.date(), w.end), tz, now_utc)
+        total += max(0, (end - start) // _SECOND)
+    return total
+
+
 def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
     return _first_instant(datetime.combine(day, time(0)), tz)
 

@@ -1,7 +1,8 @@
 """Authorise a call from a cell handset: the use case, apart from any protocol.
 
 The FastAGI adapter drives the conversation (prompts, digits) and calls these steps; the rules
-themselves live in callcontrol.domain.rules. Every outcome is stored, allowed or refused.
+themselves live in callcontrol.domain.rules. Every outcome is stored, allowed or refused, and
+so is a balance enquiry (the service code keyed instead of a number: outcome service).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from callcontrol.domain.balance import BalanceFigures
 from callcontrol.domain.limits import CallLimit, Caps, Usage, call_limit
 from callcontrol.domain.model import (
     Contact,
@@ -26,9 +28,8 @@ from callcontrol.domain.model import (
     Reason,
 )
 from callcontrol.domain.numbers import destination_class
-from callcontrol.domain.pin_lockout import DAY as PIN_DAY
-from callcontrol.domain.pin_lockout import LockState, after_lockout, lockout_after_failure
-from callcontrol.domain.pins import LockoutPolicy, PinKeys, as_keys, hash_pin, needs_rehash
+from callcontrol.domain.pin_lockout import LockState
+from callcontrol.domain.pins import LockoutPolicy, PinKeys, as_keys
 from callcontrol.domain.rules import (
     SitePolicy,
     check_handset,
@@ -44,6 +45,9 @@ from callcontrol.domain.windows import (
     seconds_left_in_window,
     windows_for_wing,
 )
+from callcontrol.services.balance_enquiry import balance_enquiry
+from callcontrol.services.pin_guard import HandsetLockout as HandsetLockout  # re-exported
+from callcontrol.services.pin_guard import PinGuard, PinLockStore
 
 log = logging.getLogger("callcontrol.decision")
 
@@ -103,36 +107,13 @@ class DecisionRecord:
     plan: CallPlan | None = None
 
 
-class CallStore(Protocol):
-    """The port to the records the decision needs (adapters/db/call_store.py implements it)."""
+class CallStore(PinLockStore, Protocol):
+    """The port to the records the decision needs (adapters/db/call_store.py implements it);
+    the handsets' lockout records are PinLockStore's (services/pin_guard.py)."""
 
     async def handset(self, sip_username: str) -> Handset | None: ...
 
     async def prisoners_in_cell(self, cell: str) -> Sequence[Prisoner]: ...
-
-    async def pin_lock_state(self, cell: str) -> LockState:
-        """The handset's lockout state (a fresh LockState when it has none)."""
-        ...
-
-    async def record_pin_failure(self, cell: str, at: datetime) -> None:
-        """A wrong PIN keyed on this cell's handset (on the handset: not on any prisoner)."""
-        ...
-
-    async def pin_failures_since(self, cell: str, since: datetime) -> Sequence[datetime]: ...
-
-    async def lock_handset(self, lockout: HandsetLockout) -> None:
-        """Store the handset's new state, the lockout (staff's alert) and its audit entry, in
-        one transaction."""
-        ...
-
-    async def reset_pin_escalation(self, cell: str, at: datetime) -> None:
-        """A successful call: the next lockout on this handset is a first one again."""
-        ...
-
-    async def rehash_pin(self, prisoner_id: int, old_hash: str, new_hash: str) -> bool:
-        """Replace the prisoner's PIN hash, only if it is still ``old_hash`` (a PIN set by staff
-        meanwhile wins); True when replaced."""
-        ...
 
     async def contacts(self, prisoner_id: int) -> Sequence[Contact]: ...
 
@@ -159,16 +140,6 @@ class CallStore(Protocol):
 
 
 @dataclass(frozen=True)
-class HandsetLockout:
-    """A lockout that starts now: what the store writes, and staff see as an alert."""
-
-    cell: str
-    at: datetime
-    state: LockState  # the handset's state from now on (its locked_until, its level)
-    failures: int  # wrong PINs counted in the last day
-
-
-@dataclass(frozen=True)
 class PinCheck:
     prisoner: Prisoner | None  # set when the PIN was right and the prisoner may go on
     refusal: Decision | None  # set when the call must end now
@@ -189,6 +160,7 @@ class Authoriser:
         self.store = store
         self.policy = policy
         self.lockout = lockout
+        self.pin_guard = PinGuard(store, lockout)
         self.billing = billing
         self._pin_secret = pin_secret
         self.clock = clock
@@ -233,14 +205,8 @@ class Authoriser:
         refusal = check_prisoner(prisoner, None, now)
         if refusal is not None:
             return PinCheck(None, refusal)
-        if state.level:  # a successful call ends the escalation
-            await self.store.reset_pin_escalation(handset.cell, now)
-        if needs_rehash(keys, prisoner.pin_hash):  # a rotation: store it with the current key
-            new = hash_pin(keys.current, prisoner.prison_number, pin)
-            if await self.store.rehash_pin(prisoner.id, prisoner.pin_hash, new):
-                log.info(
-                    "PIN of prisoner %s stored again with the current key", prisoner.prison_number
-                )
+        # a successful call ends the escalation; a rotation: store it with the current key
+        await self.pin_guard.right_pin(prisoner, pin, keys, now, state)
         return PinCheck(prisoner, None)
 
     @staticmethod
@@ -250,27 +216,8 @@ class Authoriser:
         return Decision.refuse(Reason.PIN_LOCKED, detail=f"handset locked until {until}")
 
     async def _wrong_pin(self, cell: str, now: datetime, state: LockState) -> LockState | None:
-        """Count a wrong PIN against the handset; the new state if it locks the handset.
-
-        The day's earlier wrong PINs are read before this one is written: a read that shares
-        a transaction begun earlier (SQLite's snapshot in ``reading()``) would not see it."""
-        earlier = await self.store.pin_failures_since(cell, now - PIN_DAY)
-        await self.store.record_pin_failure(cell, now)
-        failures = [*earlier, now]
-        until = lockout_after_failure(failures, now, self.lockout, state)
-        if until is None:
-            return None
-        locked = after_lockout(state, now, until)
-        await self.store.lock_handset(HandsetLockout(cell, now, locked, len(failures)))
-        log.warning(
-            "handset %s locked until %s after %d wrong PINs in a day (lockout %d since the "
-            "last successful call)",
-            cell,
-            until.isoformat(timespec="seconds"),
-            len(failures),
-            locked.level,
-        )
-        return locked
+        """Count a wrong PIN against the handset; the new state if it locks the handset."""
+        return await self.pin_guard.wrong_pin(cell, now, state)
 
     async def decide_number(
         self, prisoner: Prisoner, dialled: str
@@ -325,6 +272,13 @@ class Authoriser:
         if isinstance(limit, Decision):
             return Decision.refuse(limit.reason, decision.number, limit.detail), None
         return decision, CallPlan(limit, rate, dest, b.rounding, free)
+
+    async def balance_enquiry(self, prisoner: Prisoner) -> tuple[Decision, BalanceFigures]:
+        """The service code instead of a number (services/balance_enquiry.py): the figures to
+        say, and the decision (outcome service) that ``finish`` stores. Nothing is reserved."""
+        return await balance_enquiry(
+            self.store, prisoner, policy=self.policy, billing=self.billing, now=self.clock()
+        )
 
     async def finish(
         self,

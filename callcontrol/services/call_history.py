@@ -22,8 +22,9 @@ from zoneinfo import ZoneInfo
 from callcontrol.domain.model import Reason
 from callcontrol.domain.numbers import normalise_for_list
 
-# What became of a decision: the two outcomes, and for an allowed call how it went.
-OUTCOMES = ("allowed", "refused", "connected", "not_connected", "live")
+# What became of a decision: the outcomes (service: a balance enquiry, no call), and for an
+# allowed call how it went.
+OUTCOMES = ("allowed", "refused", "service", "connected", "not_connected", "live")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 
@@ -61,7 +62,7 @@ class HistoryRow:
     prisoner: str | None  # prison number
     dialled: str
     number: str | None
-    decision: str  # allow | refuse
+    decision: str  # allow | refuse | service (a balance enquiry)
     reason: str
     privileged: bool
     answered_at: datetime | None = None

@@ -45,6 +45,11 @@ MAX_VIA = 40
 class ContactTx(Protocol):
     async def prisoner(self, prison_number: str) -> PrisonerView | None: ...
 
+    async def lock_list(self, prison_number: str) -> None:
+        """Hold the prisoner's contact list until the end of the transaction: two changes at
+        once (two kiosk requests) are made one after the other, each seeing the other's."""
+        ...
+
     async def contacts(self, prison_number: str) -> list[ContactView]:
         """The prisoner's contacts by kind, then number."""
         ...
@@ -88,6 +93,7 @@ async def _listed(
 ) -> tuple[list[ContactView], ContactView | None]:
     """The prisoner's contacts, and the one with ``number`` if listed."""
     await _prisoner(tx, prison_number)
+    await tx.lock_list(prison_number)
     contacts = await tx.contacts(prison_number)
     return contacts, next((c for c in contacts if c.number == number), None)
 
@@ -166,8 +172,7 @@ class ContactService:
         if is_short_code(normalised):
             raise Conflict(f"{normalised} is a short code: list it for everyone (number allow)")
         async with self.store.transaction() as tx:
-            await _prisoner(tx, prison_number)
-            existing = await tx.contacts(prison_number)
+            existing, _ = await _listed(tx, prison_number, normalised)
             for c in existing:
                 if c.number == normalised:
                     listed = f"{normalised} is already listed for {prison_number}"

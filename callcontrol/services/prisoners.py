@@ -151,9 +151,9 @@ class PrisonerService:
             await _cell(tx, cell)
             if prisoner.cell == cell:
                 raise Conflict(f"prisoner {prison_number} is already in cell {cell}")
-            # Their PIN goes with them: refused if a new cellmate has the same one? The hash
-            # is salted per prisoner, so it cannot be compared without the PIN; the handset
-            # refuses an ambiguous PIN (rules.match_pin) until one of them changes it.
+            # Their PIN cannot be compared with the new cellmates' (only salted hashes are
+            # kept): should two now share one, the handset refuses it as ambiguous
+            # (rules.match_pin) until one of them changes it.
             await tx.update_prisoner(prison_number, cell=cell)
             detail = f"from cell {prisoner.cell or '-'} to {cell}"
             await tx.audit(note(actor, MOVE, f"prisoner:{prison_number}", detail=detail))

@@ -3,7 +3,9 @@ prisoners (take the phone away, which also cuts their live calls). Every act is 
 
 The use cases take their ports as arguments: a store (calls, cells, prisoners), a call-control
 port (Hangup and Originate; AMI in the daemon), an audit log, the channels Asterisk has, and a
-clock. Errors are the service's own (NotFound, Refused, ...); the HTTP adapter maps them to
+clock; and the operator's CellService and PrisonerService, which disable, enable, suspend and
+reinstate (the same act whichever edge asks: the console, the API or the CLI). Errors are
+services/errors.py's one hierarchy (NotFound, Refused, ...); the HTTP adapter maps them to
 status codes at its edge. An action sent to Asterisk whose reply never came
 (AsteriskActionLost) is never resent: it may have run. The officer looks and retries by hand.
 """
@@ -32,11 +34,6 @@ from callcontrol.services.errors import (
 )
 from callcontrol.services.listen_grants import ListenGrants, TooManyWaiting
 from callcontrol.services.prisoners import PrisonerService
-
-__all__ = [  # re-exported: the API and the tests import them from here
-    "Actor", "AuditNote", "AsteriskActionLost", "AsteriskFailed", "AsteriskUnavailable",
-    "ChannelGone", "Invalid", "NotFound", "Refused", "SuperviseError",
-]  # fmt: skip
 
 log = logging.getLogger("callcontrol.supervise")
 

@@ -81,7 +81,7 @@ def test_disable_reports_open_calls_it_could_not_cut(prison: Cli) -> None:
     assert "cut" not in [a for a, _ in actions]  # nothing was sent to Asterisk
 
 
-def test_an_officer_token_cannot_enable_from_the_command_line(prison: Cli) -> None:
+def test_the_shells_operator_enables_with_a_reason(prison: Cli) -> None:
     prison.ok("cell", "disable", "A1-01")
     # The CLI's actor is the shell's operator: it holds the database, so it may enable.
     prison.ok("cell", "enable", "A1-01", "--reason", "repaired")

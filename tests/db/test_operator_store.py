@@ -201,6 +201,22 @@ async def test_concurrent_topups_never_pass_the_cap(sessions: Sessions) -> None:
     assert (await site.accounts.balance("P1")).balance == 5000
 
 
+async def test_concurrent_requests_never_pass_the_contact_limit(sessions: Sessions) -> None:
+    """A prisoner firing requests at once from the kiosk: each sees the others' (the list is
+    locked), so exactly the limit (2 social) get in."""
+    site = Site(sessions)
+    await site.cells.add(ADMIN, "A1-01")
+    await site.prisoners.add(ADMIN, "P1", "Ann", "1357", "A1-01")
+    numbers = [LONDON, LEEDS, "+441214960001", "+441614960002", "+441314960003"]
+    results = await asyncio.gather(
+        *(site.contacts.request("P1", n, "social", "", "kiosk") for n in numbers),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(refused) == 3 and all(isinstance(r, Conflict) for r in refused), refused
+    assert len(await site.contacts.of("P1")) == 2
+
+
 async def test_session_store_in_the_callers_transaction(sessions: Sessions) -> None:
     async with sessions() as s:
         store = SessionStore(s)

@@ -30,6 +30,7 @@ from tests.conftest import create_pg_database, drop_pg_database
 BIN = Path(sys.executable).parent
 LAB_NAME = os.environ.get("CALLCONTROL_TEST_LAB", "test")
 PORTS = {"pjsip": 5160, "ami": 5138, "agi": 4673, "pstn": 5170}
+KIOSK_PORT = 8189  # the prisoners' kiosk (tests/e2e/test_kiosk.py)
 
 
 class Daemon:
@@ -206,6 +207,9 @@ accept_timeout_s = 6
 [http]
 port = 8188
 tokens_file = "{base}/api-tokens"
+[kiosk]
+enabled = true
+port = {KIOSK_PORT}
 [recording]
 store_dir = "{base}/recordings"
 """)

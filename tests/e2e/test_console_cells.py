@@ -131,7 +131,11 @@ def test_an_auditor_sees_no_act_and_a_forged_one_is_refused(
     e2e = console.e2e
     cell, _, _ = provision(e2e)
     login(driver, console, console.accounts["auditor"])
-    open_cell(driver, console, cell)
+    driver.find_element(By.LINK_TEXT, "Cells").click()
+    row = driver.find_element(By.CSS_SELECTOR, f'#cells tr[data-cell="{cell}"]')
+    assert "in service" in row.text
+    row.find_element(By.LINK_TEXT, cell).click()
+    assert page_title(driver) == f"Cell {cell}"
     for button in ("disable", "enable", "unlock"):
         assert not driver.find_elements(By.ID, button), button
     token = csrf_token(driver)

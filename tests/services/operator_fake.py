@@ -49,6 +49,7 @@ class State:
     free_calls: list[StatementLine] = field(default_factory=list)
     tariffs: dict[str, Tariff] = field(default_factory=dict)
     audit: list[AuditNote] = field(default_factory=list)
+    locks: list[str] = field(default_factory=list)  # lists locked, in order
 
 
 class FakeTx:
@@ -115,6 +116,9 @@ class FakeTx:
         return self.s.prisoners[prison_number].pin_hash
 
     # contacts
+    async def lock_list(self, prison_number: str) -> None:
+        self.s.locks.append(prison_number)
+
     async def contacts(self, prison_number: str) -> list[ContactView]:
         mine = [c for (n, _), c in self.s.contacts.items() if n == prison_number]
         return sorted(mine, key=lambda c: (c.kind, c.number))

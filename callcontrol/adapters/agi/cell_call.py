@@ -2,6 +2,8 @@
 
 It only asks, decides through the Authoriser and sets channel variables; the dialplan bridges.
 Anything unexpected ends with no allow set, so the dialplan refuses the call (fail closed).
+The balance enquiry ([site] balance_code after the PIN) is the one other answer: the figures as
+whole numbers, then the decision "balance", which the dialplan says and never dials.
 
 The conversation runs on the Local channel that the handset's channel dials ([cc-decide] in
 dialplan/cells.conf), so the call it is about is named in the arguments, not by the AGI
@@ -22,7 +24,13 @@ from dataclasses import dataclass, replace
 
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.protocol import AgiChannel, AgiError, AgiHangup
-from callcontrol.domain.dialling import MAX_NUMBER_KEYS, is_two_stage, keyed_number_problem
+from callcontrol.domain.balance import BalanceFigures
+from callcontrol.domain.dialling import (
+    MAX_NUMBER_KEYS,
+    is_code,
+    is_two_stage,
+    keyed_number_problem,
+)
 from callcontrol.domain.model import Decision, Handset, Prisoner, Reason
 from callcontrol.services.authorise import Authoriser, CallAttempt, CallPlan
 
@@ -83,6 +91,9 @@ class PinPrompting:
     # how long to wait for each key of it ("#" ends it sooner).
     two_stage_number: str = ""
     number_timeout_ms: int = 5000
+    # The service code that says the balance and the minutes left instead of placing a call,
+    # en bloc or keyed in two stages, after the PIN ("": off).
+    balance_code: str = ""
 
 
 class CellCallHandler:
@@ -127,10 +138,14 @@ class CellCallHandler:
                 attempt = replace(attempt, dialled=keyed)
             started = time.perf_counter()
             plan: CallPlan | None = None
+            figures: BalanceFigures | None = None
             if refusal is None:
                 assert prisoner is not None
                 async with self.auth.reading():
-                    decision, plan = await self.auth.decide_number(prisoner, attempt.dialled)
+                    if is_code(attempt.dialled, self.prompting.balance_code):
+                        decision, figures = await self.auth.balance_enquiry(prisoner)
+                    else:
+                        decision, plan = await self.auth.decide_number(prisoner, attempt.dialled)
             else:
                 decision = refusal
             decision = await self.auth.finish(
@@ -142,6 +157,9 @@ class CellCallHandler:
                 decision_ms=(time.perf_counter() - started) * 1000,
             )
             stored = True
+            if figures is not None:
+                await self._say_balance(channel, figures)
+                return
             await self._apply(channel, decision, plan)
             if decision.allowed:
                 await self._confirm(channel, attempt)
@@ -216,6 +234,16 @@ class CellCallHandler:
             await channel.set_variable(cv.DECISION, cv.ALLOW)
         else:
             await channel.set_variable(cv.DECISION, cv.REFUSE)
+
+    @staticmethod
+    async def _say_balance(channel: AgiChannel, figures: BalanceFigures) -> None:
+        """The figures for [cc-balance], whole numbers only, then the decision that says them."""
+        await channel.set_variable(cv.REASON, Reason.BALANCE_ENQUIRY.value)
+        await channel.set_variable(cv.BALANCE_NEGATIVE, "1" if figures.negative else "0")
+        await channel.set_variable(cv.BALANCE_POUNDS, str(figures.pounds))
+        await channel.set_variable(cv.BALANCE_PENCE, str(figures.pence))
+        await channel.set_variable(cv.MINUTES_LEFT, str(figures.minutes_left))
+        await channel.set_variable(cv.DECISION, cv.BALANCE)
 
     async def _record_quietly(
         self,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -194,6 +194,15 @@ class PrisonerRows(Rows):
 
 
 class ContactRows(Rows):
+    async def lock_list(self, prison_number: str) -> None:
+        # A write that changes nothing: on PostgreSQL it locks the prisoner's row, on SQLite
+        # it takes the database's write lock, until the end of the transaction (no ORM
+        # update, which would touch updated_at).
+        await self.session.execute(
+            text("UPDATE prisoners SET prison_number = prison_number WHERE prison_number = :n"),
+            {"n": prison_number},
+        )
+
     async def contacts(self, prison_number: str) -> list[ContactView]:
         prisoner = await self._prisoner_row(prison_number)
         query = select(Contact).where(Contact.prisoner_id == prisoner.id)

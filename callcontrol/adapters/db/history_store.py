@@ -25,6 +25,8 @@ def _outcome(query: Select, outcome: str) -> Select:  # type: ignore[type-arg]
         return query.where(D.outcome == "allow")
     if outcome == "refused":
         return query.where(D.outcome == "refuse")
+    if outcome == "service":  # a service code answered (the balance enquiry): no call
+        return query.where(D.outcome == "service")
     if outcome == "connected":
         return query.where(C.accepted.is_(True))
     if outcome == "not_connected":  # allowed, ended, never accepted by the called party

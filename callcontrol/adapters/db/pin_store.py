@@ -21,7 +21,7 @@ from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.admin import AdminError
 from callcontrol.adapters.db.tables import HandsetPinState, PinLockout
 from callcontrol.domain.pin_lockout import LockState
-from callcontrol.services.authorise import HandsetLockout
+from callcontrol.services.pin_guard import HandsetLockout
 from callcontrol.services.supervise import Invalid, NotFound
 
 SYSTEM_ACTOR = "callcontrol"

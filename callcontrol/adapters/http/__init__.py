@@ -22,8 +22,11 @@ class HttpServerError(ConfigError):
 class HttpServer:
     """Serve an aiohttp application on host:port, from ``start`` to ``stop``."""
 
-    def __init__(self, app: web.Application, host: str, port: int) -> None:
+    def __init__(
+        self, app: web.Application, host: str, port: int, what: str = "supervision API"
+    ) -> None:
         self.app = app
+        self.what = what
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
@@ -39,13 +42,13 @@ class HttpServer:
         except OSError as e:
             await runner.cleanup()
             raise HttpServerError(
-                f"supervision API cannot listen on {self.host}:{self.port}: {e.strerror or e}"
+                f"{self.what} cannot listen on {self.host}:{self.port}: {e.strerror or e}"
             ) from None
         self._runner = runner
         for address in runner.addresses:
             if isinstance(address, tuple) and self.port == 0:
                 self.port = int(address[1])
-        log.info("supervision API listening on http://%s:%s", self.host, self.port)
+        log.info("%s listening on http://%s:%s", self.what, self.host, self.port)
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None

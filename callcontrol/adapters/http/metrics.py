@@ -38,6 +38,7 @@ from callcontrol.services.settle import OpenCall, Settlement
 log = logging.getLogger("callcontrol.metrics")
 
 ALLOW_REASONS = {Reason.APPROVED_CONTACT, Reason.GLOBAL_ALLOWED, Reason.EMERGENCY_ALLOWED}
+SERVICE_REASONS = {Reason.BALANCE_ENQUIRY}  # a service code answered: no call
 DECISION_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 LAG_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0, 86400.0)
 
@@ -79,6 +80,7 @@ class Metrics:
         )
         for reason in Reason:  # every series from the start, so that rates work from 0
             outcome = Outcome.ALLOW if reason in ALLOW_REASONS else Outcome.REFUSE
+            outcome = Outcome.SERVICE if reason in SERVICE_REASONS else outcome
             self.decisions.labels(outcome.value, reason.value)
         self.decision_seconds = Histogram(
             "callcontrol_decision_seconds",

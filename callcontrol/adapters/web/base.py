@@ -23,10 +23,10 @@ import jinja2
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
-from callcontrol.adapters.db.ledger import pounds
 from callcontrol.adapters.http.api import PRINCIPAL, status_of
 from callcontrol.adapters.web.sessions import LoginCsrf, LoginThrottle, Session, SessionStore
 from callcontrol.adapters.web.staff_file import StaffFile
+from callcontrol.domain.money import pounds
 from callcontrol.domain.roles import ADMIN, AUDITOR, OFFICER, Right, may
 from callcontrol.domain.staff import stamp
 from callcontrol.services.errors import ServiceError

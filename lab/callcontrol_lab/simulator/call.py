@@ -50,7 +50,7 @@ class CallResult:
 
     outcome: str  # connected | not_accepted | refused | failed
     reason: str | None  # the daemon's reason (call_decisions.reason), None if unknown
-    decision: str | None  # the daemon's decision: allow | refuse, None if unknown
+    decision: str | None  # the daemon's decision: allow | refuse | service (*100), None: unknown
     setup_ms: float | None  # handset's INVITE -> called party's 200 OK (answered calls)
     post_pin_ms: float | None  # last PIN keyed -> called party's INVITE (daemon + Asterisk)
     talk_s: float | None  # seconds bridged: from the accept (accept mode) or the 200 OK to the BYE

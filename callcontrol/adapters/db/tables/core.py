@@ -142,7 +142,7 @@ class CallDecision(Base):
     prisoner_id: Mapped[int | None] = mapped_column(ForeignKey("prisoners.id"))
     dialled: Mapped[str] = mapped_column(String(64))  # as dialled (truncated if absurdly long)
     number: Mapped[str | None] = mapped_column(String(32))  # normalised
-    outcome: Mapped[str] = mapped_column(String(16))  # allow | refuse
+    outcome: Mapped[str] = mapped_column(String(16))  # allow | refuse | service
     reason: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text, default="", server_default="")
     privileged: Mapped[bool] = mapped_column(Boolean, default=False)
