@@ -117,7 +117,10 @@ def test_audit_log_for_admins_and_auditors_shows_text_never_markup(
         assert ("olive", "disable") in seen and ("olive", "login") in seen
         assert (console.accounts[role].username, "login") in seen
         [disable] = [
-            r for r in rows if r.find_element(By.CLASS_NAME, "target").text == f"cell:{cell}"
+            r
+            for r in rows
+            if r.find_element(By.CLASS_NAME, "target").text == f"cell:{cell}"
+            and r.find_element(By.CLASS_NAME, "action").text == "disable"
         ]
         assert disable.find_element(By.CLASS_NAME, "reason").text == hostile  # shown as text
         assert not driver.find_elements(By.ID, "injected")
