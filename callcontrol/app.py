@@ -34,15 +34,18 @@ from callcontrol.adapters.db.history_store import SqlHistoryReader
 from callcontrol.adapters.db.journal_store import SqlJournalStore
 from callcontrol.adapters.db.kiosk_store import SqlKioskStore
 from callcontrol.adapters.db.pin_store import SqlPinAlerts
+from callcontrol.adapters.db.recording_store import SqlRecordingStore
 from callcontrol.adapters.db.settlement_store import SqlSettlementStore
 from callcontrol.adapters.db.supervise_store import SqlAuditLog, SqlSuperviseStore
 from callcontrol.adapters.http import HttpServer
 from callcontrol.adapters.http.api import make_app
 from callcontrol.adapters.http.auth import TokenFile
 from callcontrol.adapters.http.history import HistoryApi
+from callcontrol.adapters.http.recordings import RecordingsApi
 from callcontrol.adapters.journal_file import JournalFile
 from callcontrol.adapters.kiosk.app import make_kiosk_app
 from callcontrol.adapters.kiosk.sessions import KioskSessions, KioskThrottle
+from callcontrol.adapters.storage import StoreFiles
 from callcontrol.config import ConfigError, Settings, journal_path, recordings_spool
 from callcontrol.daemon_ops import start_operations
 from callcontrol.domain.call_end import CallEnd
@@ -59,6 +62,7 @@ from callcontrol.services.listen import ListenAuthoriser
 from callcontrol.services.listen_grants import ListenGrants
 from callcontrol.services.live_feed import LiveFeed
 from callcontrol.services.pin_guard import PinLockStore
+from callcontrol.services.recording_access import RecordingService
 from callcontrol.services.recording_jobs import RecordingJobs
 from callcontrol.services.settle import Settler
 from callcontrol.services.supervise import CallControlGuard, Supervisor
@@ -161,8 +165,17 @@ def build_http_server(
     history = HistoryApi(
         SqlHistoryReader(sessions), ZoneInfo(settings.site.timezone), settings.site.region
     )
+    recordings = RecordingsApi(
+        RecordingService(
+            SqlRecordingStore(sessions),
+            StoreFiles(settings.path(settings.recording.store_dir)),
+            SqlAuditLog(sessions),
+        ),
+        ZoneInfo(settings.site.timezone),
+        settings.site.region,
+    )
     pin_alerts = SqlPinAlerts(sessions)
-    app = make_app(supervisor, tokens, pin_alerts, history, operator)
+    app = make_app(supervisor, tokens, pin_alerts, history, operator, recordings)
     browser, audiosocket = build_browser_listen(settings, supervisor, tracker)
     feed = LiveFeed(supervisor)
     tracker.on_hangup(lambda *_: feed.poke())
@@ -181,6 +194,8 @@ def build_http_server(
             recording_alerts=recording_alerts,
             live_feed=feed,
             listening=browser,
+            recordings=recordings,
+            operator=operator,
         )
         mount(app, console)
     return HttpServer(app, settings.http.host, settings.http.port)

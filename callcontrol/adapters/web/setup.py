@@ -74,6 +74,8 @@ def build_console(
     recording_alerts: Any = None,
     live_feed: Any = None,
     listening: Any = None,
+    recordings: Any = None,
+    operator: Any = None,
 ) -> ConsoleDeps:
     c = settings.console
     return ConsoleDeps(
@@ -90,6 +92,7 @@ def build_console(
         recording_alerts=recording_alerts,
         live_feed=live_feed,
         listening=listening,
-        operator=operator_services(settings, sessions),
+        operator=operator or operator_services(settings, sessions),
         public_origin=c.public_origin,
+        recordings=recordings,
     )
