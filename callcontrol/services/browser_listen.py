@@ -50,6 +50,10 @@ MAX_PER_PERSON = 2
 PICKUP_S = 20.0  # the page must open its stream within this
 CONNECT_S = 10.0  # Asterisk must connect to the AudioSocket within this
 MAX_FRAMES = 50  # about a second of 20 ms frames, per listen
+# When the call ends, ChanSpy ends and Asterisk closes the AudioSocket, often a few milliseconds
+# before AMI's Hangup of the call reaches the daemon: a listen that was hearing audio waits this
+# long for that Hangup, so that the page says why it ended (the call ended) and not how.
+HANGUP_GRACE_S = 2.0
 
 WAITING, LISTENING, ENDED = "waiting", "listening", "ended"
 
@@ -87,8 +91,10 @@ class ListenStream:
 
     def closed(self, why: str) -> None:
         if self.state == WAITING:  # no audio ever came: [cc-listen] refused, or the call ended
-            why = f"{why} before any audio (refused at the start, or the call ended)"
-        self.end(why)
+            self.end(f"{why} before any audio (refused at the start, or the call ended)")
+        elif self.state == LISTENING:  # the call's Hangup may be on its way (HANGUP_GRACE_S)
+            loop = asyncio.get_running_loop()
+            self._timers.append(loop.call_later(HANGUP_GRACE_S, self.end, why))
 
     # --- the page's side ---
 

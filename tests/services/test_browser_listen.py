@@ -212,3 +212,39 @@ async def test_asterisk_hanging_up_before_any_audio_says_it_was_refused_or_ended
     assert stream.ended == (
         "Asterisk closed the connection before any audio (refused at the start, or the call ended)"
     )
+
+
+async def test_asterisk_closing_a_heard_listen_waits_for_the_calls_hangup_to_say_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from callcontrol.services import browser_listen
+
+    monkeypatch.setattr(browser_listen, "HANGUP_GRACE_S", 0.2)
+    w = World([call(1)])
+    b = browser(w)
+    stream = await b.request(OFFICER, 1, "")
+    b.claim(stream.uuid, lambda: None)
+    stream.audio(b"\x00" * 320)
+    stream.closed("Asterisk closed the connection")  # ChanSpy ended: AMI's Hangup follows
+    assert stream.ended == ""
+    b.call_ended(stream.uniqueid)
+    assert stream.ended == "the call ended"
+    await asyncio.sleep(0.3)
+    assert stream.ended == "the call ended"  # the grace timer changed nothing
+
+
+async def test_asterisk_closing_a_heard_listen_without_a_hangup_ends_it_after_the_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from callcontrol.services import browser_listen
+
+    monkeypatch.setattr(browser_listen, "HANGUP_GRACE_S", 0.1)
+    w = World([call(1)])
+    b = browser(w)
+    stream = await b.request(OFFICER, 1, "")
+    b.claim(stream.uuid, lambda: None)
+    stream.audio(b"\x00" * 320)
+    stream.closed("Asterisk closed the connection")
+    await asyncio.sleep(0.3)
+    assert stream.ended == "Asterisk closed the connection"
+    assert [c async for c in stream.chunks()] == [b"\x00" * 320]  # what came is still played
