@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
+from collections.abc import AsyncIterator
 from datetime import datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from aiohttp import web
 
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.call_end import CallEndHandler
@@ -18,6 +23,7 @@ from callcontrol.adapters.agi.server import FastAgiServer
 from callcontrol.adapters.ami.channels import ChannelTracker
 from callcontrol.adapters.ami.session import AmiActionLost, AmiError, AmiSession, AmiUnavailable
 from callcontrol.adapters.anchor import AnchorError, SigningKey
+from callcontrol.adapters.audiosocket.server import AudioSocketServer
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.engine import (
     database_url,
@@ -28,15 +34,18 @@ from callcontrol.adapters.db.history_store import SqlHistoryReader
 from callcontrol.adapters.db.journal_store import SqlJournalStore
 from callcontrol.adapters.db.kiosk_store import SqlKioskStore
 from callcontrol.adapters.db.pin_store import SqlPinAlerts
+from callcontrol.adapters.db.recording_store import SqlRecordingStore
 from callcontrol.adapters.db.settlement_store import SqlSettlementStore
 from callcontrol.adapters.db.supervise_store import SqlAuditLog, SqlSuperviseStore
 from callcontrol.adapters.http import HttpServer
 from callcontrol.adapters.http.api import make_app
 from callcontrol.adapters.http.auth import TokenFile
 from callcontrol.adapters.http.history import HistoryApi
+from callcontrol.adapters.http.recordings import RecordingsApi
 from callcontrol.adapters.journal_file import JournalFile
 from callcontrol.adapters.kiosk.app import make_kiosk_app
 from callcontrol.adapters.kiosk.sessions import KioskSessions, KioskThrottle
+from callcontrol.adapters.storage import StoreFiles
 from callcontrol.config import ConfigError, Settings, journal_path, recordings_spool
 from callcontrol.daemon_ops import start_operations
 from callcontrol.domain.call_end import CallEnd
@@ -44,13 +53,16 @@ from callcontrol.logging_setup import TEXT_FORMAT as LOG_FORMAT  # noqa: F401 (d
 from callcontrol.logging_setup import bind_call
 from callcontrol.operator_services import operator_services
 from callcontrol.services.authorise import CallAttempt
+from callcontrol.services.browser_listen import BrowserListen
 from callcontrol.services.cells_sync import CellsSync, keep_syncing
 from callcontrol.services.chain_checkpoints import Checkpointer
 from callcontrol.services.journal import JournalFollower
 from callcontrol.services.kiosk import KioskService
 from callcontrol.services.listen import ListenAuthoriser
 from callcontrol.services.listen_grants import ListenGrants
+from callcontrol.services.live_feed import LiveFeed
 from callcontrol.services.pin_guard import PinLockStore
+from callcontrol.services.recording_access import RecordingService
 from callcontrol.services.recording_jobs import RecordingJobs
 from callcontrol.services.settle import Settler
 from callcontrol.services.supervise import CallControlGuard, Supervisor
@@ -134,6 +146,9 @@ def build_http_server(
     control = CallControlGuard(
         ami, unavailable=(AmiUnavailable,), lost=(AmiActionLost,), failed=(AmiError,)
     )
+    # The operator's services: the API, the console and the Supervisor's disable and suspend
+    # all act through these very instances (one path per act).
+    operator = operator_services(settings, sessions)
     supervisor = Supervisor(
         SqlSuperviseStore(sessions),
         control,
@@ -143,14 +158,28 @@ def build_http_server(
         acceptances=acceptances,
         officer_desks=settings.asterisk.officer_desks,
         grants=grants,
+        cells=operator.cells,
+        prisoners=operator.prisoners,
     )
     tokens = TokenFile(settings.path(settings.http.tokens_file))
     history = HistoryApi(
         SqlHistoryReader(sessions), ZoneInfo(settings.site.timezone), settings.site.region
     )
+    recordings = RecordingsApi(
+        RecordingService(
+            SqlRecordingStore(sessions),
+            StoreFiles(settings.path(settings.recording.store_dir)),
+            SqlAuditLog(sessions),
+        ),
+        ZoneInfo(settings.site.timezone),
+        settings.site.region,
+    )
     pin_alerts = SqlPinAlerts(sessions)
-    operator = operator_services(settings, sessions)
-    app = make_app(supervisor, tokens, pin_alerts, history, operator)
+    app = make_app(supervisor, tokens, pin_alerts, history, operator, recordings)
+    browser, audiosocket = build_browser_listen(settings, supervisor, tracker)
+    feed = LiveFeed(supervisor)
+    tracker.on_hangup(lambda *_: feed.poke())
+    app.cleanup_ctx.append(partial(listening_lifetime, browser, audiosocket))
     if settings.console.enabled:
         from callcontrol.adapters.web import mount
         from callcontrol.adapters.web.setup import SqlRecordingAlerts, build_console
@@ -163,9 +192,54 @@ def build_http_server(
             pin_alerts=pin_alerts,
             history=history,
             recording_alerts=recording_alerts,
+            live_feed=feed,
+            listening=browser,
+            recordings=recordings,
+            operator=operator,
         )
         mount(app, console)
     return HttpServer(app, settings.http.host, settings.http.port)
+
+
+def build_browser_listen(
+    settings: Settings, supervisor: Supervisor, tracker: ChannelTracker
+) -> tuple[BrowserListen, AudioSocketServer]:
+    """Listening from the console's page: the listens, and the AudioSocket server Asterisk
+    sends their audio to (loopback only: anyone who reaches it could try UUIDs)."""
+    s = settings.listen
+    try:
+        loopback = ipaddress.ip_address(s.audiosocket_host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ConfigError(
+            f"[listen] audiosocket_host must be a loopback address, not {s.audiosocket_host!r}"
+        )
+    server: AudioSocketServer | None = None
+    browser = BrowserListen(
+        supervisor,
+        lambda: server.address if server is not None else "",
+        max_streams=s.max_streams,
+        max_per_person=s.max_per_person,
+    )
+    server = AudioSocketServer(browser.claim, s.audiosocket_host, s.audiosocket_port)
+    tracker.on_hangup(lambda uniqueid, *_: browser.call_ended(uniqueid))
+    return browser, server
+
+
+async def listening_lifetime(
+    browser: BrowserListen, server: AudioSocketServer, app: web.Application
+) -> AsyncIterator[None]:
+    """The AudioSocket server lives as long as the HTTP server that asks for listens."""
+    try:
+        await server.start()
+    except OSError as e:
+        raise ConfigError(
+            f"[listen] the AudioSocket server cannot listen on {server.address}: {e.strerror or e}"
+        ) from None
+    yield
+    browser.stop()
+    await server.stop()
 
 
 def build_kiosk(settings: Settings, pins: PinLockStore, sessions: Any) -> HttpServer:

@@ -342,6 +342,18 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class ListenSettings:
+    # Listening in from the console's page (docs/listen.md): Asterisk sends what ChanSpy hears
+    # to the daemon's AudioSocket server here. Port 0: one the system picks at each start, so
+    # no other local account can take it first; keep the host on loopback.
+    audiosocket_host: str = "127.0.0.1"
+    audiosocket_port: int = 0
+    # Listens from browsers at once, in all and per person; more are refused until one ends.
+    max_streams: int = 8
+    max_per_person: int = 2
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
@@ -358,6 +370,7 @@ class Settings:
     lab: LabSettings = field(default_factory=LabSettings)
     log: LogSettings = field(default_factory=LogSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    listen: ListenSettings = field(default_factory=ListenSettings)
     # Relative paths in the settings are taken from this folder (the working folder by default).
     base_dir: Path = field(default_factory=Path.cwd)
 

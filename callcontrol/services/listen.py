@@ -38,6 +38,15 @@ class ListenVerdict:
     call_id: int | None = None
 
 
+def presented_by_its_listener(grant: ListenGrant, channel: str) -> bool:
+    """Is ``channel`` the one the grant was issued to? Exactly the listener channel named in
+    advance (a browser's AudioSocket channel), else PJSIP/<desk>-<8 hex digits>: that desk's
+    channel, not one of a desk named like it."""
+    if grant.listener:
+        return channel == grant.listener
+    return re.fullmatch(rf"PJSIP/{re.escape(grant.desk)}-[0-9a-f]{{8}}", channel) is not None
+
+
 class ListenAuthoriser:
     """Decides, when [cc-listen] asks, whether this desk's channel may listen now, and to what."""
 
@@ -60,9 +69,9 @@ class ListenAuthoriser:
         if grant is None:
             return await self._refuse(None, "no such listen id (unknown, used or expired)",
                                       officer_channel)  # fmt: skip
-        # PJSIP/<desk>-<8 hex digits>: that desk's channel, not one of a desk named like it.
-        if not re.fullmatch(rf"PJSIP/{re.escape(grant.desk)}-[0-9a-f]{{8}}", officer_channel):
-            why = f"listen id issued for desk {grant.desk}, presented by {officer_channel}"
+        if not presented_by_its_listener(grant, officer_channel):
+            who = grant.listener or f"desk {grant.desk}"
+            why = f"listen id issued for {who}, presented by {officer_channel}"
             return await self._refuse(grant, why, officer_channel)
         call = await self.store.call(grant.call_id)
         if call is None or call.ended_at is not None:

@@ -33,10 +33,14 @@ class ListenGrant:
     call_id: int
     uniqueid: str  # the call's caller channel's uniqueid
     spy_channel: str  # that channel's name when the listen was asked for
-    desk: str  # the PJSIP endpoint rung
+    desk: str  # the PJSIP endpoint rung ("browser" for a listen from the console's page)
     actor: str
     role: str
     expires_at: datetime
+    # The exact channel that must present the id, when the daemon knows it in advance: a
+    # browser's listen (services/browser_listen.py) is AudioSocket/HOST:PORT-UUID. Empty: one
+    # of the desk's PJSIP channels.
+    listener: str = ""
 
 
 class ListenGrants:
@@ -48,7 +52,15 @@ class ListenGrants:
         self._open: dict[str, ListenGrant] = {}
 
     def issue(
-        self, *, call_id: int, uniqueid: str, spy_channel: str, desk: str, actor: str, role: str
+        self,
+        *,
+        call_id: int,
+        uniqueid: str,
+        spy_channel: str,
+        desk: str,
+        actor: str,
+        role: str,
+        listener: str = "",
     ) -> ListenGrant:
         self._expire()
         if len(self._open) >= MAX_OPEN_GRANTS:
@@ -62,6 +74,7 @@ class ListenGrants:
             actor,
             role,
             self.clock() + self.ttl,
+            listener,
         )
         self._open[grant.listen_id] = grant
         return grant

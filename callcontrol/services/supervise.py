@@ -45,6 +45,10 @@ LISTEN_CALL_VAR = "CC_LISTEN_CALL"
 # The one-time id [cc-listen] shows the daemon (services/listen.py) before any ChanSpy.
 LISTEN_ID_VAR = "CC_LISTEN_ID"
 LISTEN_RING_MS = 30000  # how long the officer's phone rings before the request gives up
+# A listen from the console's page (services/browser_listen.py): the desk named in its grant,
+# and how long Asterisk may take to connect to the daemon's AudioSocket (it answers at once).
+BROWSER_DESK = "browser"
+BROWSER_CONNECT_MS = 5000
 CUT_CAUSE = 16  # Q.850 normal clearing, on the caller's leg; the bridge ends the other leg
 MAX_REASON = checks.MAX_REASON
 MAX_AUDIT_LIMIT = 1000
@@ -367,12 +371,7 @@ class Supervisor:
         why = clean_reason(reason)
         name = officer_endpoint(endpoint)
         dial, target = f"PJSIP/{name}", f"call:{call_id}"
-        call = await self._call(call_id)
-        if call.privileged:
-            log.warning("LISTEN refused: call %s is privileged (%s asked, for %s)",
-                        call_id, actor.name, dial)  # fmt: skip
-            await self._audit(actor, LISTEN_REFUSED, target, why, f"{PRIVILEGED_REFUSAL}; {dial}")
-            raise Refused(PRIVILEGED_REFUSAL)
+        call = await self._listenable(actor, call_id, why, dial)
         if name in self.trunk_endpoints or await self.store.is_handset(name):
             raise Invalid(f"{name} is not an officer's endpoint (it is a trunk or a cell handset)")
         if name not in self.officer_desks:
@@ -383,22 +382,59 @@ class Supervisor:
             raise Refused(
                 f"{name} is not a configured officer desk ([asterisk] officer_desks: {desks})"
             )
+        await self._start_listen(
+            actor, call, why, dial=dial, desk=name, ring_ms=LISTEN_RING_MS
+        )  # fmt: skip
+        return dial
+
+    async def listen_in_browser(
+        self, actor: Actor, call_id: int, reason: Any, *, dial: str, listener: str
+    ) -> str:
+        """Originate ``dial``, the daemon's own AudioSocket (services/browser_listen.py), into
+        [cc-listen], where ``listener`` (the channel name Asterisk gives it) must present the
+        one-time id: the same re-checks as a desk's, audited the same way. Returns the call's
+        channel that will be listened to."""
+        why = clean_reason(reason)
+        call = await self._listenable(actor, call_id, why, f"browser ({listener})")
+        return await self._start_listen(
+            actor, call, why, dial=dial, desk=BROWSER_DESK, ring_ms=BROWSER_CONNECT_MS,
+            listener=listener,
+        )  # fmt: skip
+
+    async def _listenable(self, actor: Actor, call_id: int, why: str, who: str) -> CallRecord:
+        """The live call, unless it is privileged (refused and audited whoever asks)."""
+        call = await self._call(call_id)
+        if call.privileged:
+            log.warning("LISTEN refused: call %s is privileged (%s asked, for %s)",
+                        call_id, actor.name, who)  # fmt: skip
+            await self._audit(
+                actor, LISTEN_REFUSED, f"call:{call_id}", why, f"{PRIVILEGED_REFUSAL}; {who}"
+            )
+            raise Refused(PRIVILEGED_REFUSAL)
+        return call
+
+    async def _start_listen(
+        self, actor: Actor, call: CallRecord, why: str, *, dial: str, desk: str, ring_ms: int,
+        listener: str = "",
+    ) -> str:  # fmt: skip
+        """Issue the one-time id, audit, and originate ``dial`` into [cc-listen] with it."""
+        call_id, target = call.call_id, f"call:{call.call_id}"
         channel = self._live_channel(call)
         try:
             grant = self.grants.issue(
-                call_id=call_id, uniqueid=call.uniqueid, spy_channel=channel, desk=name,
-                actor=actor.name, role=actor.role,
+                call_id=call_id, uniqueid=call.uniqueid, spy_channel=channel, desk=desk,
+                actor=actor.name, role=actor.role, listener=listener,
             )  # fmt: skip
         except TooManyWaiting as e:
             raise AsteriskUnavailable(f"{e}: try again shortly") from e
         # Audited before the phone rings: nobody listens without a record of it.
-        await self._audit(actor, LISTEN, target, why, f"{dial} listens to {channel}")
+        await self._audit(actor, LISTEN, target, why, f"{listener or dial} listens to {channel}")
         try:
             await self.control.originate(
                 dial,
                 context=LISTEN_CONTEXT,
                 exten=LISTEN_EXTEN,
-                timeout_ms=LISTEN_RING_MS,
+                timeout_ms=ring_ms,
                 caller_id=f'"Listen call {call_id} {call.cell}" <listen>',
                 variables={
                     SPY_CHANNEL_VAR: channel,
@@ -419,7 +455,7 @@ class Supervisor:
             await self._audit(actor, LISTEN_FAILED, target, why, f"Originate {dial}: {e}")
             raise AsteriskFailed(f"could not connect {dial} to listen: {e}") from e
         log.info("LISTEN call %s (%s) by %s on %s", call_id, channel, actor.name, dial)
-        return dial
+        return channel
 
     # --- cells and prisoners ---
 

@@ -23,6 +23,7 @@ from callcontrol.adapters.http.api import refusal
 from callcontrol.adapters.http.auth import Principal, TokenFile, parse_tokens
 from callcontrol.config import Settings
 from callcontrol.domain.roles import ADMIN, AUDITOR, OFFICER, ROLES, Right, changes, may
+from tests.db.test_recording_search import seed_recording
 from tests.protocol.openapi_check import daemon_app
 from tests.protocol.test_http_api import _seed, cli_env, entry, run, tokens_file  # noqa: F401
 
@@ -34,6 +35,7 @@ PATH_VALUES = {
     "number": "A1234BC",
     "contact": "+442079460000",
     "id": "1",
+    "recording_id": "1",
 }
 
 
@@ -88,7 +90,12 @@ class Daemon:
         """What an act would change: the audit log, cells, prisoners, contacts, calls."""
         async with self.sessions() as s:
             return {
-                "audit": await s.scalar(select(func.count()).select_from(m.AuditEntry)),
+                # Playing a recording is a read that is audited: not a change.
+                "audit": await s.scalar(
+                    select(func.count())
+                    .select_from(m.AuditEntry)
+                    .where(m.AuditEntry.action.not_in(("play", "download")))
+                ),
                 "cells": sorted(await s.execute(select(m.Cell.name, m.Cell.enabled))),
                 "prisoners": sorted(
                     await s.execute(select(m.Prisoner.prison_number, m.Prisoner.active))
@@ -110,7 +117,9 @@ async def daemon(sqlite_url: str, settings_for: Callable[..., Settings]) -> Asyn
     engine = make_engine(sqlite_url)
     sessions = session_factory(engine)
     try:
-        await _seed(sessions)
+        calls = await _seed(sessions)
+        store_dir = settings.path(settings.recording.store_dir)
+        await seed_recording(sessions, store_dir, settings.base_dir / "spool", calls[0].id)
         app = await daemon_app(settings, sessions, engine)
         async with TestClient(TestServer(app)) as client:
             yield Daemon(client, sessions)

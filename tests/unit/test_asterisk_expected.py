@@ -30,6 +30,7 @@ def clean(settings: Settings, handsets: dict[str, bool]) -> tuple[ex.Expected, e
 def test_the_packaged_configuration_names_what_the_dialplan_and_daemon_need() -> None:
     modules = ex.packaged_modules()
     for needed in ("res_speech.so", "res_agi.so", "app_mixmonitor.so", "app_chanspy.so",
+                   "res_audiosocket.so", "chan_audiosocket.so",
                    "bridge_builtin_interval_features.so", "func_base64.so", "res_pjsip.so",
                    "codec_ulaw.so"):  # fmt: skip
         assert needed in modules

@@ -319,12 +319,14 @@ def make_app(
     pin_alerts: Any = None,
     history: Any = None,
     operator: Any = None,
+    recordings: Any = None,
 ) -> web.Application:
     """The API; with ``pin_alerts`` (adapters/http/alerts.py's PinAlerts) also its PIN lockout
     routes, GET /alerts and POST /cells/{name}/unlock; with ``history`` (adapters/http/
     history.py's HistoryApi) the call history, GET /calls; with ``operator`` (operator_services.
     py's OperatorServices) the reads of cells, prisoners and contacts and the contact acts
-    (adapters/http/people.py, contacts.py)."""
+    (adapters/http/people.py, contacts.py); with ``recordings`` (adapters/http/recordings.py's
+    RecordingsApi) GET /recordings and GET /recordings/{id}/audio."""
     app = web.Application(middlewares=[edge], client_max_size=MAX_BODY)
     app[SUPERVISOR] = supervisor
     app[TOKENS] = tokens
@@ -354,4 +356,8 @@ def make_app(
         from callcontrol.adapters.http import people
 
         people.add_routes(app, operator)
+    if recordings is not None:
+        from callcontrol.adapters.http import recordings as recording_routes
+
+        recording_routes.add_routes(app, recordings)
     return app

@@ -7,6 +7,7 @@ a thread in async code. The audio itself is audio.py's.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
@@ -118,3 +119,25 @@ def publish(tmp: Path, to_path: Path) -> None:
             os.replace(tmp, to_path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def read_bounded(path: Path, longest: int) -> bytes:
+    """The whole file, read through one descriptor; ValueError when it holds more than
+    ``longest`` bytes (nothing more is read), FileNotFoundError when it is missing."""
+    with path.open("rb") as f:
+        data = f.read(longest + 1)
+    if len(data) > longest:
+        raise ValueError(f"{path} holds more than {longest} bytes")
+    return data
+
+
+class StoreFiles:
+    """The store's files for reading (services/recording_access.py's AudioFiles)."""
+
+    def __init__(self, store_dir: Path) -> None:
+        self.store_dir = Path(store_dir)
+
+    async def read(self, file_name: str, longest: int) -> bytes:
+        if "/" in file_name or "\\" in file_name or file_name.startswith(".") or not file_name:
+            raise FileNotFoundError(file_name)  # only a file of the store itself is ever read
+        return await asyncio.to_thread(read_bounded, self.store_dir / file_name, longest)

@@ -20,7 +20,17 @@ from callcontrol.adapters.web.base import (
 )
 
 # The page modules, each with add_routes(app); a page's author adds theirs here.
-PAGES = ("login", "cells", "history", "alerts", "audit")
+PAGES = (
+    "login",
+    "live",
+    "cells",
+    "history",
+    "alerts",
+    "audit",
+    "recordings",
+    "contacts",
+    "prisoners",
+)
 
 
 def make_console(console: ConsoleDeps) -> web.Application:

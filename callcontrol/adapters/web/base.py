@@ -92,6 +92,9 @@ class ConsoleDeps:
     operator: Any = None  # callcontrol/operator_services.OperatorServices: cells, prisoners,
     # contacts, numbers, accounts (services/*.py)
     recording_alerts: Any = None  # pages/alerts.RecordingAlerts: missing, failed ingests
+    live_feed: Any = None  # services/live_feed.LiveFeed: the live calls page's table
+    listening: Any = None  # services/browser_listen.BrowserListen: listening from the page
+    recordings: Any = None  # adapters/http/recordings.RecordingsApi: search, play, download
     public_origin: str = ""  # [console] public_origin: the only origin forms come from if set
 
 

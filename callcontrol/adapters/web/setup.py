@@ -72,6 +72,10 @@ def build_console(
     pin_alerts: Any,
     history: Any,
     recording_alerts: Any = None,
+    live_feed: Any = None,
+    listening: Any = None,
+    recordings: Any = None,
+    operator: Any = None,
 ) -> ConsoleDeps:
     c = settings.console
     return ConsoleDeps(
@@ -86,6 +90,9 @@ def build_console(
         pin_alerts=pin_alerts,
         history=history,
         recording_alerts=recording_alerts,
-        operator=operator_services(settings, sessions),
+        live_feed=live_feed,
+        listening=listening,
+        operator=operator or operator_services(settings, sessions),
         public_origin=c.public_origin,
+        recordings=recordings,
     )
