@@ -26,6 +26,7 @@ from tests.e2e.browser import (
 )
 from tests.e2e.test_billing import account, settled
 from tests.e2e.test_cell_calls import LONDON, decision, provision
+from tests.e2e.test_recording import recording_of
 
 pytestmark = pytest.mark.e2e
 
@@ -162,6 +163,8 @@ def test_the_prisoner_page_shows_cell_contacts_history_money_calls_and_lockouts(
     s = settled(e2e, call)
     balance, reserved = account(e2e, prisoner)
     assert balance == 500 - int(s["charge_pence"] or 0) and reserved == 0
+    # The recording is compressed and stored after the call: the page links it once stored.
+    assert recording_of(e2e, s["id"], wait=60) is not None
     login(driver, console, console.accounts["officer"])
     row = row_id(prisoner, "+447911123456")
     driver.get(console.url("/contacts"))
