@@ -47,6 +47,8 @@ from callcontrol.adapters.db.tables import (
 )
 from callcontrol.domain.money import posting_problem, pounds
 from callcontrol.domain.tariffs import Rounding, Tariff
+from callcontrol.services.checks import whole
+from callcontrol.services.errors import Invalid
 
 __all__ = ["pounds"]  # re-exported: pence for people
 
@@ -73,16 +75,12 @@ class Balance(NamedTuple):
 
 
 def _whole(value: object, what: str, positive: bool = False, nonzero: bool = False) -> int:
-    """``value`` if it is a whole number (not a bool) as required, else LedgerError."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise LedgerError(f"{what} must be a whole number, not {value!r}")
-    if positive and value <= 0:
-        raise LedgerError(f"{what} must be more than 0, not {value}")
-    if nonzero and value == 0:
-        raise LedgerError(f"{what} must not be 0")
-    if not positive and not nonzero and value < 0:
-        raise LedgerError(f"{what} must not be negative, not {value}")
-    return value
+    """``value`` if it is a whole number (not a bool) as required (services/checks.py's rule),
+    else LedgerError."""
+    try:
+        return whole(value, what, positive=positive, nonzero=nonzero)
+    except Invalid as e:
+        raise LedgerError(str(e)) from None
 
 
 async def find_prisoner(session: AsyncSession, prisoner_number: str) -> int:
