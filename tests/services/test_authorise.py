@@ -171,7 +171,12 @@ class FakeChannel:
         self.hang_up_after = hang_up_after_prompts
         self.commands: list[str] = []
 
+    async def answer(self) -> None:
+        self.commands.append("ANSWER")
+
     async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> tuple[str, bool]:
+        # The dialplan leaves the answer to the daemon: no prompt plays on an unanswered call.
+        assert "ANSWER" in self.commands, "prompted before answering"
         if self.hang_up_after is not None and len(self.prompts) >= self.hang_up_after:
             raise AgiHangup("caller hung up")
         self.prompts.append(prompt)
@@ -211,6 +216,7 @@ async def test_allowed_call_sets_number_then_allow(world) -> None:
     store, _, handler = world
     ch = FakeChannel("A1-01", "02079460000", ["1234"])
     await handler(ch)
+    assert ch.commands[0] == "ANSWER"  # answered once the handset is known, before the prompt
     # 500p at the landline rate (3.1p/min) buys more than the site's 30 minutes.
     assert ch.variables == {
         cv.REASON: "approved_contact",
@@ -231,6 +237,7 @@ async def test_unknown_and_disabled_handsets_are_refused_before_any_prompt(world
         ch = FakeChannel(endpoint, "02079460000", ["1234"])
         await handler(ch)
         assert ch.prompts == []
+        assert "ANSWER" not in ch.commands  # the refusal's own prompt answers the handset
         assert ch.variables[cv.DECISION] == cv.REFUSE
         assert store.records[-1].decision.reason is reason
 

@@ -64,7 +64,7 @@ async def test_the_code_en_bloc_says_the_balance_and_places_no_call(world, diall
     assert ch.variables[cv.REASON] == "balance_enquiry"
     assert list(ch.variables)[-1] == cv.DECISION and ch.variables[cv.DECISION] == cv.BALANCE
     assert cv.NUMBER not in ch.variables and cv.LIMIT_MS not in ch.variables
-    assert ch.commands == []  # no CHANNEL STATUS: nothing was allowed
+    assert ch.commands == ["ANSWER"]  # for the prompt; no CHANNEL STATUS: nothing was allowed
     [record] = store.records
     d = record.decision
     assert (d.outcome, d.reason, d.number, record.plan) == (

@@ -107,4 +107,4 @@ async def test_an_allow_stored_after_the_handset_was_refused_is_released(world) 
     live = FakeChannel("A1-01", "02079460000", ["1234"], uniqueid="1.9")
     await handler.auth.call_ended("1.8", "16")
     await handler(live)
-    assert late == ["1.8"] and live.commands == ["CHANNEL STATUS"]
+    assert late == ["1.8"] and live.commands == ["ANSWER", "CHANNEL STATUS"]

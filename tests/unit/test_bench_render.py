@@ -70,7 +70,7 @@ def test_the_cells_context_is_as_fail_closed_as_before(settings: Settings) -> No
     success_at = decide.index('GotoIf($["${AGISTATUS}" != "SUCCESS"]?done)')
     copies = [decide.index(f"Set(MASTER_CHANNEL({v})=") for v in ("CC_NUMBER", "CC_DECISION")]
     assert agi_at < success_at < copies[0] < copies[1]
-    hop_at = cells.index("Dial(Local/decide@cc-decide/n,5,gS(${CC_DECIDE_TIMEOUT}))")
+    hop_at = cells.index("Dial(Local/decide@cc-decide/n,10,gS(${CC_DECIDE_TIMEOUT}))")
     dial_at = cells.index("Dial(PJSIP/")
     for check in (
         "Set(CC_DECIDED=${CC_DECISION})",

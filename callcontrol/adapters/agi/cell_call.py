@@ -131,6 +131,9 @@ class CellCallHandler:
             handset, refusal = await self.auth.handset(attempt)
             if refusal is None:
                 assert handset is not None
+                # The dialplan leaves the answer to us: the handset hears its 200 OK now, as
+                # the prompt is about to play, so keys sent at once are never lost in the wait.
+                await channel.answer()
                 prisoner, refusal = await self._ask_pin(channel, handset)
             if refusal is None and is_two_stage(attempt.dialled, self.prompting.two_stage_number):
                 # Stored and decided as what was keyed, exactly as an en-bloc number.
