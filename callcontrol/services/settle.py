@@ -59,6 +59,15 @@ class SettlementStore(Protocol):
         already (nothing changed)."""
         ...
 
+    async def settle_end(
+        self, end: CallEnd, price: Callable[[OpenCall], Settlement]
+    ) -> tuple[OpenCall, Settlement] | None:
+        """The call path's settlement in one go: read the unsettled call on ``end``'s channel,
+        price it with ``price`` (pure), and settle it as ``settle`` does, on one connection.
+        The call and its settlement as written; None when there is no unsettled call on that
+        channel or another report settled it first (nothing changed)."""
+        ...
+
 
 def settle_charge(call: OpenCall, end: CallEnd, free_drop_s: int) -> Settlement:
     """What a call costs, from the facts of its end. Pure."""
@@ -83,13 +92,19 @@ class Settler:
         self.on_settled: list[Callable[[OpenCall, Settlement], None]] = []
 
     async def settle(self, end: CallEnd, source: str) -> Settlement | None:
-        call = await self.store.open_call(end.uniqueid)
-        if call is None:
-            log.debug(
-                "end of %s from %s: no unsettled call (settled already?)", end.uniqueid, source
+        """Settle the call ``end`` reports (read, priced and written on one connection)."""
+        with about_call(end.uniqueid):  # its lines, and the recording's ingest, name the call
+            done = await self.store.settle_end(
+                end, lambda call: settle_charge(call, end, self.free_drop_s)
             )
-            return None
-        return await self._settle(call, end, source)
+            if done is None:
+                log.debug(
+                    "end of %s from %s: no unsettled call (settled already?)", end.uniqueid, source
+                )
+                return None
+            call, settlement = done
+            self._settled(call, end, settlement, source)
+            return settlement
 
     async def _settle(self, call: OpenCall, end: CallEnd, source: str) -> Settlement | None:
         with about_call(call.uniqueid):  # its lines, and the recording's ingest, name the call
@@ -99,6 +114,11 @@ class Settler:
         settlement = settle_charge(call, end, self.free_drop_s)
         if not await self.store.settle(call, end, settlement):
             return None
+        self._settled(call, end, settlement, source)
+        return settlement
+
+    def _settled(self, call: OpenCall, end: CallEnd, settlement: Settlement, source: str) -> None:
+        """Tell whoever waits for settlements, and the operator's log."""
         for callback in self.on_settled:
             callback(call, settlement)
         log.info(
@@ -114,7 +134,6 @@ class Settler:
             end.hangup_cause or "-",
             source,
         )
-        return settlement
 
     async def settle_after_hangup(
         self, uniqueid: str, entry: JournalEntry | None, hung_up_at: datetime

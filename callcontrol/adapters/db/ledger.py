@@ -36,6 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callcontrol.adapters.db.settlement_sql import SYSTEM, Outcome, charge_key, settle_call
 from callcontrol.adapters.db.tables import (
     Account,
     Call,
@@ -45,14 +46,13 @@ from callcontrol.adapters.db.tables import (
     TariffRow,
     utcnow,
 )
-from callcontrol.domain.money import posting_problem, pounds
+from callcontrol.domain.money import pounds
 from callcontrol.domain.tariffs import Rounding, Tariff
 from callcontrol.services.checks import whole
 from callcontrol.services.errors import Invalid
 
-__all__ = ["pounds"]  # re-exported: pence for people
+__all__ = ["SYSTEM", "pounds"]  # re-exported: pence for people; who writes call charges
 
-SYSTEM = "system"
 _NO_SYNC = {"synchronize_session": False}
 
 
@@ -129,51 +129,6 @@ async def find_entry(session: AsyncSession, idempotency_key: str) -> LedgerEntry
     return await session.scalar(
         select(LedgerEntry).where(LedgerEntry.idempotency_key == idempotency_key)
     )
-
-
-async def _post(
-    session: AsyncSession,
-    prisoner_id: int,
-    kind: str,
-    amount: int,
-    key: str,
-    reference: str,
-    by: str,
-    call_id: int | None = None,
-    max_balance: int | None = None,
-    what: str = "",
-) -> LedgerEntry:
-    """Append an entry and apply it to the account; an identical earlier one is returned as is.
-
-    Refused: the same key with anything else different; a balance that would fall below what
-    is reserved (so below zero); a credit taking the balance over ``max_balance``."""
-    balance, reserved = await lock_account(session, prisoner_id)
-    existing = await find_entry(session, key)
-    if existing is not None:
-        same = (existing.prisoner_id, existing.kind, existing.amount_pence, existing.call_id)
-        if same == (prisoner_id, kind, amount, call_id):
-            return existing
-        whose = "this" if existing.prisoner_id == prisoner_id else "another"
-        raise LedgerError(
-            f"{what or repr(key)} was already used by entry {existing.id}, "
-            f"a {existing.kind} of {existing.amount_pence}p for {whose} prisoner"
-        )
-    new = balance + amount
-    problem = posting_problem(balance, reserved, amount, max_balance)
-    if problem is not None:
-        raise LedgerError(problem)
-    entry = LedgerEntry(
-        prisoner_id=prisoner_id, kind=kind, amount_pence=amount, balance_after=new,
-        idempotency_key=key, reference=reference, call_id=call_id, created_at=utcnow(),
-        created_by=by,
-    )  # fmt: skip
-    session.add(entry)
-    try:
-        await session.flush()
-    except IntegrityError:  # the same key written meanwhile, for another account
-        raise LedgerError(f"{what or repr(key)} was already used") from None
-    await set_account(session, prisoner_id, balance_pence=new)
-    return entry
 
 
 async def balance(session: AsyncSession, prisoner_id: int) -> Balance:
@@ -284,37 +239,19 @@ async def settle(
     reservation covered the longest the call was allowed to last, so a larger figure can only
     be an error, and the prisoner is not charged for it); a free call reserved 0 and is never
     charged. A charge entry is written only when the charge is above 0; returns it (or None).
-    Exactly once: settling a call already settled or released changes nothing and returns its
-    charge entry, if any (key ``call:ID:charge``). LedgerError when the call has no reservation.
+    Exactly once: settling a call already settled changes nothing and returns its charge
+    entry, if any (key ``call:ID:charge``). LedgerError when the call has no reservation.
+    The statements are the call path's own (settlement_sql.py), in the session's transaction.
     """
     asked = _whole(charge_pence, "a charge")
     _whole(talk_seconds, "the talk time (seconds)")
-    key = f"call:{call_id}:charge"
-    res = await _open_reservation(session, call_id)
-    if res is None:
+    held = select(Reservation.id).where(Reservation.call_id == call_id)
+    if await session.scalar(held) is None:
         raise LedgerError(f"call {call_id} has no reservation to settle")
-    if res.status != "open":
-        return await find_entry(session, key)
-    charge = min(asked, res.amount_pence)
-    await _close(session, call_id, res.prisoner_id, res.amount_pence, "settled")
-    entry = None
-    if charge > 0:
-        entry = await _post(
-            session, res.prisoner_id, "charge", -charge, key, f"call {call_id}", SYSTEM, call_id
-        )
-    outcome = {
-        "answered_at": answered_at,
-        "dial_status": dial_status,
-        "disconnect_cause": disconnect_cause,
-        "ended_by": ended_by,
-        "accepted": accepted,
-    }
-    given = {k: v for k, v in outcome.items() if v is not None}
-    await _update(
-        session, Call, Call.id == call_id,
-        charge_pence=charge, talk_seconds=talk_seconds, settled_at=utcnow(), **given,
-    )  # fmt: skip
-    return entry
+    outcome = Outcome(answered_at, dial_status, disconnect_cause, ended_by, accepted)
+    conn = await session.connection()
+    await settle_call(conn, call_id, asked, talk_seconds, outcome, utcnow())
+    return await find_entry(session, charge_key(call_id))
 
 
 async def release(session: AsyncSession, call_id: int) -> None:
