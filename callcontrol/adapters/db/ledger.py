@@ -16,7 +16,10 @@ it must do after a LedgerError). Concurrency, on both backends, without a lost u
 - PostgreSQL (READ COMMITTED): a function that changes an account first locks its row
   (``SELECT ... FOR UPDATE``; ``reserve`` uses one conditional ``UPDATE ... WHERE
   balance_pence - reserved_pence >= amount``, which waits for the row and re-checks the
-  condition on its latest version). Settling or releasing also locks the reservation row first.
+  condition on its latest version). Releasing also locks the reservation row first. Settling
+  (settlement_sql.py, the call path's statements) claims the call's row first with a
+  conditional ``UPDATE ... WHERE settled_at IS NULL``, then updates the reservation and the
+  account, each with an UPDATE that waits for the row and works from its latest version.
   Everything is read again after the lock. CHECK constraints back it all up.
 - SQLite (one writer at a time): the first statement of every change is a write (the
   ``INSERT ... ON CONFLICT DO NOTHING`` that makes sure the account exists, or the conditional
