@@ -53,6 +53,7 @@ from callcontrol.adapters.db.tables.recordings import (
     ChainHead,
     MissingRecording,
     Recording,
+    RecordingClaim,
     iso,
 )
 
@@ -84,6 +85,7 @@ __all__ = [
     "HASH",
     "iso",
     "Recording",
+    "RecordingClaim",
     "ChainEntry",
     "ChainHead",
     "MissingRecording",

@@ -197,4 +197,6 @@ class Call(Base):
         ),
         # A prisoner's recent calls, read by every decision (the daily and weekly allowance).
         Index("ix_calls_prisoner_started", "prisoner_id", "started_at"),
+        # The calls settled lately, read every second by the recording worker (migration 0013).
+        Index("ix_calls_settled_at", "settled_at"),
     )
