@@ -144,7 +144,6 @@ class RecordingWorker:
                 await self.step(stop)
             except Exception:
                 log.exception("the recording worker could not look for work; will try again")
-            self._publish()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.poll_s)
         log.info("recording worker %s stopped", self.name)
@@ -155,13 +154,15 @@ class RecordingWorker:
             await self.finder.sweep(self.monotonic())
             self._next_sweep = self.monotonic() + self.sweep_s
         await self.finder.poll(self.monotonic())
+        self.figures.note_backlog(self.watch.backlog(), self.clock())
         for call in self.watch.ready(self.monotonic()):
-            self.figures.note_backlog(self.watch.backlog(), self.clock())
             if stop is not None and stop.is_set():
                 break
             await self.one(call)
+            self.figures.note_backlog(self.watch.backlog(), self.clock())
             self._publish()
         self.figures.note_backlog(self.watch.backlog(), self.clock())
+        self._publish()
 
     async def one(self, call: SettledCall) -> None:
         claim = await self.queue.claim(call.call_id, self.name, self.clock(), self.lease_s)
