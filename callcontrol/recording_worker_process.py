@@ -26,6 +26,7 @@ RESTART_MAX_S = 60.0
 HEALTHY_S = 60.0
 # At the daemon's stop, how long the worker may take to finish the recording in hand.
 STOP_S = 15.0
+NOT_INHERITED = ("NOTIFY_SOCKET", "WATCHDOG_")
 
 
 def worker_command(settings: Settings) -> list[str]:
@@ -39,8 +40,10 @@ def worker_command(settings: Settings) -> list[str]:
 class SpawnedWorker:
     def __init__(self, settings: Settings, stop_s: float = STOP_S) -> None:
         self.argv = worker_command(settings)
-        # Relative paths as the daemon resolves them, whatever the settings file says.
-        self.env = {**os.environ, "CALLCONTROL_BASE_DIR": str(settings.base_dir)}
+        # Relative paths as the daemon resolves them, whatever the settings file says; and
+        # not systemd's notify socket, which is the daemon's alone.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(NOT_INHERITED)}
+        self.env = {**env, "CALLCONTROL_BASE_DIR": str(settings.base_dir)}
         self.stop_s = stop_s
         self.proc: asyncio.subprocess.Process | None = None
         self.starts = 0
