@@ -56,7 +56,10 @@ class SpawnedWorker:
             while True:
                 began, ran = loop.time(), 0.0
                 try:
-                    self.proc = await asyncio.create_subprocess_exec(*self.argv, env=self.env)
+                    # A session of its own: a Ctrl-C at the terminal is the daemon's to pass on.
+                    self.proc = await asyncio.create_subprocess_exec(
+                        *self.argv, env=self.env, start_new_session=True
+                    )
                 except OSError as e:
                     log.error("could not start the recording worker: %s", e.strerror or e)
                 else:

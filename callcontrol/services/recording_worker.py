@@ -40,6 +40,8 @@ POLL_S = 1.0
 LEASE_S = 60.0
 # An ingest that failed (database away, disk full) is tried again this long after, by anyone.
 RETRY_S = 60.0
+# While the database is away, the worker looks again at most this far apart.
+FAILING_MAX_S = 30.0
 # The sweep for what earlier runs left (a crash, a stop) runs at the start and this often.
 SWEEP_S = 3600.0
 
@@ -139,13 +141,18 @@ class RecordingWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; a recording being stored then is finished first."""
         log.info("recording worker %s started", self.name)
+        failing = 0  # looks that failed in a row (the database away): wait longer, log less
         while not stop.is_set():
             try:
                 await self.step(stop)
+                failing = 0
             except Exception:
-                log.exception("the recording worker could not look for work; will try again")
+                failing += 1
+                if failing == 1 or failing % 60 == 0:
+                    log.exception("the recording worker could not look for work; will try again")
+            pause = min(self.poll_s * 2 ** min(failing, 10), FAILING_MAX_S)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.poll_s)
+                await asyncio.wait_for(stop.wait(), max(self.poll_s, pause))
         log.info("recording worker %s stopped", self.name)
 
     async def step(self, stop: asyncio.Event | None = None) -> None:

@@ -211,3 +211,24 @@ def test_figures_as_json() -> None:
     data = f.as_json()
     assert data["backlog_peak"] == 2 and data["last_drain_s"] == 3.0
     assert data["drained_at"] == "2027-03-01T12:00:04.000+00:00"
+
+
+async def test_a_database_away_is_logged_once_and_looked_at_less_often(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = World(tmp_path)
+    looks = 0
+
+    async def away() -> None:
+        nonlocal looks
+        looks += 1
+        raise OSError("connection refused")
+
+    w.queue.latest_settled = away  # type: ignore[assignment,method-assign]
+    w.worker.poll_s = 0.01
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.6, stop.set)
+    await asyncio.wait_for(w.worker.run(stop), 10)
+    # waits of 0.02, 0.04, 0.08, 0.16, 0.32 s: not 60 looks at 0.01 s
+    assert 1 <= looks <= 7, looks
+    assert caplog.text.count("could not look for work") == 1
