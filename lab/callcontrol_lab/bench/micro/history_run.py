@@ -1,0 +1,59 @@
+"""The micro-benchmark on an empty database and on one holding a prison's history, one after
+the other on the same PostgreSQL server: is the cost of a decision flat as history grows?"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from callcontrol_lab.bench.history import HistorySpec
+from callcontrol_lab.bench.history_cache import database_from_template, history_template
+from callcontrol_lab.bench.micro.provision import create_scratch_database, drop_scratch_database
+from callcontrol_lab.bench.micro.runner import run_micro
+
+
+def _rate(report: dict[str, Any], what: str) -> float:
+    return float(report["ours"][what])
+
+
+async def run_micro_with_history(
+    server_url: str,
+    spec: HistorySpec,
+    progress: Callable[[str], None] = lambda _: None,
+    **options: Any,
+) -> dict[str, Any]:
+    """``run_micro(**options)`` on a new empty database of the server of ``server_url`` (its
+    user needs CREATEDB), then on a copy of ``spec``'s history (built, restored or found:
+    history_cache.py). Returns the empty run's report with ``"history"``: how the history was
+    had and how long it took, the history run's report, and the ratios of their rates."""
+    template = await history_template(server_url, spec, progress)
+    progress(f"history: {template.how}, {template.seconds:.0f} s")
+    empty_url = await create_scratch_database(server_url)
+    try:
+        progress("the micro-benchmark on an empty database")
+        report = await run_micro(empty_url, progress=progress, **options)
+    finally:
+        await drop_scratch_database(server_url, empty_url)
+    history_url = await database_from_template(server_url, template.name)
+    try:
+        progress("the micro-benchmark on the history's database")
+        run = await run_micro(history_url, progress=progress, history=True, **options)
+    finally:
+        await drop_scratch_database(server_url, history_url)
+
+    def ratio(what: str) -> float | None:
+        empty = _rate(report, what)
+        return round(_rate(run, what) / empty, 3) if empty > 0 else None
+
+    report["history"] = {
+        "prisoners": spec.prisoners,
+        "rows_asked": spec.rows,
+        "days": spec.days,
+        "how": template.how,
+        "seconds": template.seconds,
+        "details": template.details,
+        "run": run,
+        "ratio_decisions": ratio("decisions_per_s"),
+        "ratio_settlements": ratio("settlements_per_s"),
+    }
+    return report
