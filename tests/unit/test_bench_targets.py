@@ -157,3 +157,29 @@ def test_the_whole_table() -> None:
     del missing["micro"]
     # The micro-benchmark's four, the history, the recordings worker's three (no worker here).
     assert verdicts(bench_targets(missing)).count("not measured") == 8
+
+
+def test_bench_md_ends_with_the_targets() -> None:
+    from callcontrol_lab.bench.run import markdown
+    from callcontrol_lab.simulator.load.report import machine
+
+    step = {"connected": 400, "attempted": 400, "post_pin_ms": {"n": 400, "p50": 10, "p95": 20,
+            "p99": 30}, "recordings": {"expected": 400, "stored": 400}}  # fmt: skip
+    results: dict[str, Any] = {
+        **ladder(30, 27, {"static": 30.0, "daemon": 45.0}),
+        "machine": machine(), "started": "today", "command": "make bench", "hold_s": 2.0,
+        "step_s": 20.0,
+        "concurrent": {**run(250), "target": 250, "worker": {}},
+        "concurrent_static": {**run(260), "target": 250},
+    }  # fmt: skip
+    for way in results["ways"]:
+        way["sustained_cps"] = 30
+        way["steps"][0]["figures"] = step
+    text = markdown(results)
+    assert "Concurrent recorded calls, static way: peak 260" in text
+    targets = text.split("## Issue 12's targets", 1)[1]
+    assert (
+        "| ladder: daemon/static sustained rate >= 0.9 (same run) | 27 / 30 calls/s = 0.9 | met |"
+        in targets
+    )
+    assert f"| {NOT_REPORTED} | not measured |" in targets

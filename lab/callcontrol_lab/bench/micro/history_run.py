@@ -37,7 +37,9 @@ async def run_micro_with_history(
     history_url = await database_from_template(server_url, template.name)
     try:
         progress("the micro-benchmark on the history's database")
-        run = await run_micro(history_url, progress=progress, history=True, **options)
+        # The baseline (no database) and the profile are the empty run's.
+        again = {**options, "baseline": False, "profile_path": None}
+        run = await run_micro(history_url, progress=progress, history=True, **again)
     finally:
         await drop_scratch_database(server_url, history_url)
 

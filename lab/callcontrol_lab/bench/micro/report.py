@@ -95,8 +95,11 @@ def _history_text(h: dict[str, Any]) -> str:
         f"with history: {h['prisoners']:,} prisoners over {h['days']} days, "
         + ", ".join(f"{tables[t]:,} {t}" for t in ("calls", "call_decisions", "ledger_entries")
                     if t in tables)
-        + f"; {h['how']} in {h['seconds']:.0f} s"
-        + (f" (generated in {made:.0f} s)" if made is not None else ""),
+        + (
+            f"; generated in {made:.0f} s ({h['seconds']:.0f} s with the migrations and the dump)"
+            if made is not None
+            else f"; {h['how']} in {h['seconds']:.0f} s"
+        ),
         f"{'':31s}{'requests':>9s}{'per s':>9s}{'p50 ms':>9s}{'p95 ms':>9s}{'p99 ms':>9s}"
         f"{'CPU ms':>9s}{'stmts':>7s}",
     ]  # fmt: skip
