@@ -164,3 +164,25 @@ def test_the_history_is_built_once_then_found_then_restored(
     finally:
         asyncio.run(drop_scratch_database(pg_url, f"postgresql+asyncpg:///{first.name}"))
     assert any("generating" in s for s in said)
+
+
+def test_make_bench_keeps_the_empty_run_when_the_history_fails(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from callcontrol_lab.bench.micro import history_run
+
+    async def no_room(*_: Any, **__: Any) -> None:
+        raise BenchmarkError("no room for the history")
+
+    monkeypatch.setattr(history_run, "history_template", no_room)
+    options: dict[str, Any] = {
+        "calls": 4, "concurrency": 2, "warmup": 0, "cells": 2, "separate_process": False,
+        "baseline": False,
+    }  # fmt: skip
+    report = asyncio.run(
+        history_run.run_micro_with_history(pg_url, SMALL, keep_going=True, **options)
+    )
+    assert report["ours"]["decisions"] == 4 and "history" not in report
+    assert "no room for the history" in report["history_error"]
+    with pytest.raises(BenchmarkError, match="no room"):
+        asyncio.run(history_run.run_micro_with_history(pg_url, SMALL, **options))

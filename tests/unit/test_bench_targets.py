@@ -69,6 +69,8 @@ def test_history_within_ten_percent() -> None:
     assert history_target(with_history(1000, 899)).verdict == "missed"
     assert history_target(with_history(1000, 1300)).verdict == "met"
     assert history_target(micro()).verdict == "not measured"
+    failed = history_target(micro(history_error="BenchmarkError: no room"))
+    assert failed.verdict == "not measured" and "no room" in failed.figure
 
 
 def ladder(static: float | None, daemon: float | None, p99: dict[str, float]) -> dict[str, Any]:

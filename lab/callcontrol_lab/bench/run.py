@@ -337,7 +337,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             options: dict[str, Any] = {"calls": args.micro_calls, "concurrency": 50}
             if args.history:
                 results["micro"] = await run_micro_with_history(
-                    server_url, spec_from(args), say, **options
+                    server_url, spec_from(args), say, keep_going=True, **options
                 )
             else:
                 micro_url = await micro.create_scratch_database(server_url)

@@ -86,7 +86,9 @@ def history_target(report: dict[str, Any] | None) -> Target:
     goal = f"decisions/s with history >= {HISTORY_RATIO:.0%} of empty"
     h = (report or {}).get("history")
     if not h:
-        return Target(goal, "not measured (run with --history)", None)
+        error = (report or {}).get("history_error")
+        why = f"the history's run failed: {error}" if error else "run with --history"
+        return Target(goal, f"not measured ({why})", None)
     empty, full = report["ours"]["decisions_per_s"], h["run"]["ours"]["decisions_per_s"]  # type: ignore[index]
     tables = h.get("details", {}).get("tables", {})
     rows = sum(tables.get(t, 0) for t in ("calls", "call_decisions", "ledger_entries"))
