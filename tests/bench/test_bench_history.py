@@ -186,3 +186,12 @@ def test_make_bench_keeps_the_empty_run_when_the_history_fails(
     assert "no room for the history" in report["history_error"]
     with pytest.raises(BenchmarkError, match="no room"):
         asyncio.run(history_run.run_micro_with_history(pg_url, SMALL, **options))
+
+
+def test_the_indexes_are_as_the_migrations_made_them(pg_database: str) -> None:
+    listing = """SELECT string_agg(indexdef, ';' ORDER BY indexname) FROM pg_indexes
+        WHERE schemaname = current_schema()"""
+    before = scalar(pg_database, listing)
+    asyncio.run(build_history(pg_database, HistorySpec(prisoners=5, rows=500, days=30)))
+    assert scalar(pg_database, listing) == before
+    assert "uq_calls_one_active_per_prisoner" in before
