@@ -145,7 +145,7 @@ def capacity_target(results: dict[str, Any]) -> Target:
     )
     k = results.get("concurrent")
     if not k:
-        return Target(goal, "not measured (--concurrent 0)", None)
+        return Target(goal, "not measured (no capacity run of the daemon)", None)
     lost = k["recordings"]["expected"] - k["recordings"]["stored"]
     refused = k["attempted"] - k["connected"]
     clean = refused == 0 and lost == 0 and k["mismatches"] == 0
