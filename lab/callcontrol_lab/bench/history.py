@@ -47,7 +47,7 @@ SETUP_S = 15  # from the decision to the called party's acceptance
 MAX_TALK_S = 1200  # calls last at most 20 minutes, fewer where the weekly top-up needs it
 WEEK_S = 7 * 86400
 # Bump when the data generated changes (a cache key: cache.py).
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 FILLED_TABLES = (
     "cells", "prisoners", "contacts", "contact_changes", "accounts", "call_decisions", "calls",
     "reservations", "ledger_entries", "pin_failures",
@@ -214,21 +214,23 @@ def history_sql(spec: HistorySpec) -> list[str]:
             FROM (SELECT 0 AS kind, i AS n, prisoner_id, at FROM h_calls
                   UNION ALL SELECT 1, r, prisoner_id, at FROM h_refusals) d""",
         "CREATE INDEX ON h_decisions (kind, n)",
-        """CREATE TEMP TABLE h_call_rows AS
-            SELECT row_number() OVER (ORDER BY c.at, c.i) AS id, d.id AS decision_id, c.*,
-            k.number, k.kind AS contact_kind,
-            CASE WHEN k.number LIKE '+447%' THEN 'uk_mobile' ELSE 'uk_landline' END AS class,
-            CASE WHEN c.answered THEN c.at + interval '15 seconds' END AS answered_at,
-            CASE WHEN c.answered THEN c.at + (15 + c.talk) * interval '1 second'
-                 ELSE c.at + interval '35 seconds' END AS ended_at
-            FROM h_calls c JOIN h_decisions d ON d.kind = 0 AND d.n = c.i
-            JOIN h_contacts k ON k.id = c.contact_id""",
-        "ALTER TABLE h_call_rows ADD COLUMN rate int, ADD COLUMN charge int",
-        f"""UPDATE h_call_rows SET
-            rate = CASE class WHEN 'uk_mobile' THEN {mobile} ELSE {land} END,
-            charge = CASE WHEN answered AND NOT privileged THEN
-              {_charge("talk", f"CASE class WHEN 'uk_mobile' THEN {mobile} ELSE {land} END")}
-              ELSE 0 END""",
+        "ANALYZE h_calls",
+        "ANALYZE h_refusals",
+        "ANALYZE h_decisions",
+        f"""CREATE TEMP TABLE h_call_rows AS
+            SELECT x.*, CASE WHEN x.answered AND NOT x.privileged
+              THEN {_charge("x.talk", "x.rate")} ELSE 0 END AS charge
+            FROM (SELECT row_number() OVER (ORDER BY c.at, c.i) AS id, d.id AS decision_id,
+              c.*, k.number, k.kind AS contact_kind,
+              CASE WHEN k.number LIKE '+447%' THEN 'uk_mobile' ELSE 'uk_landline' END AS class,
+              CASE WHEN k.number LIKE '+447%' THEN {mobile} ELSE {land} END AS rate,
+              CASE WHEN c.answered THEN c.at + interval '15 seconds' END AS answered_at,
+              CASE WHEN c.answered THEN c.at + (15 + c.talk) * interval '1 second'
+                   ELSE c.at + interval '35 seconds' END AS ended_at
+              FROM h_calls c JOIN h_decisions d ON d.kind = 0 AND d.n = c.i
+              JOIN h_contacts k ON k.id = c.contact_id) x""",
+        "CREATE INDEX ON h_call_rows (i)",
+        "ANALYZE h_call_rows",
         f"""INSERT INTO call_decisions (id, at, handset, cell_id, prisoner_id, dialled, number,
             outcome, reason, detail, privileged, channel, uniqueid, sip_call_id, decision_ms)
             SELECT d.id, d.at, '{HISTORY_CELL_PREFIX}' || lpad(d.prisoner_id::text, 5, '0'),
