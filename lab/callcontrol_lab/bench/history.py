@@ -349,10 +349,15 @@ async def build_history(
         async with engine.connect() as conn:
             statements = history_sql(spec)
             for n, statement in enumerate(statements, 1):
+                began = time.perf_counter()
                 await conn.exec_driver_sql(statement)
-                if progress is not None and n % 5 == 0:
-                    took = time.perf_counter() - started
-                    progress(f"history: {n} of {len(statements)} statements, {took:.0f} s")
+                took = time.perf_counter() - began
+                if progress is not None and (n % 5 == 0 or took > 10):
+                    what = " ".join(statement.split()[:4])
+                    progress(
+                        f"history: {n} of {len(statements)} statements in "
+                        f"{time.perf_counter() - started:.0f} s ({what}...: {took:.0f} s)"
+                    )
     finally:
         await engine.dispose()
     seconds = time.perf_counter() - started
