@@ -94,9 +94,13 @@ def history_target(report: dict[str, Any] | None) -> Target:
     rows = sum(tables.get(t, 0) for t in ("calls", "call_decisions", "ledger_entries"))
     size = f"{h['prisoners']:,} prisoners" + (f", {rows:,} rows" if rows else "")
     ratio = h["ratio_decisions"]
+    cpu = (
+        h["run"]["ours"]["cpu"]["server_ms_per_request"],
+        report["ours"]["cpu"]["server_ms_per_request"],
+    )  # type: ignore[index]
     figure = (
         f"{full:,.0f}/s against {empty:,.0f}/s empty: {ratio} ({size}; settlements "
-        f"{h['ratio_settlements']})"
+        f"{h['ratio_settlements']}; daemon CPU a decision {cpu[0]:.2f} against {cpu[1]:.2f} ms)"
     )
     return Target(goal, figure, ratio >= HISTORY_RATIO if ratio is not None else None)
 
