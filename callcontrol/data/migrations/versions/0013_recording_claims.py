@@ -1,7 +1,7 @@
 """Recording workers' claims; the calls by when they were settled.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0011
 
 New table recording_claims: one row per call whose recording a worker (`callcontrol recordings
 worker`) took on, with the lease that lets another worker take it over if the first dies. New
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | Sequence[str] | None = "0010"
+down_revision: str | Sequence[str] | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
