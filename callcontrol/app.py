@@ -30,6 +30,7 @@ from callcontrol.adapters.db.engine import (
     make_engine,
     session_factory,
 )
+from callcontrol.adapters.db.globals_cache import globals_source
 from callcontrol.adapters.db.history_store import SqlHistoryReader
 from callcontrol.adapters.db.journal_store import SqlJournalStore
 from callcontrol.adapters.db.kiosk_store import SqlKioskStore
@@ -45,6 +46,7 @@ from callcontrol.adapters.http.recordings import RecordingsApi
 from callcontrol.adapters.journal_file import JournalFile
 from callcontrol.adapters.kiosk.app import make_kiosk_app
 from callcontrol.adapters.kiosk.sessions import KioskSessions, KioskThrottle
+from callcontrol.adapters.recording_status import WorkerStatus
 from callcontrol.adapters.storage import StoreFiles
 from callcontrol.config import ConfigError, Settings, journal_path, recordings_spool
 from callcontrol.daemon_ops import start_operations
@@ -52,6 +54,7 @@ from callcontrol.domain.call_end import CallEnd
 from callcontrol.logging_setup import TEXT_FORMAT as LOG_FORMAT  # noqa: F401 (demo, bench)
 from callcontrol.logging_setup import bind_call
 from callcontrol.operator_services import operator_services
+from callcontrol.recording_worker_process import SpawnedWorker
 from callcontrol.services.authorise import CallAttempt
 from callcontrol.services.browser_listen import BrowserListen
 from callcontrol.services.cells_sync import CellsSync, keep_syncing
@@ -63,7 +66,6 @@ from callcontrol.services.listen_grants import ListenGrants
 from callcontrol.services.live_feed import LiveFeed
 from callcontrol.services.pin_guard import PinLockStore
 from callcontrol.services.recording_access import RecordingService
-from callcontrol.services.recording_jobs import RecordingJobs
 from callcontrol.services.settle import Settler
 from callcontrol.services.supervise import CallControlGuard, Supervisor
 from callcontrol.startup_checks import check_paths, check_schema
@@ -134,7 +136,7 @@ def build_http_server(
     tracker: ChannelTracker,
     journal: JournalFollower,
     grants: ListenGrants | None = None,
-    jobs: RecordingJobs | None = None,
+    jobs: WorkerStatus | None = None,
 ) -> HttpServer:
     """The officers' API: live calls, cut, listen, cells and prisoners; every act audited;
     and the staff console at /console/ ([console] enabled)."""
@@ -320,6 +322,11 @@ class Daemon:
             if s.asterisk.sync_cells:
                 sync = build_cells_sync(s, sessions)
                 tasks.append(asyncio.create_task(keep_syncing(sync), name="cells-sync"))
+            # The global numbers and tariffs, held in memory and reloaded when they change
+            # (globals_cache.py): loaded before the first call, kept current by its task.
+            globals_cache = globals_source(engine)
+            await globals_cache.check()
+            tasks.append(asyncio.create_task(globals_cache.run(), name="globals-cache"))
             store = SqlCallStore(sessions)
             auth = build_authoriser(s, store)
             settler = Settler(
@@ -329,10 +336,12 @@ class Daemon:
             tasks.append(
                 asyncio.create_task(keep_following(journal, s, JOURNAL_POLL_S), name="call-journal")
             )
-            jobs = RecordingJobs(
-                sessions, spool, s.path(s.recording.store_dir), s.recording.bitrate
-            )
-            settler.on_settled.append(jobs.after_settlement)
+            # Recordings are the recording worker's (a process of its own at idle priority,
+            # recording_worker_process.py): the daemon only shows its figures.
+            jobs = WorkerStatus(s.path(s.recording.worker_status_file))
+            if s.recording.worker == "spawn":
+                worker = SpawnedWorker(s)
+                tasks.append(asyncio.create_task(worker.keep_running(), name="recording-worker"))
             # Polled every poll_s, due interval - poll_s after the last: never more than the
             # interval between two checkpoints.
             poll_s = min(CHECKPOINT_POLL_S, s.recording.checkpoint_interval_s / 4)
@@ -423,7 +432,6 @@ class Daemon:
                     await journal.entries(c.uniqueid for c in unsettled),
                     asterisk_lost_at=self.ami.lost_at,
                 )
-                await jobs.catch_up()
 
             tracker.on_hangup(ended)
             self.ami.on_connected(reconcile)

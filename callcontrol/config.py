@@ -103,6 +103,9 @@ class BillingSettings:
     accept_timeout_s: int = 20
 
 
+RECORDING_WORKERS = ("spawn", "external")
+
+
 @dataclass(frozen=True)
 class RecordingSettings:
     # Where Asterisk's MixMonitor writes the audio while a call runs, as the daemon sees it
@@ -122,6 +125,14 @@ class RecordingSettings:
     checkpoints_file: str = "var/chain-checkpoints"
     # The daemon signs the chain's head when it moved, and at least this often when it did not.
     checkpoint_interval_s: int = 3600
+    # Who compresses the recordings: the recording worker (`callcontrol recordings worker`), a
+    # process of its own at idle priority. "spawn" (the default): the daemon starts it as its
+    # child, restarts it if it dies and stops it with itself. "external": the site runs it
+    # (e.g. callcontrol-recordings-worker.service, on this machine or others), the daemon not.
+    worker: str = "spawn"
+    # The worker's figures (recordings, CPU seconds, backlog; docs/recordings.md), rewritten as
+    # they change; the daemon reads them for /metrics and the console.
+    worker_status_file: str = "var/recordings-worker.json"
 
 
 @dataclass(frozen=True)
@@ -373,6 +384,9 @@ class Settings:
     listen: ListenSettings = field(default_factory=ListenSettings)
     # Relative paths in the settings are taken from this folder (the working folder by default).
     base_dir: Path = field(default_factory=Path.cwd)
+    # The settings file these were read from (None: defaults and environment only), for the
+    # processes the daemon starts (the recording worker), which read the same.
+    config_file: Path | None = None
 
     def path(self, value: str) -> Path:
         """A path setting made absolute: ``~`` expanded, relative to ``base_dir``."""
@@ -585,7 +599,8 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
         if not isinstance(given, dict):
             raise ConfigError(f"[{name}] must be a table")
         sections[name] = _section(hints[name], given, env, name)
-    settings = Settings(base_dir=base_dir.resolve(), **sections)
+    config_file = Path(path).expanduser().resolve() if path else None
+    settings = Settings(base_dir=base_dir.resolve(), config_file=config_file, **sections)
     _validate(settings)
     return settings
 
@@ -647,6 +662,12 @@ def _validate(s: Settings) -> None:
         raise ConfigError("[site] pin_tries_per_call must be between 1 and 10")
     if not 60 <= s.recording.checkpoint_interval_s <= 3600:
         raise ConfigError("[recording] checkpoint_interval_s must be between 60 and 3600")
+    if s.recording.worker not in RECORDING_WORKERS:
+        raise ConfigError(
+            "[recording] worker must be 'spawn' (the daemon runs the recording worker) or "
+            "'external' (the site runs `callcontrol recordings worker`), "
+            f"not {s.recording.worker!r}"
+        )
     if not s.asterisk.cli_command:
         raise ConfigError("[asterisk] cli_command is empty: the command that runs Asterisk's CLI")
     _validate_agi(s.agi)

@@ -16,11 +16,11 @@ from callcontrol.adapters.db.engine import current_revision, head_revision
 from callcontrol.adapters.db.figures_store import SqlFigures
 from callcontrol.adapters.http import HttpServer
 from callcontrol.adapters.http.metrics import Live, Metrics, add_routes
+from callcontrol.adapters.recording_status import WorkerStatus
 from callcontrol.config import ConfigError, Settings
 from callcontrol.readiness import Readiness
 from callcontrol.sd_notify import Notifier
 from callcontrol.services.authorise import Authoriser
-from callcontrol.services.recording_jobs import RecordingJobs
 from callcontrol.services.settle import Settler
 from callcontrol.wiring import utcnow
 
@@ -75,7 +75,7 @@ def start_operations(
     http: HttpServer,
     auth: Authoriser,
     settler: Settler,
-    jobs: RecordingJobs,
+    jobs: WorkerStatus,
     stop: asyncio.Event,
 ) -> Operations:
     """Wire readiness and metrics into the parts (before ``http`` starts: it adds routes) and

@@ -1,4 +1,5 @@
-"""systemd units for a site: the daemon, and the timers of the retention purge and the daily
+"""systemd units for a site: the daemon, the recording worker (for [recording] worker =
+"external"), and the timers of the retention purge and the daily
 `recordings verify`, rendered from the templates in callcontrol/data/systemd/.
 
 What differs between sites is filled in here: the absolute path of the installed `callcontrol`
@@ -24,6 +25,7 @@ STATE_DIR = Path("/var/lib/callcontrol")
 DEFAULT_CONFIG = Path("/etc/callcontrol/callcontrol.toml")
 UNITS = (
     "callcontrol.service",
+    "callcontrol-recordings-worker.service",
     "callcontrol-purge.service",
     "callcontrol-purge.timer",
     "callcontrol-verify.service",

@@ -264,7 +264,7 @@ def _limit(default: int) -> tuple[tuple[str, ...], dict[str, Any]]:
 
 
 GROUPS = (
-    ("recordings", "call recordings: list, verify, purge, export",
+    ("recordings", "call recordings: list, verify, purge, export, the worker",
      "Call recordings, kept as Ogg Opus files named by their SHA-256 in [recording] store_dir. "
      "Every recording stored and every one deleted is an entry of a hash chain in the "
      "database, so that any change to a recording, its row or the chain shows in `verify`; "
@@ -342,8 +342,11 @@ COMMANDS: tuple[tuple[str, str, Any, str, str, tuple[Any, ...]], ...] = (
 
 def register(sub: argparse._SubParsersAction, parents: Parents) -> None:
     """Add the `recordings` and `audit` commands."""
+    from callcontrol.cli import recordings_worker
+
     groups = {name: group(sub, name, help, description) for name, help, description in GROUPS}
     for group_name, name, handler, help, description, arguments in COMMANDS:
         parser = command(groups[group_name], name, parents, handler, help, description)
         for flags, options in arguments:
             parser.add_argument(*flags, **options)
+    recordings_worker.register(groups["recordings"], parents)

@@ -19,7 +19,10 @@ from callcontrol.systemd_units import (
 
 UNITS_HELP = """\
 Render the systemd units for this site: callcontrol.service (the daemon: Type=notify, its own
-user, Restart=on-failure, after Asterisk and PostgreSQL, sandboxed) and the timers
+user, Restart=on-failure, after Asterisk and PostgreSQL, sandboxed),
+callcontrol-recordings-worker.service (`recordings worker` at idle priority: enable it only
+with [recording] worker = "external", or on another host; by default the daemon starts the
+worker itself) and the timers
 callcontrol-purge.timer (nightly `recordings purge`) and callcontrol-verify.timer (daily
 `recordings verify`), each with its service. Printed on standard output, or written into
 --to DIR (such as /etc/systemd/system; then `systemctl daemon-reload` and

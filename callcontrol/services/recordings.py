@@ -17,11 +17,7 @@ file that no row names, never a row without its file.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -55,29 +51,9 @@ LOCK_HEAD = text(
 
 
 # Compressing a recording (ffmpeg, then ffprobe to check what was written) takes the CPU of
-# several calls. The calls come first: one compression at a time, in a thread (and so child
-# processes) of lower priority. Measured at 10 calls a second of 2-second calls on 2 cores:
-# with compressions in parallel at normal priority, decisions took 0.4 s at p50 and 5 s at p99
-# and calls failed; the spool holds what waits, and nothing is lost by waiting.
-INGEST_NICENESS = 10
-_compressor_pool: ThreadPoolExecutor | None = None
-
-
-def _lower_priority() -> None:
-    with contextlib.suppress(OSError, AttributeError):  # Linux: niceness is per thread
-        tid = threading.get_native_id()
-        os.setpriority(
-            os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + INGEST_NICENESS)
-        )
-
-
-def _compressor() -> ThreadPoolExecutor:
-    global _compressor_pool
-    if _compressor_pool is None:
-        _compressor_pool = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="recording-ingest", initializer=_lower_priority
-        )
-    return _compressor_pool
+# several calls: it is done by the recording worker (`callcontrol recordings worker`,
+# services/recording_worker.py), a process of its own at idle priority, one at a time, never
+# by the daemon. Here it runs in a thread so that the worker's event loop keeps its lease.
 
 
 class RecordingError(Exception):
@@ -184,7 +160,11 @@ async def ingest(
         existing = await _recording_of(s, call_id)
         call = await s.get(Call, call_id)
     if existing is not None:
-        log.info("call %d already has recording %d: nothing to do", call_id, existing.id)
+        if wav_path.exists():  # a crash between the commit and the removal below
+            wav_path.unlink(missing_ok=True)
+            log.info("call %d has recording %d: its spool file removed", call_id, existing.id)
+        else:
+            log.info("call %d already has recording %d: nothing to do", call_id, existing.id)
         return existing
     if call is None:
         raise RecordingError(f"no call {call_id}")
@@ -198,8 +178,8 @@ async def ingest(
             )
         return None
     try:
-        info, digest, size = await asyncio.get_running_loop().run_in_executor(
-            _compressor(), storage.store, store_dir, str(call_id), wav_path, bitrate
+        info, digest, size = await asyncio.to_thread(
+            storage.store, store_dir, str(call_id), wav_path, bitrate
         )
     except audio.AudioError as e:
         await mark_missing(sessions, call_id, f"its spool file {e}")

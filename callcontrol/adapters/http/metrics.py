@@ -147,12 +147,13 @@ class _Scraped(Collector):
         yield _gauge("callcontrol_agi_sessions", "FastAGI connections open.", live.agi_sessions())
         yield _gauge(
             "callcontrol_recordings_ingesting",
-            "Recordings of settled calls being waited for or ingested now.",
+            "Recordings waiting for compression now (the recording worker's backlog).",
             live.recordings_ingesting(),
         )
         yield CounterMetricFamily(
             "callcontrol_recording_ingest_failures",
-            "Recording ingests that failed (the audio stays in the spool) since the start.",
+            "Recording ingests that failed (the audio stays in the spool) since the recording "
+            "worker started.",
             value=live.recording_failures(),
         )
         yield CounterMetricFamily(

@@ -30,7 +30,8 @@ class SpoolFile:
 
 class SqlRecordingAlerts:
     """Recordings that staff must look at: calls whose recording is missing, and ingests that
-    failed (the count since the daemon started, and the spool files left behind)."""
+    failed (the count since the recording worker started, from its status file: ``jobs``, an
+    adapters/recording_status.py WorkerStatus; and the spool files left behind)."""
 
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], spool: Path, jobs: Any = None

@@ -34,6 +34,7 @@ from callcontrol.adapters.db.tables.core import (
     Contact,
     ContactChange,
     GlobalNumber,
+    GlobalsVersion,
     PinFailure,
     Prisoner,
 )
@@ -53,6 +54,7 @@ from callcontrol.adapters.db.tables.recordings import (
     ChainHead,
     MissingRecording,
     Recording,
+    RecordingClaim,
     iso,
 )
 
@@ -68,6 +70,7 @@ __all__ = [
     "Contact",
     "ContactChange",
     "GlobalNumber",
+    "GlobalsVersion",
     "PinFailure",
     "CallDecision",
     "Call",
@@ -84,6 +87,7 @@ __all__ = [
     "HASH",
     "iso",
     "Recording",
+    "RecordingClaim",
     "ChainEntry",
     "ChainHead",
     "MissingRecording",

@@ -118,6 +118,22 @@ class MissingRecording(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # ingested after all
 
 
+class RecordingClaim(Base):
+    """A recording worker's claim on a call's recording (migration 0013): who compresses it, until
+    when the claim holds unless renewed (a worker that dies loses it then, and another takes the
+    call over), and when it was done. One row per call, so that two workers, on this machine or
+    another, never work on the same recording: claiming is an INSERT that finds no row, or an
+    UPDATE of a row whose lease ran out and that is not done (adapters/db/recording_queue.py)."""
+
+    __tablename__ = "recording_claims"
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), primary_key=True)
+    worker: Mapped[str] = mapped_column(String(128))  # "" while nobody holds it (a retry waits)
+    claimed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    lease_until: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
 class AuditEntry(Base):
     """Who did what to which recording, call, cell or prisoner, when and why. Append-only."""
 

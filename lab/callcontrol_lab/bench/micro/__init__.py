@@ -6,7 +6,8 @@ them (``build_authoriser``, ``SqlCallStore``, ``CellCallHandler``, ``Settler`` o
 fills itself through the operator's own services (``callcontrol/services``):
 cells, one prisoner each with a PIN, an approved social contact and credit. Left out, because
 they are not on the path of a FastAGI request: the AMI session, the supervision API and the
-recording jobs run after a settlement (which would look for audio that no call made).
+recordings worker (a process of its own, `callcontrol recordings worker`, which would look for
+audio that no call made).
 
 The other side plays Asterisk: for each call it connects, sends the ``agi_`` environment of
 ``AGI(agi://.../SECRET/cell-call,...)`` (the server's FastAGI secret, made for the run, first
