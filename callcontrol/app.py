@@ -30,6 +30,7 @@ from callcontrol.adapters.db.engine import (
     make_engine,
     session_factory,
 )
+from callcontrol.adapters.db.globals_store import SqlGlobals
 from callcontrol.adapters.db.history_store import SqlHistoryReader
 from callcontrol.adapters.db.journal_store import SqlJournalStore
 from callcontrol.adapters.db.kiosk_store import SqlKioskStore
@@ -321,7 +322,7 @@ class Daemon:
                 sync = build_cells_sync(s, sessions)
                 tasks.append(asyncio.create_task(keep_syncing(sync), name="cells-sync"))
             store = SqlCallStore(sessions)
-            auth = build_authoriser(s, store)
+            auth = build_authoriser(s, store, SqlGlobals(sessions))
             settler = Settler(
                 SqlSettlementStore(sessions), free_drop_s=s.billing.free_drop_s, clock=utcnow
             )

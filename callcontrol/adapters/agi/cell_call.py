@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.protocol import AgiChannel, AgiError, AgiHangup
 from callcontrol.domain.balance import BalanceFigures
+from callcontrol.domain.decide import CallPlan
 from callcontrol.domain.dialling import (
     MAX_NUMBER_KEYS,
     is_code,
@@ -32,7 +33,7 @@ from callcontrol.domain.dialling import (
     keyed_number_problem,
 )
 from callcontrol.domain.model import Decision, Handset, Prisoner, Reason
-from callcontrol.services.authorise import Authoriser, CallAttempt, CallPlan
+from callcontrol.services.authorise import Authoriser, CallAttempt
 
 log = logging.getLogger("callcontrol.agi.cell_call")
 
@@ -144,11 +145,10 @@ class CellCallHandler:
             figures: BalanceFigures | None = None
             if refusal is None:
                 assert prisoner is not None
-                async with self.auth.reading():
-                    if is_code(attempt.dialled, self.prompting.balance_code):
-                        decision, figures = await self.auth.balance_enquiry(prisoner)
-                    else:
-                        decision, plan = await self.auth.decide_number(prisoner, attempt.dialled)
+                if is_code(attempt.dialled, self.prompting.balance_code):
+                    decision, figures = await self.auth.balance_enquiry(prisoner)
+                else:
+                    decision, plan = await self.auth.decide_number(prisoner, attempt.dialled)
             else:
                 decision = refusal
             decision = await self.auth.finish(
@@ -205,8 +205,8 @@ class CellCallHandler:
         for try_no in range(p.tries):
             # The whole entry, up to "#" or the timeout: "24680" is not the PIN 2468.
             digits, _timed_out = await channel.get_data(prompt, p.timeout_ms, keys)
-            async with self.auth.reading():  # after the digits: never held while waiting
-                check = await self.auth.check_pin(handset, digits, tries_left=p.tries - try_no)
+            # after the digits: the try's one read is never held while waiting for keys
+            check = await self.auth.check_pin(handset, digits, tries_left=p.tries - try_no)
             if check.refusal is not None:
                 return None, check.refusal
             if check.prisoner is not None:
