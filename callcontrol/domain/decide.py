@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from callcontrol.domain.limits import CallLimit, Caps, Usage, call_limit
@@ -26,6 +27,9 @@ from callcontrol.domain.windows import (
     seconds_left_in_window,
     windows_for_wing,
 )
+
+# A number's tariff class, kept as rules._normalised keeps the parsing (the same few numbers).
+_destination_class = lru_cache(maxsize=4096)(destination_class)
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ def decide_call(
     b = policy.billing
     local = now.astimezone(b.tz)
     free = is_free(decision)
-    dest = destination_class(number, policy.site.region)
+    dest = _destination_class(number, policy.site.region)
     rate = 0 if free else rate_for(facts.tariffs, dest, local)
     windows = windows_for_wing(b.windows, b.wing_windows, p.billing.wing)
     limit = call_limit(
