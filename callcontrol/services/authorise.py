@@ -11,6 +11,7 @@ instead of a number: outcome service).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -62,6 +63,15 @@ class DecisionRecord:
 
 
 @dataclass(frozen=True)
+class Decided:
+    """A stored decision on a number, with the allowed call's plan or the enquiry's figures."""
+
+    decision: Decision
+    plan: CallPlan | None = None
+    figures: BalanceFigures | None = None
+
+
+@dataclass(frozen=True)
 class PinFacts:
     """What one PIN try reads about the handset's cell, at once: its lockout state and the
     prisoners in it (whose PINs are compared only when it is not locked)."""
@@ -70,9 +80,10 @@ class PinFacts:
     prisoners: Sequence[Prisoner]
 
 
-class CallReads(Protocol):
-    """The reads of one step of a call (the handset, a PIN try, the decision), sharing one
-    connection: ``CallStore.unit()`` gives it for the step and takes it back at its end."""
+class CallUnit(Protocol):
+    """One step of a call (the handset, a PIN try, the decision) on one connection: its reads,
+    and the decision's write. ``CallStore.unit()`` gives it for the step and takes it back at
+    its end; it is never held while waiting for the caller."""
 
     async def handset(self, sip_username: str) -> Handset | None: ...
 
@@ -85,20 +96,20 @@ class CallReads(Protocol):
         money, use since ``day_start`` and ``week_start``, wing, own limits)."""
         ...
 
-
-class CallStore(PinLockStore, Protocol):
-    """The port to the records of the call path (adapters/db/call_store.py implements it);
-    the handsets' lockout records are PinLockStore's (services/pin_guard.py)."""
-
-    def unit(self) -> AbstractAsyncContextManager[CallReads]:
-        """A unit of work for the reads of one step. Never held while waiting for the caller."""
-        ...
-
     async def record(self, record: DecisionRecord) -> Reason | None:
         """Store the decision; for an allowed call also open the call and reserve its credit,
         in one transaction. A Reason when that could not be done (CALL_IN_PROGRESS: the
         prisoner already has a call; INSUFFICIENT_CREDIT: another call took the credit
         meanwhile): then nothing was stored and the caller refuses."""
+        ...
+
+
+class CallStore(PinLockStore, Protocol):
+    """The port to the records of the call path (adapters/db/call_store.py implements it);
+    the handsets' lockout records are PinLockStore's (services/pin_guard.py)."""
+
+    def unit(self) -> AbstractAsyncContextManager[CallUnit]:
+        """A unit of work for one step. Never held while waiting for the caller."""
         ...
 
     async def end_call(self, uniqueid: str, cause: str, at: datetime) -> bool: ...
@@ -140,8 +151,8 @@ class Authoriser:
         self.store_failures = 0  # decisions the store could not keep (a metric)
 
     async def handset(self, attempt: CallAttempt) -> tuple[Handset | None, Decision | None]:
-        async with self.store.unit() as reads:
-            handset = await reads.handset(attempt.endpoint)
+        async with self.store.unit() as unit:
+            handset = await unit.handset(attempt.endpoint)
         return handset, check_handset(handset)
 
     async def check_pin(self, handset: Handset, pin: str, tries_left: int) -> PinCheck:
@@ -151,8 +162,8 @@ class Authoriser:
         right and a wrong PIN get the same refusal, after the same read and nothing else (no
         secret, no hash compared). Wrong PINs count against the handset."""
         now = self.clock()
-        async with self.store.unit() as reads:  # one read: the lockout and the cell's prisoners
-            facts = await reads.pin_facts(handset.cell)
+        async with self.store.unit() as unit:  # one read: the lockout and the cell's prisoners
+            facts = await unit.pin_facts(handset.cell)
         state = facts.state
         if state.locked(now):
             return PinCheck(None, self._locked(state))
@@ -182,34 +193,34 @@ class Authoriser:
         until = state.locked_until.isoformat(timespec="seconds")
         return Decision.refuse(Reason.PIN_LOCKED, detail=f"handset locked until {until}")
 
-    async def _prisoner_facts(self, prisoner: Prisoner, now: datetime) -> PrisonerFacts:
-        day_start, week_start = usage_bounds(now, self.billing.tz)
-        async with self.store.unit() as reads:
-            return await reads.prisoner_facts(prisoner.id, day_start, week_start)
-
-    async def decide_number(
-        self, prisoner: Prisoner, dialled: str
-    ) -> tuple[Decision, CallPlan | None]:
-        """The decision on the number, and for an allowed call its limit and price
-        (domain/decide.decide_call, over one read of the prisoner's facts)."""
+    async def decide(
+        self, attempt: CallAttempt, *, handset: Handset, prisoner: Prisoner, enquiry: bool
+    ) -> Decided:
+        """The decision on what the prisoner dialled (a number, or the balance enquiry's
+        service code when ``enquiry``), stored: one unit of work reads the prisoner's facts
+        and then writes the decision (with its call and reservation when allowed)."""
+        started = time.perf_counter()
         now = self.clock()
-        facts = await self._prisoner_facts(prisoner, now)
+        day_start, week_start = usage_bounds(now, self.billing.tz)
+        policy = CallPolicy(self.policy, self.billing)
+        plan: CallPlan | None = None
+        figures: BalanceFigures | None = None
+        # Before the unit: a GlobalsSource on the database takes a connection of its own.
         global_numbers = await self.globals.global_numbers()
         tariffs = await self.globals.tariffs()
-        return decide_call(
-            DecisionFacts(dialled, facts, global_numbers, tariffs),
-            CallPolicy(self.policy, self.billing),
-            now,
-        )
-
-    async def balance_enquiry(self, prisoner: Prisoner) -> tuple[Decision, BalanceFigures]:
-        """The service code instead of a number (services/balance_enquiry.py): the figures to
-        say, and the decision (outcome service) that ``finish`` stores. Nothing is reserved."""
-        now = self.clock()
-        facts = await self._prisoner_facts(prisoner, now)
-        return await balance_enquiry(
-            facts, self.globals, policy=CallPolicy(self.policy, self.billing), now=now
-        )
+        async with self.store.unit() as unit:
+            facts = await unit.prisoner_facts(prisoner.id, day_start, week_start)
+            if enquiry:  # services/balance_enquiry.py: figures to say; nothing is reserved
+                decision, figures = balance_enquiry(facts, global_numbers, tariffs, policy, now)
+            else:
+                decision, plan = decide_call(
+                    DecisionFacts(attempt.dialled, facts, global_numbers, tariffs), policy, now
+                )
+            decision_ms = (time.perf_counter() - started) * 1000
+            decision = await self._store(
+                unit, attempt, decision, handset, prisoner, plan, decision_ms
+            )
+        return Decided(decision, plan if decision.allowed else None, figures)
 
     async def finish(
         self,
@@ -221,13 +232,28 @@ class Authoriser:
         plan: CallPlan | None = None,
         decision_ms: float | None = None,
     ) -> Decision:
+        """Store a decision taken apart from ``decide`` (a refusal of the handset or the PIN,
+        a hang-up, a failure) in a unit of its own; return the final decision."""
+        async with self.store.unit() as unit:
+            return await self._store(unit, attempt, decision, handset, prisoner, plan, decision_ms)
+
+    async def _store(
+        self,
+        unit: CallUnit,
+        attempt: CallAttempt,
+        decision: Decision,
+        handset: Handset | None,
+        prisoner: Prisoner | None,
+        plan: CallPlan | None,
+        decision_ms: float | None,
+    ) -> Decision:
         """Store the decision (and open the call when allowed); return the final decision."""
         plan = plan if decision.allowed else None
         record = DecisionRecord(
             attempt, decision, handset, prisoner, self.clock(), decision_ms, plan
         )
         try:
-            refused = await self.store.record(record)
+            refused = await unit.record(record)
         except Exception:
             self.store_failures += 1  # the call is refused all the same (fail closed): counted
             raise
@@ -239,7 +265,7 @@ class Authoriser:
             )
             decision = Decision.refuse(refused, number=decision.number, detail=detail)
             record = DecisionRecord(attempt, decision, handset, prisoner, record.at, decision_ms)
-            await self.store.record(record)
+            await unit.record(record)
         self._log(record)
         for callback in self.on_decided:
             callback(record)

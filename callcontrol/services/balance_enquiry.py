@@ -1,31 +1,33 @@
 """The balance enquiry: a prisoner keys the service code after the PIN and hears their available
 credit and the minutes left today, instead of placing a call.
 
-The figures are domain/balance.py's; this gathers what they need: the prisoner's facts (the same
-one read as a decision's: money, use, contacts) and the site's global numbers and tariffs (the
-GlobalsSource). Nothing is dialled, reserved, recorded or charged: the Authoriser stores the
-enquiry as a decision with outcome "service", reason "balance_enquiry".
+The figures are domain/balance.py's; this works them out, without I/O, from what the Authoriser
+gathered: the prisoner's facts (the same one read as a decision's: money, use, contacts) and the
+site's global numbers and tariffs (its GlobalsSource). Nothing is dialled, reserved, recorded or
+charged: the Authoriser stores the enquiry as a decision with outcome "service", reason
+"balance_enquiry" (Authoriser.decide, in the unit of work of the read).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from callcontrol.domain.balance import BalanceFigures, balance_figures, enquiry_rate
 from callcontrol.domain.decide import CallPolicy, PrisonerFacts
-from callcontrol.domain.model import Decision, Reason
+from callcontrol.domain.model import Decision, GlobalNumber, Reason
+from callcontrol.domain.tariffs import Tariff
 from callcontrol.domain.windows import (
     local_day_bounds,
     seconds_left_in_windows_today,
     windows_for_wing,
 )
-from callcontrol.services.globals_source import GlobalsSource
 
 
-async def balance_enquiry(
+def balance_enquiry(
     facts: PrisonerFacts,
-    globals_source: GlobalsSource,
-    *,
+    global_numbers: Mapping[str, GlobalNumber],
+    tariffs: Mapping[str, Tariff],
     policy: CallPolicy,
     now: datetime,
 ) -> tuple[Decision, BalanceFigures]:
@@ -34,8 +36,6 @@ async def balance_enquiry(
     ctx = facts.billing
     local = now.astimezone(b.tz)
     _, day_end = local_day_bounds(now, b.tz)
-    global_numbers = await globals_source.global_numbers()
-    tariffs = await globals_source.tariffs()
     windows = windows_for_wing(b.windows, b.wing_windows, ctx.wing)
     figures = balance_figures(
         available_pence=ctx.available_pence,

@@ -205,6 +205,25 @@ async def test_an_allowed_decision_is_written_in_one_transaction(store: SqlCallS
     assert sql.sent == ["INSERT"]  # a refusal: its decision row only
 
 
+async def test_a_decision_reads_and_writes_in_one_unit(store: SqlCallStore) -> None:
+    prisoner = await the_prisoner(store)
+    sql = Statements(store)
+    async with store.unit() as unit:
+        assert not (await unit.prisoner_facts(prisoner.id, NOW, NOW)).call_in_progress
+        assert await unit.record(allow(prisoner, "4.0")) is None  # free: no hold
+        assert await unit.record(allow(prisoner, "4.1")) is Reason.CALL_IN_PROGRESS
+        # after a refused write the unit goes on: the refusal is stored in it
+        refused = Decision.refuse(Reason.CALL_IN_PROGRESS)
+        record = DecisionRecord(**{**allow(prisoner, "4.1").__dict__, "decision": refused})
+        assert await unit.record(record) is None
+        assert (await unit.prisoner_facts(prisoner.id, NOW, NOW)).call_in_progress
+    assert sql.checkouts == 1
+    assert sql.sent[:4] == ["SELECT", "INSERT", "INSERT", "INSERT"]
+    async with store.sessions() as s:
+        reasons = await s.scalars(select(m.CallDecision.reason).order_by(m.CallDecision.id))
+        assert list(reasons) == ["approved_contact", "call_in_progress"]
+
+
 async def test_concurrent_allows_open_exactly_one_call(store: SqlCallStore) -> None:
     prisoner = await the_prisoner(store)
     results = await asyncio.gather(*(store.record(allow(prisoner, f"1.{i}")) for i in range(8)))

@@ -33,7 +33,7 @@ from callcontrol.domain.dialling import (
     keyed_number_problem,
 )
 from callcontrol.domain.model import Decision, Handset, Prisoner, Reason
-from callcontrol.services.authorise import Authoriser, CallAttempt
+from callcontrol.services.authorise import Authoriser, CallAttempt, Decided
 
 log = logging.getLogger("callcontrol.agi.cell_call")
 
@@ -140,28 +140,28 @@ class CellCallHandler:
                 # Stored and decided as what was keyed, exactly as an en-bloc number.
                 keyed, refusal = await self._ask_number(channel)
                 attempt = replace(attempt, dialled=keyed)
-            started = time.perf_counter()
-            plan: CallPlan | None = None
-            figures: BalanceFigures | None = None
             if refusal is None:
-                assert prisoner is not None
-                if is_code(attempt.dialled, self.prompting.balance_code):
-                    decision, figures = await self.auth.balance_enquiry(prisoner)
-                else:
-                    decision, plan = await self.auth.decide_number(prisoner, attempt.dialled)
+                assert handset is not None and prisoner is not None
+                enquiry = is_code(attempt.dialled, self.prompting.balance_code)
+                # Read, decided and stored in one unit of work.
+                decided = await self.auth.decide(
+                    attempt, handset=handset, prisoner=prisoner, enquiry=enquiry
+                )
             else:
-                decision = refusal
-            decision = await self.auth.finish(
-                attempt,
-                decision,
-                handset=handset,
-                prisoner=prisoner,
-                plan=plan,
-                decision_ms=(time.perf_counter() - started) * 1000,
-            )
+                started = time.perf_counter()
+                decided = Decided(
+                    await self.auth.finish(
+                        attempt,
+                        refusal,
+                        handset=handset,
+                        prisoner=prisoner,
+                        decision_ms=(time.perf_counter() - started) * 1000,
+                    )
+                )
             stored = True
-            if figures is not None:
-                await self._say_balance(channel, figures)
+            decision, plan = decided.decision, decided.plan
+            if decided.figures is not None:
+                await self._say_balance(channel, decided.figures)
                 return
             await self._apply(channel, decision, plan)
             if decision.allowed:

@@ -1,11 +1,11 @@
 """The records of the call path, on SQLAlchemy Core (implements services' CallStore).
 
 Every statement of a decision is built once, at import: no ORM unit of work, no per-call query
-building. A step of the call reads in one unit of work (``unit()``: one connection, no
-transaction of its own, so no BEGIN or ROLLBACK either): the handset in one statement, a PIN
-try in one (pin_store.PIN_FACTS), the decision's facts in one (``FACTS``). The decision is
-written in one transaction: the decision row, and for an allowed call the call row and its
-reservation (ledger.reserve), four statements in all.
+building. Each step of the call is one unit of work (``unit()``: one pool checkout), whose reads
+run in autocommit (no BEGIN or ROLLBACK around them): the handset in one statement, a PIN try in
+one (pin_store.PIN_FACTS), the decision's facts in one (``FACTS``). The decision is then written
+in the same unit, in one transaction: the decision row, and for an allowed call the call row
+and its reservation (ledger.reserve), four statements in all.
 """
 
 from __future__ import annotations
@@ -174,8 +174,10 @@ async def prisoner_facts(
     )
 
 
-class SqlCallReads:
-    """services' CallReads on one connection (``SqlCallStore.unit()``)."""
+class SqlCallUnit:
+    """services' CallUnit on one connection (``SqlCallStore.unit()``): the reads in autocommit
+    (each one statement that sees what is committed, no BEGIN or ROLLBACK around it), the
+    decision's write in a transaction of its own."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
@@ -194,6 +196,21 @@ class SqlCallReads:
     ) -> PrisonerFacts:
         return await prisoner_facts(self.conn, prisoner_id, day_start, week_start)
 
+    async def record(self, record: DecisionRecord) -> Reason | None:
+        # Out of autocommit for the write (the reads' block ended first: nothing to commit);
+        # the pool puts the connection back in its default level when it is returned.
+        await self.conn.commit()
+        level = self.conn.default_isolation_level  # the database's own: READ COMMITTED on PG
+        writing = await self.conn.execution_options(isolation_level=level)
+        try:
+            async with writing.begin():
+                await _write(writing, record)
+        except _Refused as refused:
+            return refused.reason
+        finally:
+            await self.conn.execution_options(isolation_level="AUTOCOMMIT")
+        return None
+
 
 class SqlCallStore(SqlPinStore):
     """The decision's records; the PIN lockout's are SqlPinStore's (pin_store.py)."""
@@ -201,23 +218,19 @@ class SqlCallStore(SqlPinStore):
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
         self.engine = engine_of(sessions)
-        # The reads: autocommit, each one statement that sees what is committed, with no BEGIN
-        # or ROLLBACK around it (the same pool as the writes).
-        self._reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # A unit starts in autocommit (its reads); its write goes back to the default level.
+        self._units = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[SqlCallReads]:
-        """One connection for the reads of one step (never held while the caller keys)."""
-        async with self._reads.connect() as conn:
-            yield SqlCallReads(conn)
+    async def unit(self) -> AsyncIterator[SqlCallUnit]:
+        """One connection for one step (never held while the caller keys)."""
+        async with self._units.connect() as conn:
+            yield SqlCallUnit(conn)
 
     async def record(self, record: DecisionRecord) -> Reason | None:
-        try:
-            async with self.engine.begin() as conn:
-                await _write(conn, record)
-        except _Refused as refused:
-            return refused.reason
-        return None
+        """A decision stored in a unit of its own."""
+        async with self.unit() as unit:
+            return await unit.record(record)
 
     async def end_call(self, uniqueid: str, cause: str, at: datetime) -> bool:
         async with self.engine.begin() as conn:
