@@ -12,7 +12,9 @@ help:
 	@echo "make test   - set up and run the whole test suite (unit, protocol, database, end to end);"
 	@echo "              as root the end-to-end tests run in parallel shards, in network namespaces"
 	@echo "make test-serial - the same suite in one pytest, one test after another (PYTEST_ARGS=...)"
-	@echo "make bench  - set up and run the benchmark (static dialplan, daemon, pyst2 AGI; about 30 min)"
+	@echo "make bench  - set up and run the benchmark (static dialplan, daemon, pyst2 AGI, capacity,"
+	@echo "              micro-benchmark on an empty and a 5-million-row database; 30+ min on a quiet"
+	@echo "              machine; BENCH_ARGS=... e.g. --no-history, see python -m callcontrol_lab.bench.run --help)"
 	@echo "make lint   - ruff check and format check"
 	@echo "make screenshots - the staff console's browser tests, saving the docs' screenshots"
 	@echo "              (docs/screenshots/*.png)"
@@ -44,7 +46,10 @@ test: setup lint
 test-serial: setup lint
 	$(BIN)/pytest -ra --durations=20 $(PYTEST_ARGS)
 
-# The benchmark: docs/benchmarks.md says what it measures and what it found.
+# The benchmark: docs/benchmarks.md says what it measures and what it found. BENCH_ARGS are
+# extra options of python -m callcontrol_lab.bench.run (its --help): by default every figure
+# of issue 12 in one run, ending with the table of its targets in var/bench/TIME/bench.md.
+BENCH_ARGS ?=
 bench: setup
 	$(BIN)/python -m callcontrol_lab.bench.run --from-make $(BENCH_ARGS)
 

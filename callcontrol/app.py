@@ -30,7 +30,7 @@ from callcontrol.adapters.db.engine import (
     make_engine,
     session_factory,
 )
-from callcontrol.adapters.db.globals_store import SqlGlobals
+from callcontrol.adapters.db.globals_cache import globals_source
 from callcontrol.adapters.db.history_store import SqlHistoryReader
 from callcontrol.adapters.db.journal_store import SqlJournalStore
 from callcontrol.adapters.db.kiosk_store import SqlKioskStore
@@ -321,8 +321,13 @@ class Daemon:
             if s.asterisk.sync_cells:
                 sync = build_cells_sync(s, sessions)
                 tasks.append(asyncio.create_task(keep_syncing(sync), name="cells-sync"))
+            # The global numbers and tariffs, held in memory and reloaded when they change
+            # (globals_cache.py): loaded before the first call, kept current by its task.
+            globals_cache = globals_source(engine)
+            await globals_cache.check()
+            tasks.append(asyncio.create_task(globals_cache.run(), name="globals-cache"))
             store = SqlCallStore(sessions)
-            auth = build_authoriser(s, store, SqlGlobals(sessions))
+            auth = build_authoriser(s, store, globals_cache)
             settler = Settler(
                 SqlSettlementStore(sessions), free_drop_s=s.billing.free_drop_s, clock=utcnow
             )

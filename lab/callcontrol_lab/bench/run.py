@@ -10,8 +10,12 @@ For each way, a ladder of call rates (``--rates``), each step placing ``--step-s
 calls with ``callcontrol-sim load`` (approved calls, the called party accepts, ``--hold`` s of
 talk, continuous audio both ways, recorded): the highest step with every call connected and
 (daemon, pyst2) every call as the daemon's records say it must be, is the way's sustained rate.
-The step at ``--latency-rate`` gives the setup latency. Then the daemon alone carries
-``--concurrent`` calls at once, recorded and billed, each checked. Then the micro-benchmark.
+The step at ``--latency-rate`` gives the setup latency. Then the capacity run: the daemon
+carries ``--concurrent`` calls at once, recorded and billed, each checked (and the recordings
+worker's totals read, when the daemon has one: CPU per recorded minute, backlog, drain); the
+static way the same calls, for its capacity. Then the micro-benchmark, on an empty database
+and (``--history``, the default) on one holding a prison's history, built inside PostgreSQL
+once and cached. bench.md ends with every target of issue 12: its figure, met or missed.
 
 Everything runs on 127.0.0.1: a lab named "bench" with ports of its own, the daemon as a
 process of its own, and a PostgreSQL started for the benchmark (durable: PostgreSQL's defaults)
@@ -35,6 +39,11 @@ from pathlib import Path
 from typing import Any
 
 from callcontrol.config import Settings, load_settings
+from callcontrol_lab.bench.history import add_history_options, spec_from
+from callcontrol_lab.bench.micro.errors import BenchmarkError
+from callcontrol_lab.bench.micro.history_run import run_micro_with_history
+from callcontrol_lab.bench.targets import bench_targets, table
+from callcontrol_lab.bench.worker_totals import WorkerTotals, read_totals, recordings_figures
 from callcontrol_lab.simulator.call import Endpoints
 from callcontrol_lab.simulator.load import job, mix, plan, report
 from callcontrol_lab.simulator.load.runner import pid_listening
@@ -311,36 +320,31 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         results["ways"] = ways
         results["comparison"] = compare(ways, args.latency_rate)
         if args.concurrent:
-            rate = args.concurrent_rate
-            # A call is up for its hold plus about 8 s (PIN, ringing, acceptance, the end).
-            hold = max(10.0, args.concurrent / rate - 8)
-            n = round(rate * (hold + 20))
-            say(f"daemon: {args.concurrent} recorded calls at once ({n} calls at {rate:g}/s)")
-            # Approved calls only: every one of them recorded and billed.
-            figs = await step(
-                bench, mode="daemon", rate=rate, calls=n, hold=hold,
-                cells=None, out=base / "concurrent", provision=True,
-            )  # fmt: skip
-            reached = figs["peak_concurrent"] >= args.concurrent
-            results["concurrent"] = {
-                "target": args.concurrent,
-                "reached": reached,
-                "passed": bool(figs["ok"]) and reached and figs["connected"] == figs["attempted"],
-                **_brief(figs),
-            }
+            for mode in args.capacity_modes:
+                key = "concurrent" if mode == "daemon" else f"concurrent_{mode}"
+                lab_modes.switch_mode(lab, mode)
+                results[key] = await capacity(bench, mode, args)
+                if mode == "static":
+                    for leftover in lab.recordings_spool.glob("*.raw"):
+                        leftover.unlink(missing_ok=True)
+            lab_modes.switch_mode(lab, "daemon")
     finally:
         bench.daemon_stop()
         await asyncio.to_thread(lab.down)
     try:
         if args.micro_calls:  # with the lab and the daemon stopped: nothing else runs
             say("the FastAGI micro-benchmark")
-            micro_url = await micro.create_scratch_database(server_url)
-            try:
-                results["micro"] = await micro.run_micro(
-                    micro_url, calls=args.micro_calls, concurrency=50, progress=say
+            options: dict[str, Any] = {"calls": args.micro_calls, "concurrency": 50}
+            if args.history:
+                results["micro"] = await run_micro_with_history(
+                    server_url, spec_from(args), say, keep_going=True, **options
                 )
-            finally:
-                await micro.drop_scratch_database(server_url, micro_url)
+            else:
+                micro_url = await micro.create_scratch_database(server_url)
+                try:
+                    results["micro"] = await micro.run_micro(micro_url, progress=say, **options)
+                finally:
+                    await micro.drop_scratch_database(server_url, micro_url)
     finally:
         await micro.drop_scratch_database(server_url, db_url)
         if server is not None:
@@ -350,6 +354,49 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     print(markdown(results))
     say(f"figures: {base / 'bench.json'}, {base / 'bench.md'}")
     return results
+
+
+async def capacity(bench: Bench, mode: str, args: argparse.Namespace) -> dict[str, Any]:
+    """``args.concurrent`` recorded calls at once through ``mode`` (approved calls only: every
+    one recorded and, for the daemon, billed and checked). For the daemon, the recordings
+    worker's totals before and after (waiting up to --drain-timeout-s for its backlog to empty).
+    """
+    rate = args.concurrent_rate
+    # A call is up for its hold plus about 8 s (PIN, ringing, acceptance, the end).
+    hold = max(10.0, args.concurrent / rate - 8)
+    n = round(rate * (hold + 20))
+    say(f"{mode}: {args.concurrent} recorded calls at once ({n} calls at {rate:g}/s)")
+    before = read_totals(bench.base) if mode == "daemon" else None
+    started = time.time()
+    figs = await step(
+        bench, mode=mode, rate=rate, calls=n, hold=hold,
+        cells=None, out=bench.base / f"concurrent-{mode}", provision=True,
+    )  # fmt: skip
+    reached = figs["peak_concurrent"] >= args.concurrent
+    out = {
+        "mode": mode,
+        "target": args.concurrent,
+        "reached": reached,
+        "passed": bool(figs["ok"]) and reached and figs["connected"] == figs["attempted"],
+        **_brief(figs),
+    }
+    if mode == "daemon":
+        # When the last call ended, about: placed over n / rate s, each up hold + 8 s.
+        ended = started + n / rate + hold + 8
+        after = await drained(bench.base, args.drain_timeout_s)
+        out["worker"] = recordings_figures(before, after, ended)
+    return out
+
+
+async def drained(base: Path, timeout_s: float) -> WorkerTotals | None:
+    """The worker's totals once its backlog is empty, or when ``timeout_s`` is up; None at once
+    when the daemon reports none."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        totals = read_totals(base)
+        if totals is None or totals.backlog == 0 or time.monotonic() > deadline:
+            return totals
+        await asyncio.sleep(1.0)
 
 
 def compare(ways: list[dict[str, Any]], latency_rate: float) -> dict[str, Any]:
@@ -422,9 +469,17 @@ def markdown(r: dict[str, Any]) -> str:
             f"{k['recordings']['stored']}/{k['recordings']['expected']} stored; mismatches "
             f"{k['mismatches']}; {'PASSED' if k['passed'] else 'FAILED'}.",
         ]
+    ks = r.get("concurrent_static")
+    if ks:
+        lines += [
+            "",
+            f"Concurrent recorded calls, static way: peak {ks['peak_concurrent']} (target "
+            f"{ks['target']}); {ks['connected']} connected of {ks['attempted']}.",
+        ]
     mi = r.get("micro")
     if mi:
         lines += ["", "FastAGI micro-benchmark:", "", "```", _micro_text(mi), "```"]
+    lines += ["", "## Issue 12's targets", "", table(bench_targets(r))]
     return "\n".join(lines) + "\n"
 
 
@@ -504,9 +559,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pause-s", type=_positive, default=5.0, help="pause between steps (default: 5)"
     )
-    p.add_argument("--concurrent", type=int, default=220,
-                   help="recorded calls at once for the daemon's capacity run; 0: skip "
-                   "(default: 220)")  # fmt: skip
+    p.add_argument(
+        "--concurrent",
+        type=int,
+        default=250,
+        help="recorded calls at once in the capacity run; 0: skip (default: 250)",
+    )
+    p.add_argument(
+        "--capacity-modes",
+        type=_modes,
+        default=["static", "daemon"],
+        help="ways whose capacity is measured, comma-separated (default: "
+        "static,daemon: the daemon's target is relative to the static way's)",
+    )
+    p.add_argument("--drain-timeout-s", type=_positive, default=600.0,
+                   help="after the capacity run, how long to wait for the recordings worker's "
+                   "backlog to drain (default: 600)")  # fmt: skip
     p.add_argument(
         "--concurrent-rate",
         type=_positive,
@@ -519,6 +587,7 @@ def parser() -> argparse.ArgumentParser:
         default=5000,
         help="calls of the FastAGI micro-benchmark; 0: skip (default: 5000)",
     )
+    add_history_options(p, default=True)
     p.add_argument(
         "--database-url",
         help="a PostgreSQL server URL (asyncpg) on which the bench "
@@ -530,7 +599,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.history:
+        try:
+            spec_from(args)
+        except BenchmarkError as e:
+            p.error(str(e))
     asyncio.run(main_async(args))
     return 0
 

@@ -34,6 +34,7 @@ from callcontrol.adapters.db.tables.core import (
     Contact,
     ContactChange,
     GlobalNumber,
+    GlobalsVersion,
     PinFailure,
     Prisoner,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "Contact",
     "ContactChange",
     "GlobalNumber",
+    "GlobalsVersion",
     "PinFailure",
     "CallDecision",
     "Call",

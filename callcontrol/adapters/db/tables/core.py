@@ -52,6 +52,18 @@ class CellsVersion(Base):
     __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
 
 
+class GlobalsVersion(Base):
+    """The one row (id 1): a counter that triggers on ``global_numbers`` and ``tariffs``
+    (migration 0011) bump in the same transaction as any change to either; on PostgreSQL they
+    also NOTIFY callcontrol_globals. The daemon's cache of both (adapters/db/globals_cache.py)
+    reloads when it moves."""
+
+    __tablename__ = "globals_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+
 class Prisoner(Base):
     __tablename__ = "prisoners"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

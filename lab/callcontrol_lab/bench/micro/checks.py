@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -90,23 +91,46 @@ async def _check_settled(
 # --- checking the database afterwards ----------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Watermark:
+    """The last ids before the benchmark's calls: what a history (bench/history.py) already
+    held is not the benchmark's to count."""
+
+    decision: int = 0
+    call: int = 0
+    entry: int = 0
+
+
+async def watermark(sessions: async_sessionmaker[AsyncSession]) -> Watermark:
+    async with sessions() as s:
+        last = [
+            int(await s.scalar(select(func.coalesce(func.max(col), 0))) or 0)
+            for col in (m.CallDecision.id, m.Call.id, LedgerEntry.id)
+        ]
+    return Watermark(*last)
+
+
 async def check_database(
-    sessions: async_sessionmaker[AsyncSession], inmates: Sequence[Inmate], expected_calls: int
+    sessions: async_sessionmaker[AsyncSession],
+    inmates: Sequence[Inmate],
+    expected_calls: int,
+    after: Watermark = Watermark(),
 ) -> dict[str, Any]:
-    """What the database holds for the benchmark's prisoners; BrokenBenchmark if it is not
-    every call allowed, settled and charged once, with no money still held."""
+    """What the database holds for the benchmark's prisoners (their rows after ``after``);
+    BrokenBenchmark if it is not every call allowed, settled and charged once, with no money
+    still held. Every account of theirs must equal its whole ledger."""
     ids = [i.prisoner_id for i in inmates]
     async with sessions() as s:
         decisions = dict(
             (
                 await s.execute(
                     select(m.CallDecision.outcome, func.count())
-                    .where(m.CallDecision.prisoner_id.in_(ids))
+                    .where(m.CallDecision.prisoner_id.in_(ids), m.CallDecision.id > after.decision)
                     .group_by(m.CallDecision.outcome)
                 )
             ).all()
         )
-        of_ours = m.Call.prisoner_id.in_(ids)
+        of_ours = m.Call.prisoner_id.in_(ids) & (m.Call.id > after.call)
         calls = await s.scalar(select(func.count()).select_from(m.Call).where(of_ours))
         count_calls = select(func.count()).select_from(m.Call).where(of_ours)
         settled = await s.scalar(count_calls.where(m.Call.settled_at.is_not(None)))
@@ -122,7 +146,7 @@ async def check_database(
             (
                 await s.execute(
                     select(Reservation.status, func.count())
-                    .where(Reservation.prisoner_id.in_(ids))
+                    .where(Reservation.prisoner_id.in_(ids), Reservation.call_id > after.call)
                     .group_by(Reservation.status)
                 )
             ).all()
@@ -133,7 +157,11 @@ async def check_database(
                     func.count(),
                     func.count(func.distinct(LedgerEntry.call_id)),
                     func.coalesce(func.sum(LedgerEntry.amount_pence), 0),
-                ).where(LedgerEntry.prisoner_id.in_(ids), LedgerEntry.kind == "charge")
+                ).where(
+                    LedgerEntry.prisoner_id.in_(ids),
+                    LedgerEntry.kind == "charge",
+                    LedgerEntry.id > after.entry,
+                )
             )
         ).one()
         mismatched: list[str] = []

@@ -45,6 +45,9 @@ def _not_negative(value: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    # Here: bench/history.py imports this package (its errors and provisioning).
+    from callcontrol_lab.bench.history import add_history_options
+
     p = argparse.ArgumentParser(
         prog="python -m callcontrol_lab.bench.micro",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -68,7 +71,11 @@ def parser() -> argparse.ArgumentParser:
             "  python -m callcontrol_lab.bench.micro            # SQLite, a temporary file\n"
             "  python -m callcontrol_lab.bench.micro --scratch --json /tmp/agi-micro.json \\\n"
             "      --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres\n"
-            "  python -m callcontrol_lab.bench.micro --calls 40 --concurrency 5 --warmup 0"
+            "  python -m callcontrol_lab.bench.micro --calls 40 --concurrency 5 --warmup 0\n"
+            "  python -m callcontrol_lab.bench.micro --history --calls 2000 \\\n"
+            "      --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres\n"
+            "      # on an empty database, then on 10,000 prisoners' 5 million rows of history\n"
+            "      # (--history-prisoners 100 --history-rows 20000: a small one, in seconds)"
         ),
     )
     p.add_argument(
@@ -123,6 +130,7 @@ def parser() -> argparse.ArgumentParser:
         help="cProfile the server process during our measured calls; stats written to PATH "
         "and the top functions printed",
     )
+    add_history_options(p, default=False)
     p.add_argument(
         "--log-level",
         default="INFO",
@@ -170,24 +178,30 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
 
     url = args.database_url
     scratch_url = None
+    options: dict[str, Any] = {
+        "calls": args.calls,
+        "concurrency": args.concurrency,
+        "warmup": args.warmup,
+        "cells": args.cells,
+        "talk_seconds": args.talk_seconds,
+        "separate_process": not args.same_loop,
+        "baseline": not args.no_baseline,
+        "profile_path": args.profile,
+    }
+    if args.history:  # two scratch databases on the server: empty, and the history's copy
+        from callcontrol_lab.bench.history import spec_from
+        from callcontrol_lab.bench.micro.history_run import run_micro_with_history
+
+        if not url:
+            raise BenchmarkError("--history needs --database-url (a PostgreSQL server)")
+        return await run_micro_with_history(url, spec_from(args), progress, **options)
     if args.scratch:
         if not url:
             raise BenchmarkError("--scratch needs --database-url (a PostgreSQL server)")
         scratch_url = url = await create_scratch_database(url)
         progress(f"created scratch database {redact(url)}")
     try:
-        return await run_micro(
-            url,
-            calls=args.calls,
-            concurrency=args.concurrency,
-            warmup=args.warmup,
-            cells=args.cells,
-            talk_seconds=args.talk_seconds,
-            separate_process=not args.same_loop,
-            baseline=not args.no_baseline,
-            profile_path=args.profile,
-            progress=progress,
-        )
+        return await run_micro(url, progress=progress, **options)
     finally:
         if scratch_url is not None:
             await drop_scratch_database(args.database_url, scratch_url)

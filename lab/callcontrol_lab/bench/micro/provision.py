@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -15,11 +15,13 @@ from sqlalchemy.pool import NullPool
 from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.engine import normalise_url
 from callcontrol.config import Settings
+from callcontrol.domain.pins import hash_pin
 from callcontrol.operator_services import session_services
 from callcontrol.services.actors import OPERATOR, Actor
 from callcontrol_lab.bench.micro.errors import BenchmarkError
 
 CELL_PREFIX = "bench-"
+HISTORY_CELL_PREFIX = f"{CELL_PREFIX}history-"  # the cells of a history (bench/history.py)
 CONTACT_DIALLED = "02079460000"  # as the handset dials it: a UK landline, +442079460000
 CONTACT_LABEL = "benchmark contact"
 CREDIT_PENCE = 5000  # the default [billing] max_balance_pence
@@ -66,6 +68,34 @@ async def provision(
                 await ops.accounts.topup(by, number, credit_pence, f"bench-{tag}-{i}")
                 query = select(m.Prisoner.id).where(m.Prisoner.prison_number == number)
                 inmates.append(Inmate(cell, number, pin, await s.scalar(query)))
+    return inmates
+
+
+async def adopt(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, cells: int
+) -> list[Inmate]:
+    """The first ``cells`` prisoners of a history (bench/history.py: each alone in a cell,
+    CONTACT_DIALLED approved, credit), each given a PIN of this run (hashed with its secret):
+    the benchmark then decides calls of prisoners with months of calls behind them."""
+    secret = settings.pin_secret()
+    query = (
+        select(m.Prisoner.id, m.Prisoner.prison_number, m.Cell.name)
+        .join(m.Cell, m.Prisoner.cell_id == m.Cell.id)
+        .where(m.Cell.name.startswith(HISTORY_CELL_PREFIX))
+        .order_by(m.Prisoner.id)
+        .limit(cells)
+    )
+    async with sessions.begin() as s:
+        rows = (await s.execute(query)).all()
+        if len(rows) < cells:
+            raise BenchmarkError(f"the history has {len(rows)} prisoners, {cells} needed")
+        inmates = [Inmate(cell, number, _pin(i), pid) for i, (pid, number, cell) in enumerate(rows)]
+        for inmate in inmates:
+            await s.execute(
+                update(m.Prisoner)
+                .where(m.Prisoner.id == inmate.prisoner_id)
+                .values(pin_hash=hash_pin(secret, inmate.prison_number, inmate.pin))
+            )
     return inmates
 
 

@@ -6,6 +6,8 @@ import io
 import pstats
 from typing import Any
 
+from callcontrol_lab.bench.targets import micro_targets, table
+
 
 def format_table(report: dict[str, Any]) -> str:
     """The report for people."""
@@ -76,6 +78,43 @@ def format_table(report: dict[str, Any]) -> str:
         f"checked in the database: {c['calls']} calls allowed and settled, {c['charge_entries']} "
         f"charged once ({c['charged_pence']}p), reservations {c['reservations']}, "
         f"{c['accounts_verified']} accounts equal to their ledger"
+    )
+    history = report.get("history")
+    if history:
+        rows += ["", _history_text(history)]
+    rows += ["", "issue 12's targets:", table(micro_targets(report))]
+    return "\n".join(rows)
+
+
+def _history_text(h: dict[str, Any]) -> str:
+    """The run on a prison's history, beside the run above (on an empty database)."""
+    run, settle = h["run"]["ours"], h["run"]["ours"]["settle"]
+    tables = h["details"].get("tables", {})
+    made = h["details"].get("generated_s")
+    rows = [
+        f"with history: {h['prisoners']:,} prisoners over {h['days']} days, "
+        + ", ".join(f"{tables[t]:,} {t}" for t in ("calls", "call_decisions", "ledger_entries")
+                    if t in tables)
+        + (
+            f"; generated in {made:.0f} s ({h['seconds']:.0f} s with the migrations and the dump)"
+            if made is not None
+            else f"; {h['how']} in {h['seconds']:.0f} s"
+        ),
+        f"{'':31s}{'requests':>9s}{'per s':>9s}{'p50 ms':>9s}{'p95 ms':>9s}{'p99 ms':>9s}"
+        f"{'CPU ms':>9s}{'stmts':>7s}",
+    ]  # fmt: skip
+    for name, count, rate, r in (
+        ("history: cell-call", run["decisions"], run["decisions_per_s"], run),
+        ("history: call-end", settle["count"], settle["per_s"], settle),
+    ):
+        rows.append(
+            f"{name:31s}{count:9d}{rate:9.1f}{r['p50_ms']:9.2f}{r['p95_ms']:9.2f}"
+            f"{r['p99_ms']:9.2f}{r['cpu']['server_ms_per_request']:9.2f}"
+            f"{r['db_statements_per_request']:7.1f}"
+        )
+    rows.append(
+        f"with history / empty: decisions {h['ratio_decisions']}, settlements "
+        f"{h['ratio_settlements']}"
     )
     return "\n".join(rows)
 

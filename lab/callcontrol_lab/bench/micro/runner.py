@@ -32,13 +32,20 @@ from callcontrol.adapters.db.engine import (
     upgrade,
 )
 from callcontrol.config import DatabaseSettings, SecuritySettings, Settings
-from callcontrol_lab.bench.micro.checks import _check_phase, _check_settled, check_database, verdict
+from callcontrol_lab.bench.micro.checks import (
+    _check_phase,
+    _check_settled,
+    check_database,
+    verdict,
+    watermark,
+)
 from callcontrol_lab.bench.micro.client import Client, _Calls
 from callcontrol_lab.bench.micro.errors import BenchmarkError
 from callcontrol_lab.bench.micro.provision import (
     Inmate,
     _refuse_foreign_database,
     _server_version,
+    adopt,
     provision,
 )
 from callcontrol_lab.bench.micro.server import _serving, answer_at_once, build_routes
@@ -134,6 +141,7 @@ async def run_micro(
     profile_path: str | None = None,
     engine_options: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    history: bool = False,
 ) -> dict[str, Any]:
     """Run the benchmark; returns the report (see callcontrol_lab.bench.micro).
 
@@ -146,6 +154,9 @@ async def run_micro(
     ``profile_path``: cProfile the server process during our measured phases, stats there.
     ``engine_options``: extra ``create_async_engine`` options over the daemon's (``make_engine``)
     for what-if runs, e.g. ``{"pool_pre_ping": False}``; recorded in the report.
+    ``history``: the database holds a prison's history (bench/history.py, history_cache.py):
+    the calls are its prisoners' (``cells`` of them, given PINs of the run's) instead of new ones,
+    and the checks count only the run's own rows.
     ``separate_process`` starts the client with multiprocessing's "spawn": a script that calls
     this needs the usual ``if __name__ == "__main__":`` guard.
     Raises BrokenBenchmark when any call is not allowed or fails, BenchmarkError when it
@@ -178,9 +189,13 @@ async def run_micro(
             await _refuse_foreign_database(sessions)
             tag = secrets.token_hex(3)
             started = time.perf_counter()
-            inmates = await provision(sessions, settings, n_cells, tag)
+            if history:
+                inmates = await adopt(sessions, settings, n_cells)
+            else:
+                inmates = await provision(sessions, settings, n_cells, tag)
             provision_s = time.perf_counter() - started
             _say(progress, f"provisioned {n_cells} cells in {provision_s:.1f} s")
+            before = await watermark(sessions)
             version = await _server_version(sessions)
             made = _Calls(talk_seconds, pin_answer)
             meter = Meter(engine, await _local_postmaster(sessions))
@@ -214,7 +229,7 @@ async def run_micro(
                     "ours",
                     profiler,
                 )
-            checks = await check_database(sessions, inmates, warmup + calls)
+            checks = await check_database(sessions, inmates, warmup + calls, before)
             base_report: dict[str, Any] | None = None
             if baseline:
                 routes: dict[str, Route] = {cv.CELL_CALL_SCRIPT: answer_at_once}
@@ -253,6 +268,7 @@ async def run_micro(
         "cells": n_cells,
         "rounds": -(-calls // n_cells),
         "talk_seconds": talk_seconds,
+        "data": "a history's prisoners" if history else "empty: new prisoners",
         "client": "separate process" if separate_process else "same event loop",
         "engine_options": {k: repr(v) for k, v in (engine_options or {}).items()},
         "provision_s": round(provision_s, 2),
