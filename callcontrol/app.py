@@ -328,7 +328,7 @@ class Daemon:
             await globals_cache.check()
             tasks.append(asyncio.create_task(globals_cache.run(), name="globals-cache"))
             store = SqlCallStore(sessions)
-            auth = build_authoriser(s, store)
+            auth = build_authoriser(s, store, globals_cache)
             settler = Settler(
                 SqlSettlementStore(sessions), free_drop_s=s.billing.free_drop_s, clock=utcnow
             )

@@ -11,12 +11,14 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from callcontrol.config import ConfigError, Settings
+from callcontrol.domain.decide import BillingPolicy
 from callcontrol.domain.limits import Caps
 from callcontrol.domain.pins import LockoutPolicy
 from callcontrol.domain.rules import SitePolicy
 from callcontrol.domain.tariffs import Rounding
 from callcontrol.domain.windows import parse_windows, parse_wing_windows
-from callcontrol.services.authorise import Authoriser, BillingPolicy, CallStore
+from callcontrol.services.authorise import Authoriser, CallStore
+from callcontrol.services.globals_source import GlobalsSource
 
 
 def utcnow() -> datetime:
@@ -57,10 +59,15 @@ def lockout_policy(settings: Settings) -> LockoutPolicy:
         raise ConfigError(f"[site] PIN lockout: {e}") from None
 
 
-def build_authoriser(settings: Settings, store: CallStore) -> Authoriser:
+def build_authoriser(
+    settings: Settings, store: CallStore, globals_source: GlobalsSource
+) -> Authoriser:
+    """The Authoriser on ``store``, with the site's global numbers and tariffs from
+    ``globals_source`` (read from the database each time, or cached)."""
     site = settings.site
     return Authoriser(
         store,
+        globals_source,
         billing=billing_policy(settings),
         policy=SitePolicy(
             region=site.region, emergency_calls_allowed=site.emergency_calls == "allow"

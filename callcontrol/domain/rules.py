@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from callcontrol.domain.model import (
     Contact,
@@ -82,6 +83,12 @@ def check_prisoner(
     return None
 
 
+# Parsing and validating a number (phonenumbers) is most of a decision's own CPU, and prisoners
+# dial the few numbers of their lists again and again: the answers, which depend on nothing but
+# these arguments, are kept (a bounded number of them).
+_normalised = lru_cache(maxsize=4096)(normalise_dialled)
+
+
 def decide_number(
     dialled: str,
     *,
@@ -96,8 +103,8 @@ def decide_number(
     beats allowed; one call at a time; globally allowed; approved contact; pending;
     otherwise not approved.
     """
-    listed_short_codes = {number for number in global_numbers if is_short_code(number)}
-    normalised = normalise_dialled(dialled, policy.region, listed_short_codes)
+    listed_short_codes = frozenset(number for number in global_numbers if is_short_code(number))
+    normalised = _normalised(dialled, policy.region, listed_short_codes)
     number = normalised.number
     if number is None:
         return Decision.refuse(Reason.INVALID_NUMBER, detail=normalised.problem)

@@ -1,51 +1,39 @@
 """Authorise a call from a cell handset: the use case, apart from any protocol.
 
 The FastAGI adapter drives the conversation (prompts, digits) and calls these steps; the rules
-themselves live in callcontrol.domain.rules. Every outcome is stored, allowed or refused, and
-so is a balance enquiry (the service code keyed instead of a number: outcome service).
+themselves live in callcontrol.domain (rules.py for the handset and the PIN, decide.py for the
+number). Each step reads what it needs in one unit of work (``CallStore.unit()``), the decision
+its facts in one read; the site's global numbers and tariffs come from a GlobalsSource. Every
+outcome is stored, allowed or refused, and so is a balance enquiry (the service code keyed
+instead of a number: outcome service).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 from callcontrol.domain.balance import BalanceFigures
-from callcontrol.domain.limits import CallLimit, Caps, Usage, call_limit
-from callcontrol.domain.model import (
-    Contact,
-    Decision,
-    GlobalNumber,
-    Handset,
-    Outcome,
-    Prisoner,
-    Reason,
+from callcontrol.domain.decide import (
+    BillingPolicy,
+    CallPlan,
+    CallPolicy,
+    DecisionFacts,
+    PrisonerFacts,
+    decide_call,
+    usage_bounds,
 )
-from callcontrol.domain.numbers import destination_class
+from callcontrol.domain.model import Decision, Handset, Outcome, Prisoner, Reason
 from callcontrol.domain.pin_lockout import LockState
 from callcontrol.domain.pins import LockoutPolicy, PinKeys, as_keys
-from callcontrol.domain.rules import (
-    SitePolicy,
-    check_handset,
-    check_prisoner,
-    decide_number,
-    match_pin,
-)
-from callcontrol.domain.tariffs import Rounding, Tariff, rate_for
-from callcontrol.domain.windows import (
-    Window,
-    local_day_bounds,
-    local_week_start,
-    seconds_left_in_window,
-    windows_for_wing,
-)
+from callcontrol.domain.rules import SitePolicy, check_handset, check_prisoner, match_pin
 from callcontrol.services.balance_enquiry import balance_enquiry
+from callcontrol.services.globals_source import GlobalsSource
 from callcontrol.services.pin_guard import HandsetLockout as HandsetLockout  # re-exported
 from callcontrol.services.pin_guard import PinGuard, PinLockStore
 
@@ -64,39 +52,6 @@ class CallAttempt:
 
 
 @dataclass(frozen=True)
-class CallPlan:
-    """How an allowed call is limited and paid for: fixed at the decision, used to settle."""
-
-    limit: CallLimit
-    rate: int  # hundredths of a penny a minute
-    destination_class: str
-    rounding: Rounding
-    free: bool
-
-
-@dataclass(frozen=True)
-class BillingPolicy:
-    rounding: Rounding
-    max_call_s: int
-    caps: Caps
-    windows: tuple[Window, ...]
-    wing_windows: Mapping[str, tuple[Window, ...]]
-    tz: ZoneInfo
-
-
-@dataclass(frozen=True)
-class BillingContext:
-    """What the store knows of the prisoner's money and use, for one decision."""
-
-    available_pence: int
-    usage: Usage
-    wing: str
-    prisoner_max_s: int | None
-    contact_max_s: int | None
-    tariffs: Mapping[str, Tariff]
-
-
-@dataclass(frozen=True)
 class DecisionRecord:
     attempt: CallAttempt
     decision: Decision
@@ -107,29 +62,54 @@ class DecisionRecord:
     plan: CallPlan | None = None
 
 
-class CallStore(PinLockStore, Protocol):
-    """The port to the records the decision needs (adapters/db/call_store.py implements it);
-    the handsets' lockout records are PinLockStore's (services/pin_guard.py)."""
+@dataclass(frozen=True)
+class Decided:
+    """A stored decision on a number, with the allowed call's plan or the enquiry's figures."""
+
+    decision: Decision
+    plan: CallPlan | None = None
+    figures: BalanceFigures | None = None
+
+
+@dataclass(frozen=True)
+class PinFacts:
+    """What one PIN try reads about the handset's cell, at once: its lockout state and the
+    prisoners in it (whose PINs are compared only when it is not locked)."""
+
+    state: LockState
+    prisoners: Sequence[Prisoner]
+
+
+class CallUnit(Protocol):
+    """One step of a call (the handset, a PIN try, the decision) on one connection: its reads,
+    and the decision's write. ``CallStore.unit()`` gives it for the step and takes it back at
+    its end; it is never held while waiting for the caller."""
 
     async def handset(self, sip_username: str) -> Handset | None: ...
 
-    async def prisoners_in_cell(self, cell: str) -> Sequence[Prisoner]: ...
+    async def pin_facts(self, cell: str) -> PinFacts: ...
 
-    async def contacts(self, prisoner_id: int) -> Sequence[Contact]: ...
-
-    async def global_numbers(self) -> Mapping[str, GlobalNumber]: ...
-
-    async def has_active_call(self, prisoner_id: int) -> bool: ...
-
-    async def billing_context(
-        self, prisoner_id: int, number: str, day_start: datetime, week_start: datetime
-    ) -> BillingContext: ...
+    async def prisoner_facts(
+        self, prisoner_id: int, day_start: datetime, week_start: datetime
+    ) -> PrisonerFacts:
+        """Everything the decision reads about the prisoner (contacts, a call in progress,
+        money, use since ``day_start`` and ``week_start``, wing, own limits)."""
+        ...
 
     async def record(self, record: DecisionRecord) -> Reason | None:
         """Store the decision; for an allowed call also open the call and reserve its credit,
         in one transaction. A Reason when that could not be done (CALL_IN_PROGRESS: the
         prisoner already has a call; INSUFFICIENT_CREDIT: another call took the credit
         meanwhile): then nothing was stored and the caller refuses."""
+        ...
+
+
+class CallStore(PinLockStore, Protocol):
+    """The port to the records of the call path (adapters/db/call_store.py implements it);
+    the handsets' lockout records are PinLockStore's (services/pin_guard.py)."""
+
+    def unit(self) -> AbstractAsyncContextManager[CallUnit]:
+        """A unit of work for one step. Never held while waiting for the caller."""
         ...
 
     async def end_call(self, uniqueid: str, cause: str, at: datetime) -> bool: ...
@@ -150,6 +130,7 @@ class Authoriser:
     def __init__(
         self,
         store: CallStore,
+        globals_source: GlobalsSource,
         *,
         policy: SitePolicy,
         lockout: LockoutPolicy,
@@ -158,6 +139,7 @@ class Authoriser:
         clock: Callable[[], datetime],
     ) -> None:
         self.store = store
+        self.globals = globals_source
         self.policy = policy
         self.lockout = lockout
         self.pin_guard = PinGuard(store, lockout)
@@ -168,35 +150,31 @@ class Authoriser:
         self.on_decided: list[Callable[[DecisionRecord], None]] = []
         self.store_failures = 0  # decisions the store could not keep (a metric)
 
-    def reading(self) -> AbstractAsyncContextManager[None]:
-        """A block whose reads share one database session, where the store can share one
-        (SqlCallStore.reading); a block that changes nothing otherwise."""
-        reading = getattr(self.store, "reading", None)
-        return reading() if reading is not None else contextlib.nullcontext()
-
     async def handset(self, attempt: CallAttempt) -> tuple[Handset | None, Decision | None]:
-        handset = await self.store.handset(attempt.endpoint)
+        async with self.store.unit() as unit:
+            handset = await unit.handset(attempt.endpoint)
         return handset, check_handset(handset)
 
     async def check_pin(self, handset: Handset, pin: str, tries_left: int) -> PinCheck:
         """One PIN try on this handset. ``tries_left`` counts this one.
 
         The handset's lockout comes first: while it is locked, the PIN is not looked at, so a
-        right and a wrong PIN get the same refusal, after the same reads and nothing else (no
-        prisoner read, no secret, no hash). Wrong PINs count against the handset."""
+        right and a wrong PIN get the same refusal, after the same read and nothing else (no
+        secret, no hash compared). Wrong PINs count against the handset."""
         now = self.clock()
-        state = await self.store.pin_lock_state(handset.cell)
+        async with self.store.unit() as unit:  # one read: the lockout and the cell's prisoners
+            facts = await unit.pin_facts(handset.cell)
+        state = facts.state
         if state.locked(now):
             return PinCheck(None, self._locked(state))
         if not pin:  # silence is not a wrong PIN: it does not count towards the lockout
             if tries_left > 1:
                 return PinCheck(None, None, retry=True)
             return PinCheck(None, Decision.refuse(Reason.NO_PIN, detail="no PIN keyed"))
-        prisoners = await self.store.prisoners_in_cell(handset.cell)
         keys = as_keys(self._pin_secret())
-        prisoner = match_pin(prisoners, pin, keys)
+        prisoner = match_pin(facts.prisoners, pin, keys)
         if prisoner is None:
-            locked = await self._wrong_pin(handset.cell, now, state)
+            locked = await self.pin_guard.wrong_pin(handset.cell, now, state)
             if locked is not None:
                 return PinCheck(None, self._locked(locked))
             if tries_left > 1:
@@ -215,70 +193,34 @@ class Authoriser:
         until = state.locked_until.isoformat(timespec="seconds")
         return Decision.refuse(Reason.PIN_LOCKED, detail=f"handset locked until {until}")
 
-    async def _wrong_pin(self, cell: str, now: datetime, state: LockState) -> LockState | None:
-        """Count a wrong PIN against the handset; the new state if it locks the handset."""
-        return await self.pin_guard.wrong_pin(cell, now, state)
-
-    async def decide_number(
-        self, prisoner: Prisoner, dialled: str
-    ) -> tuple[Decision, CallPlan | None]:
-        """The decision on the number, and for an allowed call its limit and price."""
-        contacts = await self.store.contacts(prisoner.id)
-        global_numbers = await self.store.global_numbers()
-        in_progress = await self.store.has_active_call(prisoner.id)
-        decision = decide_number(
-            dialled,
-            contacts=contacts,
-            global_numbers=global_numbers,
-            policy=self.policy,
-            call_in_progress=in_progress,
-        )
-        if not decision.allowed or decision.number is None:
-            return decision, None
-        return await self._plan(prisoner, decision)
-
-    async def _plan(
-        self, prisoner: Prisoner, decision: Decision
-    ) -> tuple[Decision, CallPlan | None]:
-        b = self.billing
-        assert decision.number is not None
+    async def decide(
+        self, attempt: CallAttempt, *, handset: Handset, prisoner: Prisoner, enquiry: bool
+    ) -> Decided:
+        """The decision on what the prisoner dialled (a number, or the balance enquiry's
+        service code when ``enquiry``), stored: one unit of work reads the prisoner's facts
+        and then writes the decision (with its call and reservation when allowed)."""
+        started = time.perf_counter()
         now = self.clock()
-        local = now.astimezone(b.tz)
-        day_start, _ = local_day_bounds(now, b.tz)
-        ctx = await self.store.billing_context(
-            prisoner.id, decision.number, day_start, local_week_start(now, b.tz)
-        )
-        # Privileged calls (legal advisers, the Samaritans) and numbers allowed for everyone
-        # are free, and do not count against the family's daily and weekly allowance.
-        free = decision.privileged or decision.reason in (
-            Reason.GLOBAL_ALLOWED,
-            Reason.EMERGENCY_ALLOWED,
-        )
-        dest = destination_class(decision.number, self.policy.region)
-        rate = 0 if free else rate_for(ctx.tariffs, dest, local)
-        windows = windows_for_wing(b.windows, b.wing_windows, ctx.wing)
-        limit = call_limit(
-            site_max_s=b.max_call_s,
-            prisoner_max_s=ctx.prisoner_max_s,
-            contact_max_s=ctx.contact_max_s,
-            usage=ctx.usage,
-            caps=Caps() if free else b.caps,
-            window_left_s=seconds_left_in_window(windows, local),
-            available_pence=ctx.available_pence,
-            rate=rate,
-            rounding=b.rounding,
-            free=free,
-        )
-        if isinstance(limit, Decision):
-            return Decision.refuse(limit.reason, decision.number, limit.detail), None
-        return decision, CallPlan(limit, rate, dest, b.rounding, free)
-
-    async def balance_enquiry(self, prisoner: Prisoner) -> tuple[Decision, BalanceFigures]:
-        """The service code instead of a number (services/balance_enquiry.py): the figures to
-        say, and the decision (outcome service) that ``finish`` stores. Nothing is reserved."""
-        return await balance_enquiry(
-            self.store, prisoner, policy=self.policy, billing=self.billing, now=self.clock()
-        )
+        day_start, week_start = usage_bounds(now, self.billing.tz)
+        policy = CallPolicy(self.policy, self.billing)
+        plan: CallPlan | None = None
+        figures: BalanceFigures | None = None
+        # Before the unit: a GlobalsSource on the database takes a connection of its own.
+        global_numbers = await self.globals.global_numbers()
+        tariffs = await self.globals.tariffs()
+        async with self.store.unit() as unit:
+            facts = await unit.prisoner_facts(prisoner.id, day_start, week_start)
+            if enquiry:  # services/balance_enquiry.py: figures to say; nothing is reserved
+                decision, figures = balance_enquiry(facts, global_numbers, tariffs, policy, now)
+            else:
+                decision, plan = decide_call(
+                    DecisionFacts(attempt.dialled, facts, global_numbers, tariffs), policy, now
+                )
+            decision_ms = (time.perf_counter() - started) * 1000
+            decision = await self._store(
+                unit, attempt, decision, handset, prisoner, plan, decision_ms
+            )
+        return Decided(decision, plan if decision.allowed else None, figures)
 
     async def finish(
         self,
@@ -290,13 +232,28 @@ class Authoriser:
         plan: CallPlan | None = None,
         decision_ms: float | None = None,
     ) -> Decision:
+        """Store a decision taken apart from ``decide`` (a refusal of the handset or the PIN,
+        a hang-up, a failure) in a unit of its own; return the final decision."""
+        async with self.store.unit() as unit:
+            return await self._store(unit, attempt, decision, handset, prisoner, plan, decision_ms)
+
+    async def _store(
+        self,
+        unit: CallUnit,
+        attempt: CallAttempt,
+        decision: Decision,
+        handset: Handset | None,
+        prisoner: Prisoner | None,
+        plan: CallPlan | None,
+        decision_ms: float | None,
+    ) -> Decision:
         """Store the decision (and open the call when allowed); return the final decision."""
         plan = plan if decision.allowed else None
         record = DecisionRecord(
             attempt, decision, handset, prisoner, self.clock(), decision_ms, plan
         )
         try:
-            refused = await self.store.record(record)
+            refused = await unit.record(record)
         except Exception:
             self.store_failures += 1  # the call is refused all the same (fail closed): counted
             raise
@@ -308,7 +265,7 @@ class Authoriser:
             )
             decision = Decision.refuse(refused, number=decision.number, detail=detail)
             record = DecisionRecord(attempt, decision, handset, prisoner, record.at, decision_ms)
-            await self.store.record(record)
+            await unit.record(record)
         self._log(record)
         for callback in self.on_decided:
             callback(record)

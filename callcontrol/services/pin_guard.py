@@ -76,8 +76,8 @@ class PinGuard:
     ) -> LockState | None:
         """Count a wrong PIN against the cell's handset; the new state if it locks it.
 
-        The day's earlier wrong PINs are read before this one is written: a read that shares
-        a transaction begun earlier (SQLite's snapshot in ``reading()``) would not see it."""
+        The day's earlier wrong PINs are read before this one is written: a read inside a
+        transaction begun earlier (a SQLite snapshot) would not see it."""
         earlier = await self.store.pin_failures_since(cell, now - PIN_DAY)
         await self.store.record_pin_failure(cell, now)
         failures = [*earlier, now]

@@ -23,6 +23,7 @@ from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.dump import backend
 from callcontrol.adapters.db.engine import make_engine, session_factory
+from callcontrol.adapters.db.globals_store import SqlGlobals
 from callcontrol.adapters.web.staff_file import read_accounts
 from callcontrol.config import load_settings
 from callcontrol.services import recordings as store
@@ -66,7 +67,9 @@ async def _decide(tag: str, ingest_first: bool = False) -> list[dict[str, Any]]:
     settings = load_settings()
     engine = make_engine(settings.database.url)
     sessions = session_factory(engine)
-    handler = CellCallHandler(build_authoriser(settings, SqlCallStore(sessions)), PinPrompting(1))
+    handler = CellCallHandler(
+        build_authoriser(settings, SqlCallStore(sessions), SqlGlobals(sessions)), PinPrompting(1)
+    )
     results = []
     try:
         for i, (cell, pin, dialled) in enumerate(ATTEMPTS):

@@ -18,7 +18,7 @@ from callcontrol.operator_services import session_services
 from callcontrol.services.settle import Settler
 from tests.conftest import TESTER
 from tests.db import test_call_store
-from tests.db.test_call_store import NOW, allow
+from tests.db.test_call_store import NOW, allow, the_prisoner
 
 # test_call_store's fixtures: its database (SQLite and PostgreSQL), cell and prisoner.
 db_url, store = test_call_store.db_url, test_call_store.store
@@ -47,7 +47,7 @@ async def test_figures_follow_a_call(site: tuple[SqlCallStore, SqlFigures, objec
     assert f.ledger_pence == {"topup": 500} and f.ledger_entries == {"topup": 1}
     assert (f.balance_pence, f.reserved_pence) == (500, 0)
 
-    (prisoner,) = await calls.prisoners_in_cell("A1-01")
+    prisoner = await the_prisoner(calls)
     assert await calls.record(allow(prisoner, "9.1", reserve=93)) is None
     f = await figures.figures()
     assert (f.calls_live, f.reserved_pence) == (1, 93)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.engine import make_engine, session_factory
+from callcontrol.adapters.db.globals_store import SqlGlobals
 from callcontrol.adapters.db.tables import AuditEntry, HandsetPinState, PinLockout
 from callcontrol.domain.model import Handset
 from callcontrol.domain.pins import LockoutPolicy, pin_matches, valid_pin_format, weak_pin
@@ -93,6 +94,7 @@ async def _guess(url: str, pins: list[str]) -> None:
         store = SqlCallStore(session_factory(engine))
         auth = Authoriser(
             store,
+            SqlGlobals(store.sessions),
             policy=SitePolicy(),
             lockout=LockoutPolicy(),
             billing=BILLING,
@@ -100,8 +102,7 @@ async def _guess(url: str, pins: list[str]) -> None:
             clock=lambda: datetime.now(UTC),
         )
         for pin in pins:
-            async with auth.reading():  # as the AGI conversation does: one session a try
-                await auth.check_pin(Handset("A1-01", "A1-01", True), pin, tries_left=3)
+            await auth.check_pin(Handset("A1-01", "A1-01", True), pin, tries_left=3)
     finally:
         await engine.dispose()
 

@@ -10,6 +10,7 @@ import pytest
 
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.engine import make_engine, session_factory
+from callcontrol.adapters.db.globals_store import SqlGlobals
 from callcontrol.config import load_settings
 from callcontrol.domain.model import Handset
 from callcontrol.wiring import build_authoriser
@@ -33,7 +34,8 @@ async def _pin_check(pin: str) -> str | None:
     settings = load_settings()
     engine = make_engine(settings.database.url)
     try:
-        auth = build_authoriser(settings, SqlCallStore(session_factory(engine)))
+        sessions = session_factory(engine)
+        auth = build_authoriser(settings, SqlCallStore(sessions), SqlGlobals(sessions))
         check = await auth.check_pin(Handset("A1-01", "A1-01", True), pin, tries_left=3)
     finally:
         await engine.dispose()

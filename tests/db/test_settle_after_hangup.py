@@ -19,7 +19,7 @@ from callcontrol.domain.call_end import CallEnd, JournalEntry
 from callcontrol.operator_services import session_services
 from callcontrol.services.settle import Settler
 from tests.conftest import TESTER
-from tests.db.test_call_store import NOW, allow
+from tests.db.test_call_store import NOW, allow, facts, the_prisoner
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ async def stores(pg_database: str) -> AsyncIterator[tuple[SqlCallStore, Settler]
 
 
 async def _open(store: SqlCallStore, uniqueid: str) -> None:
-    (prisoner,) = await store.prisoners_in_cell("A1-01")
+    prisoner = await the_prisoner(store)
     assert await store.record(allow(prisoner, uniqueid, reserve=93)) is None
 
 
@@ -63,8 +63,8 @@ async def test_a_call_never_bridged_is_settled_at_nothing(
     assert done is not None and (done.accepted, done.charge_pence) == (False, 0)
     assert await _reservation(store, "7.1") == "settled"  # at 0p: the money is free again
     assert await settler.settle_after_hangup("7.1", None, NOW) is None  # once only
-    (prisoner,) = await store.prisoners_in_cell("A1-01")
-    assert not await store.has_active_call(prisoner.id)
+    prisoner = await the_prisoner(store)
+    assert not (await facts(store, prisoner)).call_in_progress
 
 
 async def test_the_journals_end_wins_and_an_acceptance_alone_ends_at_the_hangup(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -12,6 +13,7 @@ import pytest
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
 from callcontrol.adapters.agi.protocol import AgiHangup
+from callcontrol.domain.decide import BillingContext, BillingPolicy, PrisonerFacts
 from callcontrol.domain.limits import Caps, Usage
 from callcontrol.domain.model import (
     Contact,
@@ -27,14 +29,13 @@ from callcontrol.domain.model import (
 from callcontrol.domain.pin_lockout import LockState
 from callcontrol.domain.pins import LockoutPolicy, PinKeys, hash_pin
 from callcontrol.domain.rules import SitePolicy
-from callcontrol.domain.tariffs import DEFAULT_TARIFFS, Rounding, tariffs_by_class
+from callcontrol.domain.tariffs import DEFAULT_TARIFFS, Rounding, Tariff, tariffs_by_class
 from callcontrol.domain.windows import parse_windows
 from callcontrol.services.authorise import (
     Authoriser,
-    BillingContext,
-    BillingPolicy,
     DecisionRecord,
     HandsetLockout,
+    PinFacts,
 )
 from tests.services.cell_call_args import agi_args
 
@@ -64,6 +65,26 @@ class FakeStore:
         self.active: dict[str, int] = {}  # uniqueid -> prisoner id
         self.available: dict[int, int] = {}  # prisoner id -> pence
         self.asked_days: list[tuple[datetime, datetime]] = []
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[FakeStore]:
+        """The reads of one step: the fake itself (its reads below are the unit's)."""
+        yield self
+
+    async def pin_facts(self, cell: str) -> PinFacts:
+        self.calls.append(f"pin_facts {cell}")
+        state = self.lock_states.get(cell, LockState())
+        return PinFacts(state, [p for p in self.prisoners if p.cell == cell])
+
+    async def prisoner_facts(
+        self, prisoner_id: int, day_start: datetime, week_start: datetime
+    ) -> PrisonerFacts:
+        return PrisonerFacts(
+            contacts=tuple(await self.contacts(prisoner_id)),
+            contact_max_s={},
+            call_in_progress=await self.has_active_call(prisoner_id),
+            billing=await self.billing_context(prisoner_id, day_start, week_start),
+        )
 
     async def handset(self, sip_username: str) -> Handset | None:
         return self.handsets.get(sip_username)
@@ -104,14 +125,17 @@ class FakeStore:
     async def contacts(self, prisoner_id: int) -> Sequence[Contact]:
         return self.contact_lists.get(prisoner_id, [])
 
-    async def global_numbers(self) -> Mapping[str, GlobalNumber]:
+    async def global_numbers(self) -> Mapping[str, GlobalNumber]:  # the GlobalsSource too
         return self.globals
+
+    async def tariffs(self) -> Mapping[str, Tariff]:
+        return tariffs_by_class(DEFAULT_TARIFFS)
 
     async def has_active_call(self, prisoner_id: int) -> bool:
         return prisoner_id in self.active.values()
 
     async def billing_context(
-        self, prisoner_id: int, number: str, day_start: datetime, week_start: datetime
+        self, prisoner_id: int, day_start: datetime, week_start: datetime
     ) -> BillingContext:
         self.asked_days.append((day_start, week_start))
         return BillingContext(
@@ -119,8 +143,6 @@ class FakeStore:
             usage=Usage(0, 0, 0),
             wing="A",
             prisoner_max_s=None,
-            contact_max_s=None,
-            tariffs=tariffs_by_class(DEFAULT_TARIFFS),
         )
 
     async def record(self, record: DecisionRecord) -> Reason | None:
@@ -202,6 +224,7 @@ def world() -> tuple[FakeStore, Clock, CellCallHandler]:
     store.available[1] = 500
     clock = Clock()
     auth = Authoriser(
+        store,
         store,
         policy=SitePolicy(),
         lockout=LockoutPolicy(),

@@ -12,10 +12,10 @@ import pytest
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
 from callcontrol.adapters.http.metrics import SERVICE_REASONS
+from callcontrol.domain.decide import BillingContext
 from callcontrol.domain.limits import Caps, Usage
 from callcontrol.domain.model import Outcome, Prisoner, Reason
 from callcontrol.domain.pin_lockout import LockState
-from callcontrol.services.authorise import BillingContext
 from tests.services.test_authorise import BILLING, T0, FakeChannel, FakeStore, world  # noqa: F401
 
 FIGURES = (cv.BALANCE_NEGATIVE, cv.BALANCE_POUNDS, cv.BALANCE_PENCE, cv.MINUTES_LEFT)
@@ -36,9 +36,9 @@ def used(store: FakeStore, usage: Usage) -> None:
     plain = store.billing_context
 
     async def billing_context(
-        prisoner_id: int, number: str, day_start: datetime, week_start: datetime
+        prisoner_id: int, day_start: datetime, week_start: datetime
     ) -> BillingContext:
-        return replace(await plain(prisoner_id, number, day_start, week_start), usage=usage)
+        return replace(await plain(prisoner_id, day_start, week_start), usage=usage)
 
     store.billing_context = billing_context  # type: ignore[method-assign]
 
@@ -156,6 +156,8 @@ async def test_wrong_pins_keyed_for_enquiries_lock_the_handset(world) -> None:  
 async def test_a_locked_handset_gets_the_call_s_refusal_and_no_figures(world) -> None:  # noqa: F811
     store, _, handler = world
     store.lock_states["A1-01"] = LockState(locked_until=T0 + timedelta(minutes=5), level=1)
+    secret_asked: list[bool] = []
+    handler.auth._pin_secret = lambda: secret_asked.append(True) or b"unused"
     outcomes = []
     for dialled in ("*100", "02079460000"):
         ch = FakeChannel("A1-01", dialled, ["1234"])
@@ -163,7 +165,7 @@ async def test_a_locked_handset_gets_the_call_s_refusal_and_no_figures(world) ->
         outcomes.append((ch.prompts, ch.variables))
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][1] == {cv.REASON: "pin_locked", cv.DECISION: "refuse"}
-    assert "prisoners_in_cell A1-01" not in store.calls  # no PIN compared while locked
+    assert secret_asked == []  # no PIN compared while locked (the secret never asked for)
 
 
 async def test_disabled_handset_and_suspended_prisoner_hear_the_call_s_refusal(world) -> None:  # noqa: F811

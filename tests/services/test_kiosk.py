@@ -128,6 +128,7 @@ class World:
         )
         self.auth = Authoriser(
             s,
+            s,
             policy=SitePolicy(),
             lockout=policy,
             billing=BILLING,

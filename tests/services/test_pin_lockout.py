@@ -37,6 +37,7 @@ class World:
             s.available[pid] = 500
         self.auth = Authoriser(
             s,
+            s,
             policy=SitePolicy(),
             lockout=policy,
             billing=BILLING,
@@ -115,7 +116,9 @@ async def test_while_locked_right_and_wrong_pins_get_exactly_the_same(
     assert prompts == [cv.PROMPT_PIN]
     assert variables == {cv.REASON: "pin_locked", cv.DECISION: cv.REFUSE}
     assert decision.reason is Reason.PIN_LOCKED and prisoner is None
-    assert calls == ["pin_lock_state A1-01"]  # no prisoners read, no failure stored
+    # One read, the same whatever the PIN (the lockout and the cell's prisoners together); no
+    # failure stored, no hash compared (the secret is never asked for).
+    assert calls == ["pin_facts A1-01"]
     assert (secret_reads, compared) == (0, [])
     # And at the seam itself: one PinCheck, whatever the PIN.
     checks = [

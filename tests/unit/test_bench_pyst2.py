@@ -70,8 +70,8 @@ def test_the_script_settings_with_nothing_special(tmp_path: Path) -> None:
 def test_the_script_decides_with_the_daemons_policies(tmp_path: Path) -> None:
     settings = site_settings(tmp_path)
     settings.pin_secret(create=True)
-    ours = pyst2_agi.build_authoriser(settings, store=None)  # type: ignore[arg-type]
-    daemons = app.build_authoriser(settings, store=None)  # type: ignore[arg-type]
+    ours = pyst2_agi.build_authoriser(settings, None, None)  # type: ignore[arg-type]
+    daemons = app.build_authoriser(settings, None, None)  # type: ignore[arg-type]
     assert ours.policy == daemons.policy
     assert ours.lockout == daemons.lockout
     assert ours.billing == daemons.billing

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.protocol import AgiChannel, AgiError, AgiHangup
 from callcontrol.domain.balance import BalanceFigures
+from callcontrol.domain.decide import CallPlan
 from callcontrol.domain.dialling import (
     MAX_NUMBER_KEYS,
     is_code,
@@ -32,7 +33,7 @@ from callcontrol.domain.dialling import (
     keyed_number_problem,
 )
 from callcontrol.domain.model import Decision, Handset, Prisoner, Reason
-from callcontrol.services.authorise import Authoriser, CallAttempt, CallPlan
+from callcontrol.services.authorise import Authoriser, CallAttempt, Decided
 
 log = logging.getLogger("callcontrol.agi.cell_call")
 
@@ -139,29 +140,28 @@ class CellCallHandler:
                 # Stored and decided as what was keyed, exactly as an en-bloc number.
                 keyed, refusal = await self._ask_number(channel)
                 attempt = replace(attempt, dialled=keyed)
-            started = time.perf_counter()
-            plan: CallPlan | None = None
-            figures: BalanceFigures | None = None
             if refusal is None:
-                assert prisoner is not None
-                async with self.auth.reading():
-                    if is_code(attempt.dialled, self.prompting.balance_code):
-                        decision, figures = await self.auth.balance_enquiry(prisoner)
-                    else:
-                        decision, plan = await self.auth.decide_number(prisoner, attempt.dialled)
+                assert handset is not None and prisoner is not None
+                enquiry = is_code(attempt.dialled, self.prompting.balance_code)
+                # Read, decided and stored in one unit of work.
+                decided = await self.auth.decide(
+                    attempt, handset=handset, prisoner=prisoner, enquiry=enquiry
+                )
             else:
-                decision = refusal
-            decision = await self.auth.finish(
-                attempt,
-                decision,
-                handset=handset,
-                prisoner=prisoner,
-                plan=plan,
-                decision_ms=(time.perf_counter() - started) * 1000,
-            )
+                started = time.perf_counter()
+                decided = Decided(
+                    await self.auth.finish(
+                        attempt,
+                        refusal,
+                        handset=handset,
+                        prisoner=prisoner,
+                        decision_ms=(time.perf_counter() - started) * 1000,
+                    )
+                )
             stored = True
-            if figures is not None:
-                await self._say_balance(channel, figures)
+            decision, plan = decided.decision, decided.plan
+            if decided.figures is not None:
+                await self._say_balance(channel, decided.figures)
                 return
             await self._apply(channel, decision, plan)
             if decision.allowed:
@@ -205,8 +205,8 @@ class CellCallHandler:
         for try_no in range(p.tries):
             # The whole entry, up to "#" or the timeout: "24680" is not the PIN 2468.
             digits, _timed_out = await channel.get_data(prompt, p.timeout_ms, keys)
-            async with self.auth.reading():  # after the digits: never held while waiting
-                check = await self.auth.check_pin(handset, digits, tries_left=p.tries - try_no)
+            # after the digits: the try's one read is never held while waiting for keys
+            check = await self.auth.check_pin(handset, digits, tries_left=p.tries - try_no)
             if check.refusal is not None:
                 return None, check.refusal
             if check.prisoner is not None:

@@ -1,35 +1,39 @@
-"""The records a call decision reads and writes, on SQLAlchemy (implements services' CallStore)."""
+"""The records of the call path, on SQLAlchemy Core (implements services' CallStore).
+
+Every statement of a decision is built once, at import: no ORM unit of work, no per-call query
+building. Each step of the call is one unit of work (``unit()``: one pool checkout), whose reads
+run in autocommit (no BEGIN or ROLLBACK around them): the handset in one statement, a PIN try in
+one (pin_store.PIN_FACTS), the decision's facts in one (``FACTS``). The decision is then written
+in the same unit, in one transaction: the decision row, and for an allowed call the call row
+and its reservation (ledger.reserve), four statements in all.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from callcontrol.adapters.db import ledger
 from callcontrol.adapters.db import tables as m
-from callcontrol.adapters.db.pin_store import SqlPinStore
-from callcontrol.adapters.db.tables import Reservation
+from callcontrol.adapters.db.pin_store import SqlPinStore, pin_facts
+from callcontrol.domain.decide import BillingContext, PrisonerFacts
 from callcontrol.domain.limits import Usage
 from callcontrol.domain.model import (
     Contact,
     ContactKind,
     ContactStatus,
     Decision,
-    GlobalNumber,
-    GlobalPolicy,
     Handset,
     Outcome,
-    Prisoner,
     Reason,
 )
-from callcontrol.domain.tariffs import tariffs_by_class
-from callcontrol.services.authorise import BillingContext, DecisionRecord
+from callcontrol.services.authorise import DecisionRecord, PinFacts
 
 
 def not_recorded_note(decision: Decision) -> str:
@@ -50,8 +54,162 @@ class _Refused(Exception):
 
 
 MAX_DIALLED = 64
-# The session that reads share inside ``SqlCallStore.reading()`` (per task: per call).
-_reading: ContextVar[AsyncSession | None] = ContextVar("callcontrol_reading", default=None)
+
+_cells, _prisoners, _contacts = m.Cell.__table__, m.Prisoner.__table__, m.Contact.__table__
+_calls, _decisions = m.Call.__table__, m.CallDecision.__table__
+_accounts, _reservations = m.Account.__table__, m.Reservation.__table__
+
+HANDSET = select(_cells.c.name, _cells.c.sip_username, _cells.c.enabled).where(
+    _cells.c.sip_username == bindparam("sip_username")
+)
+
+# The paid calls since the earlier of the day's and the week's start (the week's calls start at
+# the earlier bound; the two overlap), on the index calls (prisoner_id, started_at). Free
+# (privileged) calls do not count against the allowance.
+_paid = (
+    select(_calls.c.started_at, _calls.c.talk_seconds)
+    .join(_reservations, _reservations.c.call_id == _calls.c.id)
+    .where(
+        _calls.c.prisoner_id == bindparam("prisoner_id"),
+        _calls.c.started_at >= bindparam("since"),
+        _reservations.c.free.is_(False),
+    )
+    .subquery("paid")
+)
+_today = _paid.c.started_at >= bindparam("day_start")
+_week = _paid.c.started_at >= bindparam("week_start")
+_usage = select(
+    func.count().filter(_today).label("calls_today"),
+    func.coalesce(func.sum(_paid.c.talk_seconds).filter(_today), 0).label("seconds_today"),
+    func.coalesce(func.sum(_paid.c.talk_seconds).filter(_week), 0).label("seconds_week"),
+).subquery("usage")
+_in_progress = exists().where(
+    _calls.c.prisoner_id == bindparam("prisoner_id"), _calls.c.ended_at.is_(None)
+)
+# Everything a decision reads about the prisoner, in one statement: a row per contact (or one
+# with NULL contact columns), each with the prisoner's money, use, wing and own limit. The
+# aggregate ``usage`` always has its one row, so the prisoner's row is there when they are.
+FACTS = select(
+    _prisoners.c.max_call_s,
+    _cells.c.wing,
+    _accounts.c.balance_pence,
+    _accounts.c.reserved_pence,
+    _in_progress.label("in_progress"),
+    _usage.c.calls_today,
+    _usage.c.seconds_today,
+    _usage.c.seconds_week,
+    _contacts.c.number,
+    _contacts.c.kind,
+    _contacts.c.status,
+    _contacts.c.label,
+    _contacts.c.max_call_s.label("contact_max_s"),
+).select_from(
+    _usage.join(_prisoners, _prisoners.c.id == bindparam("prisoner_id"))
+    .outerjoin(_cells, _cells.c.id == _prisoners.c.cell_id)
+    .outerjoin(_accounts, _accounts.c.prisoner_id == _prisoners.c.id)
+    .outerjoin(_contacts, _contacts.c.prisoner_id == _prisoners.c.id)
+)
+
+_cell_of = select(_cells.c.id).where(_cells.c.name == bindparam("cell")).scalar_subquery()
+INSERT_DECISION = (
+    insert(_decisions).values(cell_id=_cell_of).returning(_decisions.c.id, _decisions.c.cell_id)
+)
+INSERT_CALL = insert(_calls).returning(_calls.c.id)
+END_CALL = (
+    update(_calls)
+    .where(_calls.c.uniqueid == bindparam("call_uniqueid"), _calls.c.ended_at.is_(None))
+    .values(ended_at=bindparam("at"), hangup_cause=bindparam("cause"))
+)
+OPEN_CALLS = select(_calls.c.uniqueid).where(_calls.c.ended_at.is_(None))
+
+
+def engine_of(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine:
+    """The engine the sessions are bound to (the call path runs on its connections)."""
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine):
+        raise TypeError("the call store needs sessions bound to an AsyncEngine")
+    return bind
+
+
+async def prisoner_facts(
+    conn: AsyncConnection, prisoner_id: int, day_start: datetime, week_start: datetime
+) -> PrisonerFacts:
+    params = {
+        "prisoner_id": prisoner_id,
+        "since": min(day_start, week_start),
+        "day_start": day_start,
+        "week_start": week_start,
+    }
+    rows = (await conn.execute(FACTS, params)).all()
+    if not rows:
+        raise LookupError(f"no prisoner {prisoner_id}")
+    first = rows[0]
+    contacts = tuple(
+        Contact(
+            number=r.number,
+            kind=ContactKind(r.kind),
+            status=ContactStatus(r.status),
+            label=r.label,
+        )
+        for r in rows
+        if r.number is not None
+    )
+    balance, reserved = first.balance_pence or 0, first.reserved_pence or 0
+    return PrisonerFacts(
+        contacts=contacts,
+        contact_max_s={
+            r.number: r.contact_max_s for r in rows if r.number and r.contact_max_s is not None
+        },
+        call_in_progress=bool(first.in_progress),
+        billing=BillingContext(
+            available_pence=balance - reserved,
+            usage=Usage(
+                calls_today=int(first.calls_today),
+                seconds_today=int(first.seconds_today),
+                seconds_this_week=int(first.seconds_week),
+            ),
+            wing=first.wing or "",
+            prisoner_max_s=first.max_call_s,
+        ),
+    )
+
+
+class SqlCallUnit:
+    """services' CallUnit on one connection (``SqlCallStore.unit()``): the reads in autocommit
+    (each one statement that sees what is committed, no BEGIN or ROLLBACK around it), the
+    decision's write in a transaction of its own."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def handset(self, sip_username: str) -> Handset | None:
+        row = (await self.conn.execute(HANDSET, {"sip_username": sip_username})).first()
+        if row is None:
+            return None
+        return Handset(cell=row.name, sip_username=row.sip_username, enabled=bool(row.enabled))
+
+    async def pin_facts(self, cell: str) -> PinFacts:
+        return await pin_facts(self.conn, cell)
+
+    async def prisoner_facts(
+        self, prisoner_id: int, day_start: datetime, week_start: datetime
+    ) -> PrisonerFacts:
+        return await prisoner_facts(self.conn, prisoner_id, day_start, week_start)
+
+    async def record(self, record: DecisionRecord) -> Reason | None:
+        # Out of autocommit for the write (the reads' block ended first: nothing to commit);
+        # the pool puts the connection back in its default level when it is returned.
+        await self.conn.commit()
+        level = self.conn.default_isolation_level  # the database's own: READ COMMITTED on PG
+        writing = await self.conn.execution_options(isolation_level=level)
+        try:
+            async with writing.begin():
+                await _write(writing, record)
+        except _Refused as refused:
+            return refused.reason
+        finally:
+            await self.conn.execution_options(isolation_level="AUTOCOMMIT")
+        return None
 
 
 class SqlCallStore(SqlPinStore):
@@ -59,223 +217,83 @@ class SqlCallStore(SqlPinStore):
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
+        self.engine = engine_of(sessions)
+        # A unit starts in autocommit (its reads); its write goes back to the default level.
+        self._units = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
-    async def reading(self) -> AsyncIterator[None]:
-        """Within this block the reads share one session: one pool checkout (and its ping) and
-        one transaction to close, instead of one for each read. The reads of a decision run
-        back to back once the PIN is in; a block is never held across a wait for the caller.
-        Writes keep their own transactions."""
-        if _reading.get() is not None:
-            yield
-            return
-        async with self.sessions() as s:
-            token = _reading.set(s)
-            try:
-                yield
-            finally:
-                _reading.reset(token)
-
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncSession]:
-        shared = _reading.get()
-        if shared is not None:
-            yield shared
-            return
-        async with self.sessions() as s:
-            yield s
-
-    async def handset(self, sip_username: str) -> Handset | None:
-        async with self._read() as s:
-            cell = await s.scalar(select(m.Cell).where(m.Cell.sip_username == sip_username))
-            if cell is None:
-                return None
-            return Handset(cell=cell.name, sip_username=cell.sip_username, enabled=cell.enabled)
-
-    async def prisoners_in_cell(self, cell: str) -> Sequence[Prisoner]:
-        async with self._read() as s:
-            rows = await s.execute(
-                select(m.Prisoner)
-                .join(m.Cell, m.Prisoner.cell_id == m.Cell.id)
-                .where(m.Cell.name == cell)
-                .order_by(m.Prisoner.id)
-            )
-            return [
-                Prisoner(
-                    id=p.id,
-                    prison_number=p.prison_number,
-                    name=p.name,
-                    pin_hash=p.pin_hash,
-                    cell=cell,
-                    active=p.active,
-                )
-                for p in rows.scalars()
-            ]
-
-    async def contacts(self, prisoner_id: int) -> Sequence[Contact]:
-        async with self._read() as s:
-            rows = await s.scalars(select(m.Contact).where(m.Contact.prisoner_id == prisoner_id))
-            return [
-                Contact(
-                    number=c.number,
-                    kind=ContactKind(c.kind),
-                    status=ContactStatus(c.status),
-                    label=c.label,
-                )
-                for c in rows
-            ]
-
-    async def global_numbers(self) -> Mapping[str, GlobalNumber]:
-        async with self._read() as s:
-            rows = await s.scalars(select(m.GlobalNumber))
-            return {
-                g.number: GlobalNumber(
-                    number=g.number,
-                    policy=GlobalPolicy(g.policy),
-                    privileged=g.privileged,
-                    label=g.label,
-                )
-                for g in rows
-            }
-
-    async def has_active_call(self, prisoner_id: int) -> bool:
-        async with self._read() as s:
-            found = await s.scalar(
-                select(m.Call.id)
-                .where(m.Call.prisoner_id == prisoner_id, m.Call.ended_at.is_(None))
-                .limit(1)
-            )
-            return found is not None
-
-    async def billing_context(
-        self, prisoner_id: int, number: str, day_start: datetime, week_start: datetime
-    ) -> BillingContext:
-        async with self._read() as s:
-            money = await ledger.balance(s, prisoner_id)
-            prisoner = (
-                await s.execute(
-                    select(m.Prisoner.max_call_s, m.Cell.wing)
-                    .join(m.Cell, m.Prisoner.cell_id == m.Cell.id, isouter=True)
-                    .where(m.Prisoner.id == prisoner_id)
-                )
-            ).one()
-            contact_max = await s.scalar(
-                select(m.Contact.max_call_s).where(
-                    m.Contact.prisoner_id == prisoner_id, m.Contact.number == number
-                )
-            )
-            # Paid calls count against the allowance; free (privileged) ones do not.
-            paid = (
-                select(m.Call.started_at, m.Call.talk_seconds)
-                .join(Reservation, Reservation.call_id == m.Call.id)
-                .where(
-                    m.Call.prisoner_id == prisoner_id,
-                    m.Call.started_at >= min(day_start, week_start),
-                    Reservation.free.is_(False),
-                )
-                .subquery()
-            )
-            # Today's and this week's use in one statement (they overlap: the week's calls
-            # start at the earlier of the two bounds).
-            is_today = paid.c.started_at >= day_start
-            is_week = paid.c.started_at >= week_start
-            today_calls, today_s, week_s = (
-                await s.execute(
-                    select(
-                        func.count().filter(is_today),
-                        func.coalesce(func.sum(paid.c.talk_seconds).filter(is_today), 0),
-                        func.coalesce(func.sum(paid.c.talk_seconds).filter(is_week), 0),
-                    )
-                )
-            ).one()
-            tariffs = tariffs_by_class(await ledger.list_tariffs(s))
-        return BillingContext(
-            available_pence=money.available,
-            usage=Usage(
-                calls_today=int(today_calls),
-                seconds_today=int(today_s),
-                seconds_this_week=int(week_s or 0),
-            ),
-            wing=prisoner.wing or "",
-            prisoner_max_s=prisoner.max_call_s,
-            contact_max_s=contact_max,
-            tariffs=tariffs,
-        )
+    async def unit(self) -> AsyncIterator[SqlCallUnit]:
+        """One connection for one step (never held while the caller keys)."""
+        async with self._units.connect() as conn:
+            yield SqlCallUnit(conn)
 
     async def record(self, record: DecisionRecord) -> Reason | None:
-        d, a = record.decision, record.attempt
-        try:
-            async with self.sessions.begin() as s:
-                cell_id = None
-                if record.handset is not None:
-                    cell_id = await s.scalar(
-                        select(m.Cell.id).where(m.Cell.name == record.handset.cell)
-                    )
-                row = m.CallDecision(
-                    at=record.at,
-                    handset=a.endpoint[:64],
-                    cell_id=cell_id,
-                    prisoner_id=record.prisoner.id if record.prisoner else None,
-                    dialled=a.dialled[:MAX_DIALLED],
-                    number=d.number,
-                    outcome=d.outcome.value,
-                    reason=d.reason.value,
-                    detail=d.detail,
-                    privileged=d.privileged,
-                    channel=a.channel[:128],
-                    uniqueid=a.uniqueid[:64],
-                    sip_call_id=a.sip_call_id[:255],
-                    decision_ms=record.decision_ms,
-                )
-                s.add(row)
-                await s.flush()
-                if d.outcome is Outcome.ALLOW:
-                    plan = record.plan
-                    assert record.prisoner is not None and cell_id is not None and d.number
-                    assert plan is not None, "an allowed call needs its limit and price"
-                    call = m.Call(
-                        decision_id=row.id,
-                        prisoner_id=record.prisoner.id,
-                        cell_id=cell_id,
-                        number=d.number,
-                        privileged=d.privileged,
-                        channel=a.channel[:128],
-                        uniqueid=a.uniqueid[:64],
-                        started_at=record.at,
-                        recording_note=not_recorded_note(d),
-                    )
-                    s.add(call)
-                    try:
-                        await s.flush()
-                    except IntegrityError:
-                        raise _Refused(Reason.CALL_IN_PROGRESS) from None
-                    held = await ledger.reserve(
-                        s,
-                        record.prisoner.id,
-                        call.id,
-                        plan.limit.reserve_pence,
-                        max_seconds=plan.limit.seconds,
-                        rate=plan.rate,
-                        destination_class=plan.destination_class,
-                        rounding=plan.rounding,
-                        free=plan.free,
-                    )
-                    if not held:
-                        raise _Refused(Reason.INSUFFICIENT_CREDIT)
-        except _Refused as refused:
-            return refused.reason
-        return None
+        """A decision stored in a unit of its own."""
+        async with self.unit() as unit:
+            return await unit.record(record)
 
     async def end_call(self, uniqueid: str, cause: str, at: datetime) -> bool:
-        async with self.sessions.begin() as s:
-            result = await s.execute(
-                update(m.Call)
-                .where(m.Call.uniqueid == uniqueid, m.Call.ended_at.is_(None))
-                .values(ended_at=at, hangup_cause=cause[:64])
-            )
+        async with self.engine.begin() as conn:
+            params = {"call_uniqueid": uniqueid, "at": at, "cause": cause[:64]}
+            result = await conn.execute(END_CALL, params)
             return bool(result.rowcount)
 
     async def open_calls(self) -> Sequence[str]:
-        async with self._read() as s:
-            rows = await s.scalars(select(m.Call.uniqueid).where(m.Call.ended_at.is_(None)))
-            return list(rows)
+        async with self.unit() as reads:
+            return list((await reads.conn.execute(OPEN_CALLS)).scalars())
+
+
+async def _write(conn: AsyncConnection, record: DecisionRecord) -> None:
+    """The decision, and for an allowed call its call and reservation (raises _Refused)."""
+    d, a = record.decision, record.attempt
+    decision: dict[str, Any] = {
+        "cell": record.handset.cell if record.handset is not None else None,
+        "at": record.at,
+        "handset": a.endpoint[:64],
+        "prisoner_id": record.prisoner.id if record.prisoner else None,
+        "dialled": a.dialled[:MAX_DIALLED],
+        "number": d.number,
+        "outcome": d.outcome.value,
+        "reason": d.reason.value,
+        "detail": d.detail,
+        "privileged": d.privileged,
+        "channel": a.channel[:128],
+        "uniqueid": a.uniqueid[:64],
+        "sip_call_id": a.sip_call_id[:255],
+        "decision_ms": record.decision_ms,
+    }
+    decision_id, cell_id = (await conn.execute(INSERT_DECISION, decision)).one()
+    if d.outcome is not Outcome.ALLOW:
+        return
+    plan = record.plan
+    assert record.prisoner is not None and cell_id is not None and d.number
+    assert plan is not None, "an allowed call needs its limit and price"
+    call = {
+        "decision_id": decision_id,
+        "prisoner_id": record.prisoner.id,
+        "cell_id": cell_id,
+        "number": d.number,
+        "privileged": d.privileged,
+        "channel": a.channel[:128],
+        "uniqueid": a.uniqueid[:64],
+        "started_at": record.at,
+        "recording_note": not_recorded_note(d),
+    }
+    try:
+        call_id = (await conn.execute(INSERT_CALL, call)).scalar_one()
+    except IntegrityError:  # the one active call of a prisoner (uq_calls_one_active_per_prisoner)
+        raise _Refused(Reason.CALL_IN_PROGRESS) from None
+    held = await ledger.reserve(
+        conn,
+        record.prisoner.id,
+        call_id,
+        plan.limit.reserve_pence,
+        max_seconds=plan.limit.seconds,
+        rate=plan.rate,
+        destination_class=plan.destination_class,
+        rounding=plan.rounding,
+        free=plan.free,
+        new_call=True,  # opened just above, for this prisoner
+    )
+    if not held:
+        raise _Refused(Reason.INSUFFICIENT_CREDIT)

@@ -10,8 +10,10 @@ always the sum of the ledger (``verify_account`` checks it). Money held for call
 is ``reserved_pence``, the sum of the open reservations; what can still be spent is
 ``available = balance - reserved``.
 
-Every function takes an AsyncSession and only flushes: the caller commits (or rolls back, which
-it must do after a LedgerError). Concurrency, on both backends, without a lost update:
+Every function takes an AsyncSession (``reserve`` an AsyncConnection too: the decision's
+write runs on SQLAlchemy Core, statements built once) and only flushes: the caller commits (or
+rolls back, which it must do after a LedgerError). Concurrency, on both backends, without a lost
+update:
 
 - PostgreSQL (READ COMMITTED): a function that changes an account first locks its row
   (``SELECT ... FOR UPDATE``; ``reserve`` uses one conditional ``UPDATE ... WHERE
@@ -34,10 +36,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from callcontrol.adapters.db.settlement_sql import SYSTEM, Outcome, charge_key, settle_call
 from callcontrol.adapters.db.tables import (
@@ -146,8 +148,26 @@ async def balance(session: AsyncSession, prisoner_id: int) -> Balance:
 # --- reservations ------------------------------------------------------------------------------
 
 
+_accounts, _reservations = Account.__table__, Reservation.__table__
+# The reservation's two writes, built once: the conditional UPDATE (which, on PostgreSQL, waits
+# for the account's row and re-checks the condition on its latest version) and the INSERT.
+_HOLD = (
+    update(_accounts)
+    .where(
+        _accounts.c.prisoner_id == bindparam("holder"),
+        _accounts.c.balance_pence - _accounts.c.reserved_pence >= bindparam("amount"),
+    )
+    .values(
+        reserved_pence=_accounts.c.reserved_pence + bindparam("amount"),
+        updated_at=bindparam("at"),
+    )
+    .returning(_accounts.c.prisoner_id)
+)
+_INSERT_RESERVATION = insert(_reservations)
+
+
 async def reserve(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     prisoner_id: int,
     call_id: int,
     amount_pence: int,
@@ -157,11 +177,15 @@ async def reserve(
     destination_class: str,
     rounding: Rounding | str,
     free: bool,
+    new_call: bool = False,
 ) -> bool:
     """Hold ``amount_pence`` of the prisoner's available money for a call, atomically.
 
     True when held; False, with nothing changed, when less than that is available. A free call
-    holds 0 and always succeeds. Each call has at most one reservation (LedgerError)."""
+    holds 0 and always succeeds. Each call has at most one reservation, and must be a call of
+    this prisoner (LedgerError). ``new_call``: the caller opened the call for this prisoner in
+    this same transaction (the decision's write), so neither needs reading first; the table's
+    unique call_id still refuses a second reservation."""
     amount = 0 if free else _whole(amount_pence, "a reservation")
     _whole(max_seconds, "the longest call (seconds)")
     _whole(rate, "the rate")
@@ -169,35 +193,27 @@ async def reserve(
         rounding = Rounding(rounding)
     except ValueError:
         raise LedgerError(f"unknown rounding {rounding!r}") from None
-    owner = await session.scalar(select(Call.prisoner_id).where(Call.id == call_id))
-    if owner is None:
-        raise LedgerError(f"no call {call_id}")
-    if owner != prisoner_id:
-        raise LedgerError(f"call {call_id} is not a call of prisoner {prisoner_id}")
-    taken = select(Reservation.id).where(Reservation.call_id == call_id)
-    if await session.scalar(taken) is not None:
-        raise LedgerError(f"call {call_id} already has a reservation")
+    if not new_call:
+        owner = await session.scalar(select(Call.prisoner_id).where(Call.id == call_id))
+        if owner is None:
+            raise LedgerError(f"no call {call_id}")
+        if owner != prisoner_id:
+            raise LedgerError(f"call {call_id} is not a call of prisoner {prisoner_id}")
+        taken = select(Reservation.id).where(Reservation.call_id == call_id)
+        if await session.scalar(taken) is not None:
+            raise LedgerError(f"call {call_id} already has a reservation")
+    now = utcnow()
     if amount > 0:
-        held = await session.scalar(
-            update(Account)
-            .where(
-                Account.prisoner_id == prisoner_id,
-                Account.balance_pence - Account.reserved_pence >= amount,
-            )
-            .values(reserved_pence=Account.reserved_pence + amount, updated_at=utcnow())
-            .returning(Account.prisoner_id)
-            .execution_options(**_NO_SYNC)
-        )
-        if held is None:
+        held = await session.execute(_HOLD, {"holder": prisoner_id, "amount": amount, "at": now})
+        if held.first() is None:
             return False
-    reservation = Reservation(
-        prisoner_id=prisoner_id, call_id=call_id, amount_pence=amount, max_seconds=max_seconds,
-        rate=rate, destination_class=destination_class, rounding=str(rounding), free=free,
-        status="open", created_at=utcnow(),
-    )  # fmt: skip
-    session.add(reservation)
+    values = {
+        "prisoner_id": prisoner_id, "call_id": call_id, "amount_pence": amount,
+        "max_seconds": max_seconds, "rate": rate, "destination_class": destination_class,
+        "rounding": str(rounding), "free": free, "status": "open", "created_at": now,
+    }  # fmt: skip
     try:
-        await session.flush()
+        await session.execute(_INSERT_RESERVATION, values)
     except IntegrityError:
         raise LedgerError(f"call {call_id} already has a reservation") from None
     return True

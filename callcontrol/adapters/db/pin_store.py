@@ -8,19 +8,20 @@ an unlock, its state and its audit entry.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from callcontrol.adapters.db import audit
 from callcontrol.adapters.db import tables as m
 from callcontrol.adapters.db.admin import AdminError
 from callcontrol.adapters.db.tables import HandsetPinState, PinLockout
+from callcontrol.domain.model import Prisoner
 from callcontrol.domain.pin_lockout import LockState
+from callcontrol.services.authorise import PinFacts
 from callcontrol.services.pin_guard import HandsetLockout
 from callcontrol.services.supervise import Invalid, NotFound
 
@@ -33,6 +34,55 @@ def _state(row: HandsetPinState | None) -> LockState:
     if row is None:
         return LockState()
     return LockState(row.locked_until, row.level, row.counting_since, row.budget_since)
+
+
+_cells, _states, _prisoners = m.Cell.__table__, HandsetPinState.__table__, m.Prisoner.__table__
+# One PIN try's read (built once): the handset's lockout state and the prisoners of its cell, a
+# row a prisoner (or one row of NULLs for an empty cell; none for an unknown cell).
+PIN_FACTS = (
+    select(
+        _states.c.locked_until,
+        _states.c.level,
+        _states.c.counting_since,
+        _states.c.budget_since,
+        _prisoners.c.id,
+        _prisoners.c.prison_number,
+        _prisoners.c.name,
+        _prisoners.c.pin_hash,
+        _prisoners.c.active,
+    )
+    .select_from(
+        _cells.outerjoin(_states, _states.c.cell_id == _cells.c.id).outerjoin(
+            _prisoners, _prisoners.c.cell_id == _cells.c.id
+        )
+    )
+    .where(_cells.c.name == bindparam("cell"))
+    .order_by(_prisoners.c.id)
+)
+
+
+async def pin_facts(conn: AsyncConnection, cell: str) -> PinFacts:
+    """The handset's lockout state and the cell's prisoners, in one statement."""
+    rows = (await conn.execute(PIN_FACTS, {"cell": cell})).all()
+    first = rows[0] if rows else None
+    state = (
+        LockState()
+        if first is None or first.level is None
+        else LockState(first.locked_until, first.level, first.counting_since, first.budget_since)
+    )
+    prisoners = [
+        Prisoner(
+            id=r.id,
+            prison_number=r.prison_number,
+            name=r.name,
+            pin_hash=r.pin_hash,
+            cell=cell,
+            active=bool(r.active),
+        )
+        for r in rows
+        if r.id is not None
+    ]
+    return PinFacts(state, prisoners)
 
 
 async def _cell_id(s: AsyncSession, cell: str) -> int | None:
@@ -51,15 +101,13 @@ async def _state_row(s: AsyncSession, cell_id: int) -> HandsetPinState:
 
 
 class SqlPinStore:
-    """The PIN parts of services' CallStore. Needs ``sessions`` and ``_read()`` (SqlCallStore)."""
+    """The PIN parts of services' CallStore (the lockout's writes, and its reads for PinGuard);
+    a PIN try's own read is ``pin_facts``. Needs ``sessions`` (SqlCallStore)."""
 
     sessions: async_sessionmaker[AsyncSession]
 
-    def _read(self) -> AbstractAsyncContextManager[AsyncSession]:
-        raise NotImplementedError
-
     async def pin_lock_state(self, cell: str) -> LockState:
-        async with self._read() as s:
+        async with self.sessions() as s:
             row = await s.scalar(
                 select(HandsetPinState)
                 .join(m.Cell, m.Cell.id == HandsetPinState.cell_id)
@@ -83,7 +131,7 @@ class SqlPinStore:
                 s.add(m.PinFailure(prisoner_id=None, cell_id=cell_id, at=at))
 
     async def pin_failures_since(self, cell: str, since: datetime) -> Sequence[datetime]:
-        async with self._read() as s:
+        async with self.sessions() as s:
             rows = await s.scalars(
                 select(m.PinFailure.at)
                 .join(m.Cell, m.Cell.id == m.PinFailure.cell_id)

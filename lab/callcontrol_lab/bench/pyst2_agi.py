@@ -42,6 +42,7 @@ from callcontrol.adapters.agi.cell_call import (
 )
 from callcontrol.adapters.agi.protocol import AgiChannel, AgiError, AgiHangup, AgiReply
 from callcontrol.adapters.db.call_store import SqlCallStore
+from callcontrol.adapters.db.globals_store import SqlGlobals
 from callcontrol.config import ConfigError, Settings, load_settings
 from callcontrol.wiring import build_authoriser
 
@@ -111,11 +112,13 @@ async def decide(channel: Pyst2Channel, settings: Settings) -> None:
     """One call, as the daemon's cell-call route decides it, on a database engine of its own."""
     engine = create_async_engine(settings.database.url, connect_args={"timeout": CONNECT_TIMEOUT_S})
     try:
-        store = SqlCallStore(async_sessionmaker(engine, expire_on_commit=False))
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        store = SqlCallStore(sessions)
         prompting = PinPrompting(
             tries=settings.site.pin_tries_per_call, digits=settings.site.pin_digits
         )
-        await CellCallHandler(build_authoriser(settings, store), prompting)(channel)
+        auth = build_authoriser(settings, store, SqlGlobals(sessions))
+        await CellCallHandler(auth, prompting)(channel)
     finally:
         await engine.dispose()
 

@@ -13,6 +13,7 @@ from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
 from callcontrol.adapters.agi.protocol import AgiChannel
 from callcontrol.adapters.agi.server import FastAgiServer, Route
 from callcontrol.adapters.db.call_store import SqlCallStore
+from callcontrol.adapters.db.globals_store import SqlGlobals
 from callcontrol.adapters.db.settlement_store import SqlSettlementStore
 from callcontrol.config import Settings
 from callcontrol.services.settle import Settler
@@ -27,7 +28,7 @@ def build_routes(
     from callcontrol.app import build_authoriser, utcnow
 
     s = settings
-    auth = build_authoriser(s, SqlCallStore(sessions))
+    auth = build_authoriser(s, SqlCallStore(sessions), SqlGlobals(sessions))
     settler = Settler(SqlSettlementStore(sessions), free_drop_s=s.billing.free_drop_s, clock=utcnow)
     handler = CellCallHandler(
         auth, PinPrompting(tries=s.site.pin_tries_per_call, digits=s.site.pin_digits)
