@@ -201,7 +201,10 @@ async def run_micro(
             meter = Meter(engine, await _local_postmaster(sessions))
             profiler = cProfile.Profile() if profile_path else None
             secret = generate_secret()  # the run's FastAGI secret, as the lab renders one
-            async with _serving(build_routes(settings, sessions), settings, secret) as server:
+            async with (
+                build_routes(settings, engine, sessions) as routes,
+                _serving(routes, settings, secret) as server,
+            ):
                 _say(progress, f"ours: warm-up, {warmup} calls")
                 await _ours(
                     client,

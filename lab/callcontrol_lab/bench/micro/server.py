@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from callcontrol import channel_vars as cv
 from callcontrol.adapters.agi.call_end import CallEndHandler
@@ -13,27 +14,39 @@ from callcontrol.adapters.agi.cell_call import CellCallHandler, PinPrompting
 from callcontrol.adapters.agi.protocol import AgiChannel
 from callcontrol.adapters.agi.server import FastAgiServer, Route
 from callcontrol.adapters.db.call_store import SqlCallStore
-from callcontrol.adapters.db.globals_store import SqlGlobals
+from callcontrol.adapters.db.globals_cache import globals_source
 from callcontrol.adapters.db.settlement_store import SqlSettlementStore
 from callcontrol.config import Settings
 from callcontrol.services.settle import Settler
 
 
-def build_routes(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession]
-) -> dict[str, Route]:
-    """The daemon's two FastAGI routes, wired as callcontrol.app.Daemon.run wires them."""
+@contextlib.asynccontextmanager
+async def build_routes(
+    settings: Settings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[dict[str, Route]]:
+    """The daemon's two FastAGI routes, wired as callcontrol.app.Daemon.run wires them: the
+    global numbers and tariffs from the daemon's cache, kept current by its task meanwhile."""
     # Imported here: the client process, which imports this package too, has no use for the
     # daemon (whose imports reach pydub, which warns when there is no ffmpeg).
     from callcontrol.app import build_authoriser, utcnow
 
     s = settings
-    auth = build_authoriser(s, SqlCallStore(sessions), SqlGlobals(sessions))
-    settler = Settler(SqlSettlementStore(sessions), free_drop_s=s.billing.free_drop_s, clock=utcnow)
-    handler = CellCallHandler(
-        auth, PinPrompting(tries=s.site.pin_tries_per_call, digits=s.site.pin_digits)
-    )
-    return {cv.CELL_CALL_SCRIPT: handler, cv.CALL_END_SCRIPT: CallEndHandler(settler)}
+    cache = globals_source(engine)
+    await cache.check()
+    task = asyncio.create_task(cache.run(), name="globals-cache")
+    try:
+        auth = build_authoriser(s, SqlCallStore(sessions), cache)
+        settler = Settler(
+            SqlSettlementStore(sessions), free_drop_s=s.billing.free_drop_s, clock=utcnow
+        )
+        handler = CellCallHandler(
+            auth, PinPrompting(tries=s.site.pin_tries_per_call, digits=s.site.pin_digits)
+        )
+        yield {cv.CELL_CALL_SCRIPT: handler, cv.CALL_END_SCRIPT: CallEndHandler(settler)}
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def answer_at_once(channel: AgiChannel) -> None:
