@@ -356,14 +356,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+CAPACITY_AIM = 1.1  # the capacity run places calls for this much more than the target at once
+
+
 async def capacity(bench: Bench, mode: str, args: argparse.Namespace) -> dict[str, Any]:
     """``args.concurrent`` recorded calls at once through ``mode`` (approved calls only: every
     one recorded and, for the daemon, billed and checked). For the daemon, the recordings
     worker's totals before and after (waiting up to --drain-timeout-s for its backlog to empty).
     """
     rate = args.concurrent_rate
-    # A call is up for its hold plus about 8 s (PIN, ringing, acceptance, the end).
-    hold = max(10.0, args.concurrent / rate - 8)
+    # A call is up for its hold plus about 7 s (PIN, ringing, acceptance, the end); aimed 10%
+    # above the target, as the run of 2026-12-05 aimed at it exactly and peaked at 244 of 250.
+    hold = max(10.0, CAPACITY_AIM * args.concurrent / rate - 7)
     n = round(rate * (hold + 20))
     say(f"{mode}: {args.concurrent} recorded calls at once ({n} calls at {rate:g}/s)")
     before = read_totals(bench.base) if mode == "daemon" else None
@@ -381,8 +385,8 @@ async def capacity(bench: Bench, mode: str, args: argparse.Namespace) -> dict[st
         **_brief(figs),
     }
     if mode == "daemon":
-        # When the last call ended, about: placed over n / rate s, each up hold + 8 s.
-        ended = started + n / rate + hold + 8
+        # When the last call ended, about: placed over n / rate s, each up hold + 7 s.
+        ended = started + n / rate + hold + 7
         after = await drained(bench.base, args.drain_timeout_s)
         out["worker"] = recordings_figures(before, after, ended)
     return out
