@@ -136,7 +136,7 @@ def build_http_server(
     tracker: ChannelTracker,
     journal: JournalFollower,
     grants: ListenGrants | None = None,
-    jobs: WorkerStatus | None = None,
+    worker_status: WorkerStatus | None = None,
 ) -> HttpServer:
     """The officers' API: live calls, cut, listen, cells and prisoners; every act audited;
     and the staff console at /console/ ([console] enabled)."""
@@ -186,7 +186,7 @@ def build_http_server(
         from callcontrol.adapters.web import mount
         from callcontrol.adapters.web.setup import SqlRecordingAlerts, build_console
 
-        recording_alerts = SqlRecordingAlerts(sessions, recordings_spool(settings), jobs)
+        recording_alerts = SqlRecordingAlerts(sessions, recordings_spool(settings), worker_status)
         console = build_console(
             settings,
             sessions,
@@ -338,7 +338,7 @@ class Daemon:
             )
             # Recordings are the recording worker's (a process of its own at idle priority,
             # recording_worker_process.py): the daemon only shows its figures.
-            jobs = WorkerStatus(s.path(s.recording.worker_status_file))
+            worker_status = WorkerStatus(s.path(s.recording.worker_status_file))
             if s.recording.worker == "spawn":
                 worker = SpawnedWorker(s)
                 tasks.append(asyncio.create_task(worker.keep_running(), name="recording-worker"))
@@ -438,7 +438,9 @@ class Daemon:
             await self.agi.start()
             await self.ami.start()
             log.info("AMI: connecting to %s:%s as %s", s.ami.host, s.ami.port, s.ami.username)
-            self.http = build_http_server(s, sessions, self.ami, tracker, journal, grants, jobs)
+            self.http = build_http_server(
+                s, sessions, self.ami, tracker, journal, grants, worker_status
+            )
             # --- operations: /ready, /metrics, readiness for systemd (daemon_ops.py) ---
             ops = start_operations(
                 s,
@@ -449,7 +451,7 @@ class Daemon:
                 http=self.http,
                 auth=auth,
                 settler=settler,
-                jobs=jobs,
+                worker_status=worker_status,
                 stop=stop,
             )
             tasks.extend(ops.tasks)

@@ -75,7 +75,7 @@ def start_operations(
     http: HttpServer,
     auth: Authoriser,
     settler: Settler,
-    jobs: WorkerStatus,
+    worker_status: WorkerStatus,
     stop: asyncio.Event,
 ) -> Operations:
     """Wire readiness and metrics into the parts (before ``http`` starts: it adds routes) and
@@ -88,8 +88,8 @@ def start_operations(
         live = Live(
             ami_connected=lambda: ami.connected,
             agi_sessions=lambda: agi.active_sessions,
-            recordings_ingesting=lambda: jobs.in_progress,
-            recording_failures=lambda: jobs.failures,
+            recordings_ingesting=lambda: worker_status.in_progress,
+            recording_failures=lambda: worker_status.failures,
             clock=utcnow,
             decision_store_failures=lambda: auth.store_failures,
         )

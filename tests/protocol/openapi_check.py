@@ -138,7 +138,7 @@ async def daemon_app(settings: Any, sessions: Any, engine: Any) -> web.Applicati
     )  # fmt: skip
     ops = start_operations(
         settings, engine=engine, sessions=sessions, agi=parts, ami=ami, http=http,  # type: ignore[arg-type]
-        auth=parts, settler=parts, jobs=parts, stop=asyncio.Event(),  # type: ignore[arg-type]
+        auth=parts, settler=parts, worker_status=parts, stop=asyncio.Event(),  # type: ignore[arg-type]
     )  # fmt: skip
     for task in ops.tasks:
         task.cancel()

@@ -18,7 +18,6 @@ import base64
 import binascii
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
@@ -147,15 +146,10 @@ class CellCallHandler:
                 decided = await self.auth.decide(
                     attempt, handset=handset, prisoner=prisoner, enquiry=enquiry
                 )
-            else:
-                started = time.perf_counter()
+            else:  # known before any number was looked at: nothing left to decide
                 decided = Decided(
                     await self.auth.finish(
-                        attempt,
-                        refusal,
-                        handset=handset,
-                        prisoner=prisoner,
-                        decision_ms=(time.perf_counter() - started) * 1000,
+                        attempt, refusal, handset=handset, prisoner=prisoner, decision_ms=0.0
                     )
                 )
             stored = True

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcontrol.adapters.db.supervise_store import SqlAuditLog
+from callcontrol.adapters.recording_status import WorkerStatus
 from callcontrol.adapters.web.base import ConsoleDeps
 from callcontrol.adapters.web.sessions import LoginCsrf, LoginThrottle, SessionStore
 from callcontrol.adapters.web.staff_file import StaffFile
@@ -30,13 +31,16 @@ class SpoolFile:
 
 class SqlRecordingAlerts:
     """Recordings that staff must look at: calls whose recording is missing, and ingests that
-    failed (the count since the recording worker started, from its status file: ``jobs``, an
+    failed (the count since the recording worker started, from its status file: ``worker``, an
     adapters/recording_status.py WorkerStatus; and the spool files left behind)."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], spool: Path, jobs: Any = None
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        spool: Path,
+        worker: WorkerStatus | None = None,
     ) -> None:
-        self.sessions, self.spool, self.jobs = sessions, spool, jobs
+        self.sessions, self.spool, self.worker = sessions, spool, worker
 
     async def missing(self) -> list[Any]:
         from callcontrol.services import recordings
@@ -44,7 +48,7 @@ class SqlRecordingAlerts:
         return await recordings.missing(self.sessions)
 
     def failures_since_start(self) -> int:
-        return int(getattr(self.jobs, "failures", 0))
+        return self.worker.failures if self.worker is not None else 0
 
     def stuck_spool_files(self) -> list[SpoolFile]:
         now = time.time()
