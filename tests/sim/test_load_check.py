@@ -131,6 +131,45 @@ def test_each_kind_of_mismatch_is_named(kind: Kind, changes: dict[str, object], 
     assert any(says in p for p in problems), problems
 
 
+@pytest.mark.parametrize(
+    ("talk", "recording_ms"),
+    [
+        (40, 40_040),  # a quiet Asterisk: the talk's wall time
+        (40, 38_000),  # the rounding and the bridge's start, at the 2 s
+        (41, 44_200),  # the capacity run's longest: late audio padded
+        (40, 46_000),  # the bound: 40 s + 2 s + 10%
+        (20, 23_890),  # the lab's worst with the called party's audio late in bursts
+    ],
+)
+def test_a_recording_padded_by_late_audio_fits(talk: int, recording_ms: int) -> None:
+    problems = _problems(Kind.APPROVED, talk_seconds=talk, recording_ms=recording_ms)
+    assert not [p for p in problems if "recording" in p], problems
+
+
+@pytest.mark.parametrize(
+    ("talk", "recording_ms", "says"),
+    [
+        (40, 37_999, "cut short"),  # stopped early or truncated: the 2 s hold both ways
+        (40, 1_000, "cut short"),
+        (40, 0, "cut short"),
+        (40, 46_001, "longer than late audio's padding explains"),
+        (40, 80_000, "longer than late audio's padding explains"),  # appended to, or another's
+        (10, 14_000, "longer than late audio's padding explains"),
+    ],
+)
+def test_a_recording_that_does_not_fit_the_talk_is_a_mismatch(
+    talk: int, recording_ms: int, says: str
+) -> None:
+    problems = _problems(Kind.APPROVED, talk_seconds=talk, recording_ms=recording_ms)
+    assert any(says in p for p in problems), problems
+
+
+def test_a_privileged_call_is_never_to_be_recorded_whatever_its_length() -> None:
+    for recording_ms in (0, 20_000, 40_000, 46_000):
+        problems = _problems(Kind.PRIVILEGED, recording_ms=recording_ms)
+        assert any("must never be" in p for p in problems), problems
+
+
 def test_a_refused_call_that_reached_the_called_party_is_a_mismatch() -> None:
     s = sip(Kind.APPROVED)
     v = check.judge(planned(Kind.UNAPPROVED), s, db(Kind.UNAPPROVED))
