@@ -122,8 +122,8 @@ def make_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
 
     SQLite: the file (and its folder) is created private if missing (_private_sqlite); foreign
     keys are enforced and a writer waits up to SQLITE_BUSY_TIMEOUT_MS for a lock. PostgreSQL: a
-    pool whose connections are checked before use when they have been idle (pool_ping.py). Extra keyword arguments go to
-    ``create_async_engine``.
+    pool whose connections are checked before use when they have been idle (pool_ping.py).
+    Extra keyword arguments go to ``create_async_engine``.
     """
     u = normalise_url(url)
     options: dict[str, Any] = {}
