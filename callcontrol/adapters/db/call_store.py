@@ -237,7 +237,8 @@ class SqlCallStore(SqlPinStore):
             return await unit.record(record)
 
     async def end_call(self, uniqueid: str, cause: str, at: datetime) -> bool:
-        async with self.engine.begin() as conn:
+        # One UPDATE, atomic by itself: in autocommit, no BEGIN and COMMIT round trips.
+        async with self._units.connect() as conn:
             params = {"call_uniqueid": uniqueid, "at": at, "cause": cause[:64]}
             result = await conn.execute(END_CALL, params)
             return bool(result.rowcount)
