@@ -17,6 +17,11 @@ fixups() {
   cp /etc/hosts "$r/etc/hosts"
   : > "$r/etc/resolv.conf"
 }
+# One builder at a time (parallel test runs and labs share the root): a second waits here, then
+# finds the root ready; without the lock it would delete the first one's build in progress.
+mkdir -p "$(dirname "$root")"
+exec 9>"$root.lock"
+flock 9
 if [ -f "$root/.callcontrol-ready" ]; then
   fixups "$root"
   echo "asterisk root ready at $root"

@@ -273,6 +273,7 @@ def test_figures_count_outcomes_and_list_mismatches(tmp_path: Path) -> None:
         "pid": 1,
         "cpu_pct_mean": 40.0,
         "cpu_pct_max": 50.0,
+        "cpu_s": None,  # made from samples the test gave, not read: no total
         "rss_mb_max": 90.0,
     }
     assert f["billing"] == {"charged_calls": 3, "charged_pence": 6}
@@ -348,3 +349,16 @@ def test_the_cpu_reader_reads_this_process() -> None:
     assert me is not None and me.ppid == os.getppid() and me.rss_kb > 0 and me.cpu_s > 0
     assert process_stat(2**22 + 12345) is None
     assert machine_busy_s() > 0
+
+
+def test_a_watched_process_reports_its_cpu_seconds_between_first_and_last_sample() -> None:
+    import time
+
+    watch = runner.ProcWatch("me", os.getpid())
+    watch.sample(time.time())
+    assert watch.cpu_s is None  # one sample: no interval yet
+    spin_until = time.process_time() + 0.3
+    while time.process_time() < spin_until:
+        pass
+    watch.sample(time.time())
+    assert watch.cpu_s is not None and 0.25 <= watch.cpu_s <= 2.0
