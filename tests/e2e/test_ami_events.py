@@ -85,6 +85,7 @@ def test_an_originates_outcome_still_reaches_the_daemon(e2e: E2E) -> None:
             return str(failed.value)
         finally:
             await ami.stop()
+            await asyncio.sleep(0.5)  # the watcher's copy of the event, read on its own socket
             await watch.stop()
 
     assert "reason" in asyncio.run(originate())
