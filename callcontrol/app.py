@@ -21,6 +21,7 @@ from callcontrol.adapters.agi.listen import ListenHandler
 from callcontrol.adapters.agi.secret import AgiSecretError, load_secret
 from callcontrol.adapters.agi.server import FastAgiServer
 from callcontrol.adapters.ami.channels import ChannelTracker
+from callcontrol.adapters.ami.events import UnusedEventWarning
 from callcontrol.adapters.ami.session import AmiActionLost, AmiError, AmiSession, AmiUnavailable
 from callcontrol.adapters.anchor import AnchorError, SigningKey
 from callcontrol.adapters.audiosocket.server import AudioSocketServer
@@ -404,6 +405,8 @@ class Daemon:
                 s.ami.host, s.ami.port, s.ami.username, ami_secret, reconnect_s=s.ami.reconnect_s
             )
             tracker.attach(self.ami)
+            # A prison's own manager.conf without the packaged eventfilter: said once.
+            self.ami.on("*", UnusedEventWarning(logging.getLogger("callcontrol.ami")))
 
             async def ended(uniqueid: str, cause: str, cause_txt: str) -> None:
                 bind_call(uniqueid)  # this task's log lines name the call

@@ -3,8 +3,9 @@
 The lab makes the secret and renders it into its own manager.conf. A production Asterisk has its
 own configuration: this command makes the secret file ([ami] secret_file, random, mode 0600)
 and, with ``--manager FILE``, renders this repository's manager.conf with it (the daemon's
-least-privilege account, loopback only) into FILE, mode 0600, for Asterisk's configuration
-folder. The secret is never printed and never on a command line.
+least-privilege account, loopback only, with the eventfilter that lets through only the events
+the daemon uses) into FILE, mode 0600, for Asterisk's configuration folder. The secret is never
+printed and never on a command line.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
         "or, outside the lab, with the built-in one. With --create, make the file when missing "
         "(random, mode 0600). With --manager FILE, write Asterisk's manager.conf for the "
         "daemon's account (write classes call, reporting and originate only; 127.0.0.1 only; "
-        "[ami] port and username) with that secret to FILE, mode 0600; then `manager reload` "
+        "only the events the daemon uses, by an eventfilter; [ami] port and username) with "
+        "that secret to FILE, mode 0600; then `manager reload` "
         "on Asterisk's CLI. The secret itself is never printed.",
     )
     secret.add_argument(

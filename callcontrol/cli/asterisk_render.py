@@ -21,7 +21,8 @@ Write everything Asterisk needs into DIR, with the values of the settings file:
                      (pstn_host, pstn_port), the officers' desk, the cells' templates
   pjsip_cells.conf   one endpoint per enabled cell, from the database (as `asterisk sync`)
   manager.conf       AMI on 127.0.0.1 for the daemon's user ([ami] username, port) with its
-                     secret: [ami] secret_file, made random (0600) when missing, else reused
+                     secret: [ami] secret_file, made random (0600) when missing, else reused;
+                     an eventfilter lets through only the events the daemon uses
   extensions.conf    the globals: the daemon's FastAGI URL ([agi] host, port) with the
   dialplan/          secret of [agi] secret_file (made when missing), the journal, the spool;
                      dialplan/cells.conf the cells' dialplan

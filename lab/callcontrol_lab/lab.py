@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -45,6 +46,21 @@ _AGI_TARGET = re.compile(r"[A-Za-z0-9_./:@+-]{1,255}")
 # Rendered files hold the FastAGI secret (extensions.conf) and the AMI's (manager.conf), and
 # Asterisk's log the URLs it ran AGI() with: for Asterisk's user and group only.
 PRIVATE_DIR = 0o750
+# An AMI account of the lab's own for tests that watch what Asterisk does (ChanSpyStart,
+# MixMonitorStart): read call and reporting, no write, no eventfilter. The daemon's account
+# receives only the events the daemon uses (manager.conf's eventfilter), so it cannot watch
+# those. Never in the product's manager.conf; its secret is random, in the lab's lib folder
+# (0600).
+OBSERVER_USER = "lab-observer"
+OBSERVER_ACCOUNT = """
+; The lab's own watcher (callcontrol_lab/lab.py OBSERVER_USER): every event of the daemon's
+; read classes, no filter; sends nothing.
+[{user}]
+secret = {secret}
+deny = 0.0.0.0/0.0.0.0
+permit = 127.0.0.1/255.255.255.255
+read = call,reporting
+"""
 
 
 class LabError(Exception):
@@ -279,13 +295,36 @@ class Lab:
         except rendering.RenderError as e:
             raise LabError(str(e)) from None
 
+    @property
+    def observer_secret(self) -> str:
+        """The secret of the lab's AMI watcher (OBSERVER_USER), made once (random, 0600)."""
+        path = self.inside(self.lib_dir) / "observer-ami-secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(16))
+        return path.read_text().strip()
+
+    def _with_observer(self, files: list[rendering.Rendered]) -> list[rendering.Rendered]:
+        """The rendered files with the lab's watcher account added to manager.conf."""
+        extra = OBSERVER_ACCOUNT.format(user=OBSERVER_USER, secret=self.observer_secret)
+        return [
+            rendering.Rendered(f.name, f.content + extra.encode(), f.mode)
+            if f.name == "manager.conf"
+            else f
+            for f in files
+        ]
+
     def render(self) -> None:
-        """Write the configuration (the product's render, the lab's values and dialplan) into
-        the lab's configuration folder, and make the folders, journal and spool it uses."""
+        """Write the configuration (the product's render, the lab's values and dialplan, and
+        the lab's AMI watcher) into the lab's configuration folder, and make the folders,
+        journal and spool it uses."""
         try:
             files = rendering.files(self.placeholders(), sorted(LAB_DIALPLAN_SOURCE.glob("*.conf")))
         except rendering.RenderError as e:
             raise LabError(str(e)) from None
+        files = self._with_observer(files)
         if not any(
             line.strip() == f"[{self.cells_context}]"
             for f in files

@@ -23,6 +23,7 @@ import pytest
 
 from callcontrol.adapters.ami.session import AmiError, AmiSession, AmiUnavailable
 from callcontrol.config import BUILTIN_AMI_SECRET, load_settings
+from callcontrol_lab.lab import OBSERVER_USER
 from tests.e2e.conftest import E2E, PORTS
 from tests.e2e.test_cell_calls import LONDON, provision
 from tests.e2e.test_recording import audit, call_in_background, live_call, officer_desk, token
@@ -37,6 +38,18 @@ async def daemon_account(e2e: E2E, secret: str | None = None) -> AsyncIterator[A
     ami = AmiSession(
         "127.0.0.1", PORTS["ami"], settings.ami.username, secret or settings.ami_secret()
     )
+    await ami.start()
+    try:
+        await ami.wait_connected(10)
+        yield ami
+    finally:
+        await ami.stop()
+
+
+@asynccontextmanager
+async def lab_watcher(e2e: E2E) -> AsyncIterator[AmiSession]:
+    """An AMI session as the lab's watcher (read call, no eventfilter): every call event."""
+    ami = AmiSession("127.0.0.1", PORTS["ami"], OBSERVER_USER, e2e.lab.observer_secret)
     await ami.start()
     try:
         await ami.wait_connected(10)
@@ -167,7 +180,8 @@ def test_calling_oneself_the_trunk_or_the_desk_from_another_port_is_challenged(
 
 
 class SpyWatch:
-    """ChanSpy starts and the officers' desk channels' hang-ups, as AMI events."""
+    """ChanSpy starts and the officers' desk channels' hang-ups, as AMI events: seen by the
+    lab's watcher account, since the daemon's receives only the events the daemon uses."""
 
     def __init__(self) -> None:
         self.spies: list[dict[str, Any]] = []
@@ -216,8 +230,8 @@ def test_an_originate_into_cc_listen_needs_the_daemons_one_time_id(e2e: E2E) -> 
     watch = SpyWatch()
 
     async def attempts(channel: str, call_id: int) -> None:
-        async with daemon_account(e2e) as ami:
-            watch.attach(ami)
+        async with daemon_account(e2e) as ami, lab_watcher(e2e) as watcher:
+            watch.attach(watcher)
             for listen_id in (None, "0123456789abcdef0123456789abcdef"):
                 variables = {"CC_SPY_CHANNEL": channel, "CC_LISTEN_CALL": str(call_id)}
                 if listen_id:
@@ -240,8 +254,8 @@ def test_an_originate_into_cc_listen_needs_the_daemons_one_time_id(e2e: E2E) -> 
             assert len(watch.spies) == spies, "a used listen id let ChanSpy run again"
 
     async def privileged(channel: str, call_id: int) -> None:
-        async with daemon_account(e2e) as ami:
-            watch.attach(ami)
+        async with daemon_account(e2e) as ami, lab_watcher(e2e) as watcher:
+            watch.attach(watcher)
             spies = len(watch.spies)
             await _originate_listen(
                 ami, watch,

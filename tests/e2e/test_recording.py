@@ -23,6 +23,7 @@ from callcontrol.adapters.ami.session import AmiSession
 from callcontrol.adapters.db.engine import make_engine, session_factory
 from callcontrol.config import load_settings
 from callcontrol.services import recordings
+from callcontrol_lab.lab import OBSERVER_USER
 from callcontrol_lab.simulator import sipp
 from tests.e2e.conftest import E2E, PORTS
 from tests.e2e.test_billing import settled
@@ -128,11 +129,11 @@ def test_a_privileged_call_leaves_no_audio_and_no_mixmonitor_event(e2e: E2E) -> 
     e2e.cli("contact", "add", prisoner, "020 7946 0999", "--kind", "legal")
     e2e.cli("contact", "approve", prisoner, "020 7946 0999")
     before = set(store_dir(e2e).glob("*")) if store_dir(e2e).exists() else set()
-    settings = load_settings(e2e.config)
     events: list[dict[str, str]] = []
 
     async def watch_and_call() -> dict[str, object]:
-        ami = AmiSession("127.0.0.1", PORTS["ami"], settings.ami.username, settings.ami_secret())
+        # The lab's watcher: the daemon's account never receives MixMonitor or ChanSpy events.
+        ami = AmiSession("127.0.0.1", PORTS["ami"], OBSERVER_USER, e2e.lab.observer_secret)
         ami.on("MixMonitor*", lambda event: events.append(dict(event)))
         ami.on("ChanSpy*", lambda event: events.append(dict(event)))
         await ami.start()

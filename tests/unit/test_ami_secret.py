@@ -24,7 +24,7 @@ from callcontrol.config import (
     Settings,
     with_overrides,
 )
-from callcontrol_lab.lab import Lab
+from callcontrol_lab.lab import OBSERVER_USER, Lab
 
 BIN = Path(sys.executable).parent
 
@@ -93,15 +93,21 @@ def test_the_lab_renders_a_random_secret_and_a_least_privilege_account(settings:
     assert stat.S_IMODE(manager.stat().st_mode) == 0o600
     text = manager.read_text()
     assert f"secret = {secret}\n" in text and BUILTIN_AMI_SECRET not in text
+    # The daemon's section (the lab adds its own watcher's after it: lab.OBSERVER_USER).
+    daemon = text.split(f"[{settings.ami.username}]\n", 1)[1].split("\n[", 1)[0]
     settings_lines = {
         k.strip(): v.strip()
-        for k, _, v in (x.partition("=") for x in text.splitlines() if not x.startswith(";"))
+        for k, _, v in (x.partition("=") for x in daemon.splitlines() if not x.startswith(";"))
         if v
     }
     assert settings_lines["write"] == "call,reporting,originate"
     assert settings_lines["read"] == "call,reporting"
     assert settings_lines["permit"] == "127.0.0.1/255.255.255.255"
     assert settings_lines["deny"] == "0.0.0.0/0.0.0.0"
+    assert settings_lines["eventfilter"].startswith("^Event: (Newchannel|")
+    watcher = text.split(f"[{OBSERVER_USER}]\n", 1)[1]
+    assert "read = call,reporting\n" in watcher and "write" not in watcher
+    assert f"secret = {lab.observer_secret}\n" in watcher and lab.observer_secret != secret
     lab.render()  # rendered again: the same secret, not a new one
     assert f"secret = {secret}\n" in manager.read_text()
 
@@ -178,3 +184,4 @@ def test_ami_secret_makes_a_random_secret_and_a_least_privilege_manager_conf(
     assert stat.S_IMODE(manager.stat().st_mode) == 0o600
     assert f"secret = {secret}\n" in text and "port = 5999\n" in text
     assert "write = call,reporting,originate\n" in text and "@@" not in text
+    assert "\neventfilter = ^Event: (Newchannel|" in text  # the same filter as the packaged one

@@ -42,6 +42,8 @@ def test_every_placeholder_is_filled_from_the_settings(tmp_path: Path, capsys) -
     for name in ("extensions.conf", "pjsip.conf", "manager.conf", "dialplan/cells.conf"):
         assert "@@" not in (out / name).read_text().replace("@@placeholders@@", "")
     assert f"secret = {ami}" in (out / "manager.conf").read_text()
+    # The daemon's account gets only the events it uses (tests/unit/test_ami_eventfilter.py).
+    assert "\neventfilter = ^Event: (Newchannel|" in (out / "manager.conf").read_text()
     ext = (out / "extensions.conf").read_text()
     assert f"CC_AGI_URL = agi://127.0.0.1:4573/{agi}\n" in ext
     assert "CC_JOURNAL = /var/spool/asterisk/callcontrol/journal.log" in ext

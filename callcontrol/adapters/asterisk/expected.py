@@ -103,6 +103,9 @@ class Observed:
     modules: set[str] | None = None
     ami_classes: tuple[list[str], list[str]] | None = None  # read, write (CLI)
     ami_actions: set[str] | None = None  # what the daemon's login may send (ListCommands)
+    # Events the daemon's login received during the check that the packaged eventfilter keeps
+    # back (events.unused_event): none unless its manager.conf lacks that filter.
+    ami_unused_events: set[str] | None = None
     contexts: dict[str, bool] | None = None  # context -> present
     globals: dict[str, str] | None = None
     endpoints: set[str] | None = None
@@ -175,6 +178,12 @@ def _ami(want: Expected, got: Observed) -> list[str]:
         for action in NEEDED_ACTIONS:
             if action not in got.ami_actions:
                 out.append(f"{who}: may not send {action}, which callcontrol needs")
+    if got.ami_unused_events:
+        out.append(
+            f"{who}: receives events callcontrol does not use "
+            f"({', '.join(sorted(got.ami_unused_events))}): the eventfilter line of the "
+            "packaged manager.conf is missing"
+        )
     return out
 
 

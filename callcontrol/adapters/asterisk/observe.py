@@ -3,7 +3,9 @@
 Two ways in, each with the right it needs:
 - AMI, logged in as the daemon's account (read call,reporting; write call,reporting,originate):
   the actions that account may send (ListCommands), the dialplan contexts (ShowDialPlan, class
-  reporting) and the globals (Getvar, class call or reporting).
+  reporting) and the globals (Getvar, class call or reporting); and, meanwhile, any event it
+  receives that the packaged eventfilter keeps back (only while calls make some: Asterisk has no
+  command that shows an account's filters).
 - Asterisk's CLI over its control socket (`asterisk -rx`, as `asterisk sync` reloads PJSIP: root
   or Asterisk's user): the loaded modules (`module show`), the AMI account's classes (`manager
   show user`) and the PJSIP endpoints (`pjsip list endpoints`). The daemon's AMI account cannot
@@ -14,8 +16,10 @@ What cannot be asked is reported as a difference ("cannot check ..."), never tak
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
+from callcontrol.adapters.ami.events import unused_event
 from callcontrol.adapters.ami.session import AmiActionLost, AmiError, AmiSession, AmiUnavailable
 from callcontrol.adapters.asterisk.expected import Observed
 
@@ -60,6 +64,14 @@ async def observe_ami(
 ) -> None:
     """Fill in the permitted actions, contexts and globals over AMI as the daemon's account."""
     ami = AmiSession(host, port, user, secret, reconnect_s=timeout, action_timeout=timeout)
+    unused: set[str] = set()  # events the eventfilter should have kept back, seen meanwhile
+
+    def note(event: Mapping[str, Any]) -> None:
+        name = unused_event(event)
+        if name:
+            unused.add(name)
+
+    ami.on("*", note)
     await ami.start()
     try:
         await ami.wait_connected(timeout)
@@ -82,6 +94,7 @@ async def observe_ami(
             first = reply[0] if isinstance(reply, list) else reply
             values[name] = str(first.get("Value", "") or "")
         got.globals = values
+        got.ami_unused_events = unused
     except (TimeoutError, AmiUnavailable, AmiError, AmiActionLost) as e:
         got.unreachable.append(
             f"cannot check dialplan contexts, globals or AMI actions: AMI as {user} at "
