@@ -433,7 +433,9 @@ class Daemon:
                     asterisk_lost_at=self.ami.lost_at,
                 )
 
-            tracker.on_hangup(ended)
+            # A call's record is its handset channel's (calls.uniqueid), the first channel of
+            # the call: the others' hangups (Local pair, called party) have nothing to end.
+            tracker.on_hangup(ended, first_only=True)
             self.ami.on_connected(reconcile)
             await self.agi.start()
             await self.ami.start()

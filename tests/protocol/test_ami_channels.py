@@ -76,6 +76,28 @@ async def test_follows_events(ami: ScriptedAmi, tracked: tuple[AmiSession, Chann
     assert [c.uniqueid for c in tracker.live()] == [B[0]]
 
 
+async def test_first_only_hangups_are_a_calls_first_channel(
+    ami: ScriptedAmi, tracked: tuple[AmiSession, ChannelTracker]
+) -> None:
+    """The daemon ends a call's record on its handset channel's hangup only: the channels the
+    call led to (the decision's Local pair, the called party) carry the handset's Linkedid."""
+    session, tracker = tracked
+    every: list[str] = []
+    first: list[str] = []
+    tracker.on_hangup(lambda uid, *_: every.append(uid))
+    tracker.on_hangup(lambda uid, *_: first.append(uid), first_only=True)
+    await session.wait_connected(2.0)
+    local = {**channel_row("1700000000.4", "Local/decide@cc-decide-00000001;2"), "Linkedid": A[0]}
+    outbound = {**channel_row("1700000000.5", "PJSIP/pstn-00000002"), "Linkedid": A[0]}
+    no_link = {k: v for k, v in channel_row(*C).items() if k != "Linkedid"}
+    for row in (local, outbound, channel_row(*A), no_link):
+        await ami.send_event({"Event": "Hangup", **row, "Cause": "16", "Cause-txt": "x"})
+    await eventually(lambda: len(every) == 4)
+    await eventually(lambda: len(first) == 2)
+    assert every == ["1700000000.4", "1700000000.5", A[0], C[0]]
+    assert first == [A[0], C[0]]  # without a Linkedid a channel is taken as first
+
+
 async def test_snapshot_on_connect_and_reconnect(
     ami: ScriptedAmi, tracked: tuple[AmiSession, ChannelTracker]
 ) -> None:

@@ -61,7 +61,7 @@ class ChannelTracker:
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._channels: dict[str, LiveChannel] = {}
-        self._hangup_cbs: list[HangupCallback] = []
+        self._hangup_cbs: list[tuple[HangupCallback, bool]] = []
         self._gone_cbs: list[GoneCallback] = []
         self._tasks: set[asyncio.Future[Any]] = set()
         self._source: EventSource | None = None
@@ -83,9 +83,12 @@ class ChannelTracker:
     def get(self, uniqueid: str) -> LiveChannel | None:
         return self._channels.get(uniqueid)
 
-    def on_hangup(self, callback: HangupCallback) -> HangupCallback:
-        """Call ``callback(uniqueid, cause, cause_txt)`` on every Hangup event."""
-        self._hangup_cbs.append(callback)
+    def on_hangup(self, callback: HangupCallback, *, first_only: bool = False) -> HangupCallback:
+        """Call ``callback(uniqueid, cause, cause_txt)`` on every Hangup event; with
+        ``first_only``, only for a call's first channel (its Uniqueid is its Linkedid: the
+        channel that started it, such as a handset's), not for the channels it led to (the
+        decision's Local pair, the called party's leg), which are three of a call's four."""
+        self._hangup_cbs.append((callback, first_only))
         return callback
 
     def on_gone(self, callback: GoneCallback) -> GoneCallback:
@@ -123,8 +126,11 @@ class ChannelTracker:
         self._channels.pop(uid, None)
         if self._refreshing:
             self._ended.add(uid)
-        for callback in list(self._hangup_cbs):
-            self._call(callback, uid, _text(event, "Cause"), _text(event, "Cause-txt"))
+        linked = _text(event, "Linkedid")
+        first = not linked or linked == uid  # without a Linkedid: taken as first
+        for callback, first_only in list(self._hangup_cbs):
+            if first or not first_only:
+                self._call(callback, uid, _text(event, "Cause"), _text(event, "Cause-txt"))
 
     async def refresh(self) -> None:
         """Replace the table with a CoreShowChannels snapshot; report vanished channels."""

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from callcontrol.adapters.db import ledger
 from callcontrol.adapters.db import tables as m
+from callcontrol.adapters.db.decision_sql import write_allowed
 from callcontrol.adapters.db.pin_store import SqlPinStore, pin_facts
 from callcontrol.domain.decide import BillingContext, PrisonerFacts
 from callcontrol.domain.limits import Usage
@@ -197,6 +198,9 @@ class SqlCallUnit:
         return await prisoner_facts(self.conn, prisoner_id, day_start, week_start)
 
     async def record(self, record: DecisionRecord) -> Reason | None:
+        if self.conn.dialect.name == "postgresql":
+            # One statement, atomic by itself, in the unit's autocommit (decision_sql.py).
+            return await _write_one(self.conn, record)
         # Out of autocommit for the write (the reads' block ended first: nothing to commit);
         # the pool puts the connection back in its default level when it is returned.
         await self.conn.commit()
@@ -233,7 +237,8 @@ class SqlCallStore(SqlPinStore):
             return await unit.record(record)
 
     async def end_call(self, uniqueid: str, cause: str, at: datetime) -> bool:
-        async with self.engine.begin() as conn:
+        # One UPDATE, atomic by itself: in autocommit, no BEGIN and COMMIT round trips.
+        async with self._units.connect() as conn:
             params = {"call_uniqueid": uniqueid, "at": at, "cause": cause[:64]}
             result = await conn.execute(END_CALL, params)
             return bool(result.rowcount)
@@ -243,10 +248,9 @@ class SqlCallStore(SqlPinStore):
             return list((await reads.conn.execute(OPEN_CALLS)).scalars())
 
 
-async def _write(conn: AsyncConnection, record: DecisionRecord) -> None:
-    """The decision, and for an allowed call its call and reservation (raises _Refused)."""
+def _decision(record: DecisionRecord) -> dict[str, Any]:
     d, a = record.decision, record.attempt
-    decision: dict[str, Any] = {
+    return {
         "cell": record.handset.cell if record.handset is not None else None,
         "at": record.at,
         "handset": a.endpoint[:64],
@@ -262,6 +266,43 @@ async def _write(conn: AsyncConnection, record: DecisionRecord) -> None:
         "sip_call_id": a.sip_call_id[:255],
         "decision_ms": record.decision_ms,
     }
+
+
+async def _write_one(conn: AsyncConnection, record: DecisionRecord) -> Reason | None:
+    """PostgreSQL: the decision in one statement, the allowed call's four rows included
+    (decision_sql.py); the reason it was refused at the write, or None."""
+    d = record.decision
+    decision = _decision(record)
+    if d.outcome is not Outcome.ALLOW:
+        await conn.execute(INSERT_DECISION, decision)
+        return None
+    plan = record.plan
+    assert record.prisoner is not None and d.number
+    assert plan is not None, "an allowed call needs its limit and price"
+    held, rounding = ledger.checked_reservation(
+        plan.limit.reserve_pence, plan.limit.seconds, plan.rate, plan.rounding, plan.free
+    )
+    params = {
+        **decision,
+        "amount": held,
+        "recording_note": not_recorded_note(d),
+        "max_seconds": plan.limit.seconds,
+        "rate": plan.rate,
+        "destination_class": plan.destination_class,
+        "rounding": str(rounding),
+        "free": plan.free,
+    }
+    try:
+        call_id = await write_allowed(conn, params)
+    except IntegrityError:  # the one active call of a prisoner (uq_calls_one_active_per_prisoner)
+        return Reason.CALL_IN_PROGRESS
+    return None if call_id is not None else Reason.INSUFFICIENT_CREDIT
+
+
+async def _write(conn: AsyncConnection, record: DecisionRecord) -> None:
+    """The decision, and for an allowed call its call and reservation (raises _Refused)."""
+    d, a = record.decision, record.attempt
+    decision = _decision(record)
     decision_id, cell_id = (await conn.execute(INSERT_DECISION, decision)).one()
     if d.outcome is not Outcome.ALLOW:
         return

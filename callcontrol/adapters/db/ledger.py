@@ -166,6 +166,20 @@ _HOLD = (
 _INSERT_RESERVATION = insert(_reservations)
 
 
+def checked_reservation(
+    amount_pence: int, max_seconds: int, rate: int, rounding: Rounding | str, free: bool
+) -> tuple[int, Rounding]:
+    """A reservation's amount (0 for a free call) and rounding, its figures checked whole
+    (LedgerError): the rule of every reservation, whichever statement writes it."""
+    amount = 0 if free else _whole(amount_pence, "a reservation")
+    _whole(max_seconds, "the longest call (seconds)")
+    _whole(rate, "the rate")
+    try:
+        return amount, Rounding(rounding)
+    except ValueError:
+        raise LedgerError(f"unknown rounding {rounding!r}") from None
+
+
 async def reserve(
     session: AsyncSession | AsyncConnection,
     prisoner_id: int,
@@ -186,13 +200,7 @@ async def reserve(
     this prisoner (LedgerError). ``new_call``: the caller opened the call for this prisoner in
     this same transaction (the decision's write), so neither needs reading first; the table's
     unique call_id still refuses a second reservation."""
-    amount = 0 if free else _whole(amount_pence, "a reservation")
-    _whole(max_seconds, "the longest call (seconds)")
-    _whole(rate, "the rate")
-    try:
-        rounding = Rounding(rounding)
-    except ValueError:
-        raise LedgerError(f"unknown rounding {rounding!r}") from None
+    amount, rounding = checked_reservation(amount_pence, max_seconds, rate, rounding, free)
     if not new_call:
         owner = await session.scalar(select(Call.prisoner_id).where(Call.id == call_id))
         if owner is None:

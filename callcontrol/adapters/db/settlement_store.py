@@ -78,7 +78,7 @@ class SqlSettlementStore:
                 yield conn
 
     async def open_call(self, uniqueid: str) -> OpenCall | None:
-        async with self.engine.connect() as conn:
+        async with self._connection() as conn:  # one read: autocommit on PostgreSQL
             row = (await conn.execute(_OPEN_CALL, {"uniqueid": uniqueid})).first()
             return _open_call(row) if row else None
 

@@ -454,6 +454,9 @@ def markdown(r: dict[str, Any]) -> str:
             + ("" if s["passed"] else " FAIL") for s in w["steps"]
         )  # fmt: skip
         lines.append(f"| {w['mode']} | {w['sustained_cps']} | {ptxt} | {steps} |")
+    cost = [f"- {w['mode']}: {_cpu_per_call(w)}" for w in r.get("ways", [])]
+    if cost:
+        lines += ["", "CPU per call placed, ms (Asterisk / the daemon), at each step:", "", *cost]
     c = r.get("comparison", {})
     if c:
         lines += [
@@ -485,6 +488,23 @@ def markdown(r: dict[str, Any]) -> str:
         lines += ["", "FastAGI micro-benchmark:", "", "```", _micro_text(mi), "```"]
     lines += ["", "## Issue 12's targets", "", table(bench_targets(r))]
     return "\n".join(lines) + "\n"
+
+
+def _cpu_per_call(way: dict[str, Any]) -> str:
+    """Each step's CPU per call placed, Asterisk's and the daemon's (ms): where a way's calls
+    cost the machine, comparable across ways at the same rate."""
+    parts = []
+    for s in way["steps"]:
+        f = s["figures"]
+        placed = f.get("attempted") or 0
+        use = f.get("usage", {})
+
+        def ms(name: str, use: dict[str, Any] = use, placed: int = placed) -> str:
+            cpu = use.get(name, {}).get("cpu_s")
+            return "-" if cpu is None or not placed else f"{cpu / placed * 1000:.0f}"
+
+        parts.append(f"{s['rate']:g}/s: {ms('asterisk')} / {ms('daemon')}")
+    return " · ".join(parts)
 
 
 def _micro_text(mi: dict[str, Any]) -> str:

@@ -44,6 +44,15 @@ def _pin(i: int) -> str:
     return f"{(1000 + i * 7919) % 10000:04d}"
 
 
+def _other_contacts(i: int) -> list[tuple[str, str, bool]]:
+    """A mobile approved, a legal landline approved and a mobile pending, as the history's."""
+    return [
+        (f"+447700{i % 900000:06d}", "social", True),
+        (f"+44161496{i % 10000:04d}", "legal", True),
+        (f"+447911{i % 900000:06d}", "social", False),
+    ]
+
+
 async def provision(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
@@ -52,7 +61,8 @@ async def provision(
     credit_pence: int = CREDIT_PENCE,
 ) -> list[Inmate]:
     """Add ``cells`` cells (wing B), each with one prisoner (a PIN), an approved social contact
-    (CONTACT_DIALLED) and ``credit_pence`` of credit, with the operator's own services."""
+    (CONTACT_DIALLED) and three more (``_other_contacts``), and ``credit_pence`` of credit,
+    with the operator's own services."""
     secret = settings.pin_secret()
     by = Actor(CHANGED_BY, OPERATOR)
     inmates: list[Inmate] = []
@@ -65,6 +75,13 @@ async def provision(
                 await ops.prisoners.add(by, number, f"Bench Prisoner {i}", pin, cell)
                 await ops.contacts.add(by, number, CONTACT_DIALLED, "social", CONTACT_LABEL)
                 await ops.contacts.approve(by, number, CONTACT_DIALLED)
+                # The history's prisoners' other three (bench/history.py), so that the empty
+                # database and the history differ only by the history: a decision reads a
+                # prisoner's contacts, four rows either way.
+                for other, kind, approved in _other_contacts(i):
+                    await ops.contacts.add(by, number, other, kind, "family")
+                    if approved:
+                        await ops.contacts.approve(by, number, other)
                 await ops.accounts.topup(by, number, credit_pence, f"bench-{tag}-{i}")
                 query = select(m.Prisoner.id).where(m.Prisoner.prison_number == number)
                 inmates.append(Inmate(cell, number, pin, await s.scalar(query)))

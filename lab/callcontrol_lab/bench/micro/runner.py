@@ -153,7 +153,8 @@ async def run_micro(
     every PIN prompt instead of the prisoner's PIN (to check that a refusal breaks the run).
     ``profile_path``: cProfile the server process during our measured phases, stats there.
     ``engine_options``: extra ``create_async_engine`` options over the daemon's (``make_engine``)
-    for what-if runs, e.g. ``{"pool_pre_ping": False}``; recorded in the report.
+    for what-if runs, e.g. ``{"pool_pre_ping": True}`` (a ping at every checkout); recorded in
+    the report.
     ``history``: the database holds a prison's history (bench/history.py, history_cache.py):
     the calls are its prisoners' (``cells`` of them, given PINs of the run's) instead of new ones,
     and the checks count only the run's own rows.

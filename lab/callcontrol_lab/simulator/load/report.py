@@ -65,6 +65,7 @@ def usage(watches: Sequence[ProcWatch]) -> dict[str, Any]:
             "pid": w.pid,
             "cpu_pct_mean": round(sum(cpu) / len(cpu), 1) if cpu else None,
             "cpu_pct_max": max(cpu) if cpu else None,
+            "cpu_s": None if w.cpu_s is None else round(w.cpu_s, 2),
             "rss_mb_max": max(rss) if rss else None,
         }
     return out

@@ -49,7 +49,15 @@ class ProcWatch:
     name: str
     pid: int | None
     samples: list[Sample] = field(default_factory=list)
+    _first: tuple[float, float] | None = None
     _last: tuple[float, float] | None = None
+
+    @property
+    def cpu_s(self) -> float | None:
+        """CPU seconds spent between the first and the last sample (None before two)."""
+        if self._first is None or self._last is None or self._last is self._first:
+            return None
+        return self._last[1] - self._first[1]
 
     def sample(self, now: float) -> None:
         if self.pid is None:
@@ -63,6 +71,8 @@ class ProcWatch:
             cpu = (stat.cpu_s - self._last[1]) / (now - self._last[0]) * 100
             self.samples.append(Sample(now, round(cpu, 1), round(stat.rss_kb / 1024, 1)))
         self._last = (now, stat.cpu_s)
+        if self._first is None:
+            self._first = self._last
 
 
 def pid_listening(port: int) -> int | None:
