@@ -67,6 +67,8 @@ def test_small_run_allows_settles_once_and_reports(pg_database: str) -> None:
     assert base["decisions"] == 40 and base["outcomes"] == {"allow": 40}
     check_latencies(base)
     assert base["db_statements_per_request"] == 0  # the baseline never touches the database
+    # An allowed call's round trips: ANSWER, GET DATA, the one SET VARIABLE, CHANNEL STATUS.
+    assert ours["agi_commands_per_request"] == 4 and base["agi_commands_per_request"] == 1
     assert report["ratio"] == pytest.approx(ours["decisions_per_s"] / base["decisions_per_s"], 0.01)
     assert report["goal_decisions_per_s"] == 1000
     assert report["goal_met"] == (ours["decisions_per_s"] >= 1000)
@@ -181,13 +183,19 @@ def test_the_scripted_asterisk_answers_like_asterisk() -> None:
 
 
 def test_verdict_is_the_dialplan_s() -> None:
-    allowed = {cv.DECISION: "allow", cv.NUMBER: "+442079460000", cv.LIMIT_MS: "1800000"}
-    assert verdict((0.01, allowed, ""), baseline=False) == "allow"
-    assert verdict((0.01, {**allowed, cv.LIMIT_MS: "500"}, ""), baseline=False).startswith("error:")
-    refused = {cv.DECISION: "refuse", cv.REASON: "not_approved"}
-    assert verdict((0.01, refused, ""), baseline=False) == "refuse:not_approved"
-    assert verdict((0.01, {}, "no close within 30s"), baseline=True).startswith("error:")
-    assert verdict((0.01, {cv.DECISION: "allow"}, ""), baseline=True) == "allow"
+    def said(text: str, baseline: bool = False, error: str = "") -> str:
+        return verdict((0.01, {cv.ANSWER: text}, error, 4), baseline=baseline)
+
+    allowed = "allow:approved_contact:+442079460000:1800000:yes"
+    assert said(allowed) == "allow"
+    assert said(allowed.replace("1800000", "500")).startswith("error:")  # under a second
+    assert said(allowed.replace("1800000", "0999")).startswith("error:")  # shape, not value
+    assert said(allowed + ":extra").startswith("error:")
+    assert said("allow please").startswith("error:")
+    assert said("refuse:not_approved") == "refuse:not_approved"
+    assert said(allowed, error="no close within 30s").startswith("error:")
+    assert verdict((0.01, {}, "", 3), baseline=True) == "refuse:no answer"
+    assert said(allowed, baseline=True) == "allow"
 
 
 def testpercentile() -> None:

@@ -263,34 +263,50 @@ def test_a_wrong_pin_then_star_100_is_refused_like_a_call_and_counts(e2e: E2E) -
     assert reasons == []  # no PIN matched: no enquiry of that prisoner's was ever answered
 
 
-GOOD = {"CC_BALANCE_NEGATIVE": "0", "CC_BALANCE_POUNDS": "4", "CC_BALANCE_PENCE": "20"}
+GOOD = "balance:balance_enquiry:0:4:20:25"
 SAID = tuple(spoken(420, 25))
 REFUSED = ("cc-refused",)
+# What something else on the daemon's port sets, in order (CC_ANSWER unless named).
 FORGED = [
-    (GOOD, SAID),  # the control: the same liar with whole numbers is heard
-    ({**GOOD, "CC_BALANCE_POUNDS": "1+1"}, REFUSED),  # an expression, not a number
-    ({**GOOD, "CC_BALANCE_PENCE": "5)|Dial(PJSIP/02079460000@pstn"}, REFUSED),
-    ({**GOOD, "CC_BALANCE_NEGATIVE": "2"}, REFUSED),
-    ({**GOOD, "CC_BALANCE_POUNDS": "1234567890"}, REFUSED),  # ten digits
-    ({"CC_BALANCE_NEGATIVE": "0", "CC_BALANCE_POUNDS": "4"}, REFUSED),  # figures missing
+    ([GOOD], SAID),  # the control: the same liar with whole numbers is heard
+    (["balance:balance_enquiry:0:1+1:20:25"], REFUSED),  # an expression, not a number
+    (["balance:balance_enquiry:0:4:5)|Dial(PJSIP/02079460000@pstn:25"], REFUSED),
+    (["balance:balance_enquiry:2:4:20:25"], REFUSED),
+    (["balance:balance_enquiry:0:1234567890:20:25"], REFUSED),  # ten digits
+    (["balance:balance_enquiry:0:4"], REFUSED),  # figures missing
+    (["balance:balance_enquiry:0:4:20:25:0"], REFUSED),  # a figure too many
+    # The old protocol's variables: nothing reads them any more.
+    (
+        [
+            ("CC_BALANCE_NEGATIVE", "0"),
+            ("CC_BALANCE_POUNDS", "4"),
+            ("CC_BALANCE_PENCE", "20"),
+            ("CC_MINUTES_LEFT", "25"),
+            ("CC_DECISION", "balance"),
+        ],
+        REFUSED,
+    ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("figures", "heard"), FORGED, ids=["control", "expression", "app", "sign", "long", "missing"]
+    ("sets", "heard"),
+    FORGED,
+    ids=["control", "expression", "app", "sign", "long", "missing", "extra", "old-variables"],
 )
 def test_figures_that_are_not_whole_numbers_are_refused_unsaid(
-    e2e: E2E, figures: dict[str, str], heard: tuple[str, ...]
+    e2e: E2E, sets: list[str | tuple[str, str]], heard: tuple[str, ...]
 ) -> None:
     """Something else on the daemon's port answers "balance" with figures the daemon never
-    sends: the dialplan checks each before any expression or SayNumber reads it, and refuses."""
+    sends: the dialplan checks the answer's shape, then each figure again, before any
+    expression or SayNumber reads it, and refuses."""
     cell, _, pin = provision(e2e, (LONDON, "approved"))
-    minutes = {"CC_MINUTES_LEFT": "25"} if "CC_BALANCE_PENCE" in figures else {}
 
     def lying(conn: socket.socket) -> None:
         read_environment(conn)
         f = conn.makefile("rwb", buffering=0)
-        for name, value in {**figures, **minutes, "CC_DECISION": "balance"}.items():
+        for one in sets:
+            name, value = one if isinstance(one, tuple) else ("CC_ANSWER", one)
             f.write(f'SET VARIABLE {name} "{value}"\n'.encode())
             f.readline()
         conn.close()

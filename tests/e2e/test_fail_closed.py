@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -85,7 +86,7 @@ def test_a_daemon_that_never_answers_cannot_bridge(e2e: E2E) -> None:
 
 
 def test_a_confused_daemon_cannot_bridge(e2e: E2E) -> None:
-    """Garbage, then a decision that is not exactly "allow": refused."""
+    """Garbage, then an answer that is not of an allow's shape: refused."""
     cell, _, pin = provision(e2e, (LONDON, "approved"))
 
     def confused(conn: socket.socket) -> None:
@@ -94,7 +95,7 @@ def test_a_confused_daemon_cannot_bridge(e2e: E2E) -> None:
         for line in (
             b"NONSENSE COMMAND\n",
             b'SET VARIABLE CC_NUMBER "+442079460000"\n',
-            b'SET VARIABLE CC_DECISION "allow please"\n',
+            b'SET VARIABLE CC_ANSWER "allow please"\n',
         ):
             f.write(line)
             f.readline()
@@ -110,6 +111,84 @@ def test_a_confused_daemon_cannot_bridge(e2e: E2E) -> None:
         e2e.daemon.start()
 
 
+ALLOWED = "allow:approved_contact:+442079460000:1800000:yes"
+# What something else on the daemon's port sets on the decision's Local channel, each a
+# SET VARIABLE as written on the wire (so a value may hold res_agi's own escapes), in order.
+# Every one but the control must be refused by the real dialplan, the called party never rung.
+HOSTILE_ANSWERS = {
+    "control": [("CC_ANSWER", ALLOWED)],
+    "extra-field": [("CC_ANSWER", ALLOWED + ":yes")],
+    "letter-in-number": [("CC_ANSWER", "allow:approved_contact:+4420794600O0:1800000:yes")],
+    "limit-999": [("CC_ANSWER", "allow:approved_contact:+442079460000:999:yes")],
+    "limit-leading-zero": [("CC_ANSWER", "allow:approved_contact:+442079460000:0999:yes")],
+    "cut-short": [("CC_ANSWER", "allow:approved_contact:+442079460000:1800000")],
+    # In two parts: each SET VARIABLE replaces the value; neither part is an answer.
+    "two-parts": [
+        ("CC_ANSWER", "allow:approved_contact:+442079460000"),
+        ("CC_ANSWER", ":1800000:yes"),
+    ],
+    "separator-in-field": [("CC_ANSWER", "allow:approved_contact:+44207:9460000:1800000:yes")],
+    "unknown-decision": [("CC_ANSWER", "ALLOW:approved_contact:+442079460000:1800000:yes")],
+    "quote-comma-app": [
+        ("CC_ANSWER", ALLOWED + '\\",1)|Dial(PJSIP/02079460000@pstn'),
+    ],
+    "empty": [("CC_ANSWER", "")],
+    # The old protocol's five variables, and the snapshot's own name: none of them is read.
+    "old-variables": [
+        ("CC_REASON", "approved_contact"),
+        ("CC_NUMBER", "+442079460000"),
+        ("CC_LIMIT_MS", "1800000"),
+        ("CC_RECORD", "yes"),
+        ("CC_DECISION", "allow"),
+        ("CC_DECIDED", ALLOWED),
+    ],
+}
+NOOP_REFUSED = re.compile(r'NoOp\("PJSIP/([^"]+)", "callcontrol: refused: ([^"]*)"\)')
+
+
+def _refusals_logged(e2e: E2E, cell: str, since: int) -> list[str]:
+    """The reasons [cc-cell-refused] logged for this cell's channels since ``since``."""
+    path = e2e.lab.inside(e2e.lab.log_dir) / "messages.log"
+    text = path.read_bytes()[since:].decode(errors="replace")
+    return [why for chan, why in NOOP_REFUSED.findall(text) if chan.startswith(f"{cell}-")]
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_ANSWERS))
+def test_only_an_answer_of_an_allow_s_exact_shape_bridges(e2e: E2E, name: str) -> None:
+    """Something else on the daemon's port answers the call in one SET VARIABLE (or several):
+    the real dialplan checks the whole answer's shape before it cuts a field from it, and
+    refuses everything but the control."""
+    cell, _, pin = provision(e2e, (LONDON, "approved"))
+    sets = HOSTILE_ANSWERS[name]
+
+    def lying(conn: socket.socket) -> None:
+        read_environment(conn)
+        f = conn.makefile("rwb", buffering=0)
+        for var, value in sets:
+            f.write(f'SET VARIABLE {var} "{value}"\n'.encode())
+            f.readline()
+        conn.close()
+
+    log = e2e.lab.inside(e2e.lab.log_dir) / "messages.log"
+    since = log.stat().st_size if log.exists() else 0
+    e2e.daemon.stop()
+    try:
+        with fake_daemon(lying):
+            call = e2e.call(cell, pin, "02079460000", 1)
+    finally:
+        e2e.daemon.start()
+    if name == "control":
+        assert call["outcome"] == "connected", call
+        assert call["called_party_saw_invite"] is True, call
+        return
+    assert call["outcome"] == "refused", call
+    assert call["called_party_saw_invite"] is False, call
+    # The log says why: nothing set, or an answer of no known shape.
+    why = "no decision" if name in ("empty", "old-variables") else "malformed answer"
+    logged = _refusals_logged(e2e, cell, since)
+    assert len(logged) == 1 and logged[0].startswith(why), logged
+
+
 def _silent_after_environment(conn: socket.socket) -> None:
     read_environment(conn)
     threading.Event().wait(90)
@@ -122,9 +201,9 @@ def _never_reads(conn: socket.socket) -> None:
 def _one_reply_then_half_a_line(conn: socket.socket) -> None:
     read_environment(conn)
     f = conn.makefile("rwb", buffering=0)
-    f.write(b'SET VARIABLE CC_REASON "thinking"\n')
+    f.write(b'SET VARIABLE CC_ANSWER "refuse:thinking"\n')
     f.readline()
-    f.write(b"SET VARIABLE CC_DECISION al")  # and never the rest of the line
+    f.write(b"SET VARIABLE CC_ANSWER al")  # and never the rest of the line
     threading.Event().wait(90)
 
 

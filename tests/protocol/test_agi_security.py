@@ -42,7 +42,7 @@ class Recorder:
         self.seen.append(
             {"script": chan.script, "args": chan.args, "uid": chan.uniqueid, "env": chan.env}
         )
-        await chan.set_variable("CC_DECISION", "allow")
+        await chan.set_variable("CC_ANSWER", "refuse:not_approved")
 
 
 async def decided(port: int, source: str | None = None, within: float = 2.0) -> bool:
@@ -55,7 +55,7 @@ async def decided(port: int, source: str | None = None, within: float = 2.0) -> 
         return False
     await peer.reply("200 result=1")
     await peer.expect_eof()
-    return command == 'SET VARIABLE CC_DECISION "allow"'
+    return command == 'SET VARIABLE CC_ANSWER "refuse:not_approved"'
 
 
 def refusals(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:

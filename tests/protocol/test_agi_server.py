@@ -27,7 +27,7 @@ async def test_normal_conversation(make_server: MakeServer) -> None:
         seen.update(script=chan.script, args=chan.args, uid=chan.uniqueid, channel=chan.channel)
         await chan.answer()
         seen["digits"] = await chan.get_data("enter-pin", 3000, 4)
-        seen["set"] = await chan.set_variable("CC_DECISION", 'al"l\\ow')
+        seen["set"] = await chan.set_variable("CC_ANSWER", 'al"l\\ow')
         await chan.verbose('said "hello"\nthere', level=9)
 
     server = await make_server({"/cell-call": route})
@@ -37,7 +37,7 @@ async def test_normal_conversation(make_server: MakeServer) -> None:
     await peer.reply("200 result=0")
     assert await peer.command() == "GET DATA enter-pin 3000 4"
     await peer.reply("200 result=1234")
-    assert await peer.command() == 'SET VARIABLE CC_DECISION "al\\"l\\\\ow"'
+    assert await peer.command() == 'SET VARIABLE CC_ANSWER "al\\"l\\\\ow"'
     await peer.reply("200 result=1")
     assert await peer.command() == 'VERBOSE "said hello there" 4'
     await peer.reply("200 result=1")

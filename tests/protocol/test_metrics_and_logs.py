@@ -99,7 +99,7 @@ async def _check_metrics(daemon: RunningDaemon, agi: int, url: str) -> None:
     assert before[("callcontrol_decision_seconds_count", ())] == 0
     # One call keys a wrong PIN, then the right one, and dials a number not on the list.
     commands = await place_call(agi, daemon.secret, "1733380000.41", ["1111", PIN])
-    assert commands[-1] == 'SET VARIABLE CC_DECISION "refuse"', commands
+    assert commands[-1] == 'SET VARIABLE CC_ANSWER "refuse:not_approved"', commands
     # Another hangs up at the PIN prompt.
     await place_call(agi, daemon.secret, "1733380000.42", ["-1"])
     status, body = await scrape(url, token)

@@ -189,11 +189,25 @@ class FakeChannel:
         self.uniqueid = uniqueid
         self.pins = list(pins)
         self.prompts: list[str] = []
-        self.variables: dict[str, str] = {}
+        self.set: list[tuple[str, str]] = []  # every SET VARIABLE, in order
         self.hang_up_after = hang_up_after_prompts
         self.commands: list[str] = []
+        self.round_trips = 0  # AGI commands sent: each one waits for Asterisk's reply
+
+    @property
+    def variables(self) -> dict[str, str]:
+        """The daemon's answer by field, as the dialplan reads it ({} when none was set); a
+        test fails on any answer the dialplan would refuse for its shape, or on any other
+        variable: the daemon sets the one answer and nothing else."""
+        if not self.set:
+            return {}
+        assert {name for name, _ in self.set} == {cv.ANSWER}, self.set
+        fields = cv.read_answer(self.set[-1][1])
+        assert fields is not None, f"an answer the dialplan would not take: {self.set[-1][1]!r}"
+        return fields
 
     async def answer(self) -> None:
+        self.round_trips += 1
         self.commands.append("ANSWER")
 
     async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> tuple[str, bool]:
@@ -201,14 +215,17 @@ class FakeChannel:
         assert "ANSWER" in self.commands, "prompted before answering"
         if self.hang_up_after is not None and len(self.prompts) >= self.hang_up_after:
             raise AgiHangup("caller hung up")
+        self.round_trips += 1
         self.prompts.append(prompt)
         pin = self.pins.pop(0) if self.pins else ""
         return pin, pin == ""
 
     async def set_variable(self, name: str, value: str) -> None:
-        self.variables[name] = value
+        self.round_trips += 1
+        self.set.append((name, value))
 
     async def command(self, text: str) -> None:  # CHANNEL STATUS: still there
+        self.round_trips += 1
         self.commands.append(text)
 
 
@@ -235,11 +252,14 @@ def world() -> tuple[FakeStore, Clock, CellCallHandler]:
     return store, clock, CellCallHandler(auth, PinPrompting(tries=3))
 
 
-async def test_allowed_call_sets_number_then_allow(world) -> None:
+async def test_an_allowed_call_is_one_answer_in_four_round_trips(world) -> None:
     store, _, handler = world
     ch = FakeChannel("A1-01", "02079460000", ["1234"])
     await handler(ch)
     assert ch.commands[0] == "ANSWER"  # answered once the handset is known, before the prompt
+    # ANSWER, GET DATA, the one SET VARIABLE, CHANNEL STATUS (was 9: five SET VARIABLEs).
+    assert ch.set == [(cv.ANSWER, "allow:approved_contact:+442079460000:1800000:yes")]
+    assert ch.commands == ["ANSWER", "CHANNEL STATUS"] and ch.round_trips == 4
     # 500p at the landline rate (3.1p/min) buys more than the site's 30 minutes.
     assert ch.variables == {
         cv.REASON: "approved_contact",
@@ -263,6 +283,14 @@ async def test_unknown_and_disabled_handsets_are_refused_before_any_prompt(world
         assert "ANSWER" not in ch.commands  # the refusal's own prompt answers the handset
         assert ch.variables[cv.DECISION] == cv.REFUSE
         assert store.records[-1].decision.reason is reason
+
+
+async def test_a_refused_call_is_one_answer_with_its_reason(world) -> None:
+    store, _, handler = world
+    ch = FakeChannel("A1-01", "02079460001", ["1234"])  # not on the list
+    await handler(ch)
+    # ANSWER, GET DATA, the one SET VARIABLE; nothing to hand over, so no CHANNEL STATUS.
+    assert ch.set == [(cv.ANSWER, "refuse:not_approved")] and ch.round_trips == 3
 
 
 async def test_second_try_succeeds_after_a_wrong_pin(world) -> None:

@@ -62,9 +62,11 @@ async def test_the_code_en_bloc_says_the_balance_and_places_no_call(world, diall
         cv.MINUTES_LEFT: "161",
     }
     assert ch.variables[cv.REASON] == "balance_enquiry"
-    assert list(ch.variables)[-1] == cv.DECISION and ch.variables[cv.DECISION] == cv.BALANCE
+    assert ch.variables[cv.DECISION] == cv.BALANCE
     assert cv.NUMBER not in ch.variables and cv.LIMIT_MS not in ch.variables
     assert ch.commands == ["ANSWER"]  # for the prompt; no CHANNEL STATUS: nothing was allowed
+    # ANSWER, GET DATA, one SET VARIABLE (was 8: six SET VARIABLEs).
+    assert ch.set == [(cv.ANSWER, "balance:balance_enquiry:0:5:0:161")] and ch.round_trips == 3
     [record] = store.records
     d = record.decision
     assert (d.outcome, d.reason, d.number, record.plan) == (

@@ -52,7 +52,10 @@ async def test_a_call_with_bad_arguments_is_refused_without_a_prompt(world) -> N
     ch = FakeChannel("A1-01", "02079460000", ["1234"])
     ch.args = ["A1-01", "02079460000", "c"]  # the old, positional form
     await handler(ch)
-    assert ch.prompts == [] and ch.variables == {cv.DECISION: cv.REFUSE}
+    assert ch.prompts == [] and ch.variables == {
+        cv.DECISION: cv.REFUSE,
+        cv.REASON: "internal_error",
+    }
     assert store.records == []
 
 

@@ -129,7 +129,7 @@ async def test_a_hangup_is_a_hangup_as_in_the_daemon(reply: str) -> None:
         await channel.get_data("agent-pass", 8000, 4)
     assert channel.hung_up
     with pytest.raises(AgiHangup):  # and nothing more is sent
-        await channel.set_variable("CC_DECISION", "allow")
+        await channel.set_variable("CC_ANSWER", "allow:approved_contact:+442079460000:1800000:yes")
 
 
 @pytest.mark.parametrize(
@@ -144,7 +144,7 @@ async def test_a_hangup_is_a_hangup_as_in_the_daemon(reply: str) -> None:
 async def test_a_refused_command_is_an_error(reply: str) -> None:
     channel = pyst2_agi.Pyst2Channel(agi_over(reply)[0])
     with pytest.raises(AgiError) as e:
-        await channel.set_variable("CC_DECISION", "refuse")
+        await channel.set_variable("CC_ANSWER", "refuse:not_approved")
     assert not isinstance(e.value, AgiHangup)
 
 
@@ -228,5 +228,5 @@ def test_on_a_system_asterisk_the_script_runs_here_and_fails_closed(tmp_path: Pa
         [str(entry)], input=env + "200 result=1\n" * 3, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ['SET VARIABLE CC_DECISION "refuse"']
+    assert proc.stdout.splitlines() == ['SET VARIABLE CC_ANSWER "refuse:internal_error"']
     assert "deciding the call on PJSIP/T01-0001 failed" in proc.stderr

@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from callcontrol import channel_vars as cv
 from callcontrol.config import Settings
 from callcontrol_lab.bench.lab_modes import STATIC_CONTEXT, current_mode, switch_mode
 from callcontrol_lab.lab import LAB_DIALPLAN_SOURCE, Lab, LabError
@@ -60,29 +61,35 @@ def test_the_cells_context_is_as_fail_closed_as_before(settings: Settings) -> No
     conf = rendered(lab, "cells.conf")
     cells, decide = section(conf, "cells"), section(conf, "cc-decide")
     # The decision runs on a Local channel whose time Dial's S() bounds; the arguments are
-    # base64 (dialplan/cells.conf); only a successful AGI's variables are copied back,
-    # the decision last.
+    # base64 (dialplan/cells.conf); only a successful AGI's one answer is copied back, whole.
     assert (
         "AGI(${CC_DECIDE_AGI},${CC_ENDPOINT_B64},${CC_DIALLED_B64},${CC_CALL_ID_B64},"
         "${CC_HANDSET_UNIQUEID},${CC_HANDSET_B64})" in decide
     )
     agi_at = decide.index("AGI(${CC_DECIDE_AGI}")
     success_at = decide.index('GotoIf($["${AGISTATUS}" != "SUCCESS"]?done)')
-    copies = [decide.index(f"Set(MASTER_CHANNEL({v})=") for v in ("CC_NUMBER", "CC_DECISION")]
-    assert agi_at < success_at < copies[0] < copies[1]
+    copy_at = decide.index("Set(MASTER_CHANNEL(CC_ANSWER)=${CC_ANSWER})")
+    assert agi_at < success_at < copy_at
+    assert decide.count("MASTER_CHANNEL(") == 1  # the answer alone: nothing else comes back
     hop_at = cells.index("Dial(Local/decide@cc-decide/n,10,gS(${CC_DECIDE_TIMEOUT}))")
     dial_at = cells.index("Dial(PJSIP/")
+    # One snapshot, its whole shape checked (as channel_vars has it, word for word) before
+    # any field is cut from it; then the fields' own checks, all before the Dial.
+    snapshot_at = cells.index("Set(CC_DECIDED=${CC_ANSWER})")
+    assert cells.count("${CC_ANSWER}") == 1
+    allow_at = cells.index(f'GotoIf($[${{REGEX("{cv.ALLOW_SHAPE}" ${{CC_DECIDED}})}}]?allowed)')
+    assert hop_at < snapshot_at < allow_at < cells.index("CUT(CC_DECIDED,") < dial_at
     for check in (
-        "Set(CC_DECIDED=${CC_DECISION})",
-        'GotoIf($["${CC_DECIDED}" != "allow"]?cc-cell-refused,s,1)',
-        'GotoIf($[${REGEX("^[+]?[0-9]{3,20}$" ${CC_NUMBER})}]?:cc-cell-refused,s,1)',
-        'GotoIf($[${REGEX("^[0-9]+$" ${CC_LIMIT_MS})}]?:cc-cell-refused,s,1)',
-        "GotoIf($[${CC_LIMIT_MS} >= 1000]?:cc-cell-refused,s,1)",
+        'GotoIf($[${REGEX("^[+]?[0-9]{3,20}$" ${CC_NUMBER})}]?:malformed)',
+        'GotoIf($[${REGEX("^[0-9]+$" ${CC_LIMIT_MS})}]?:malformed)',
+        "GotoIf($[${CC_LIMIT_MS} >= 1000]?:malformed)",
     ):
-        assert hop_at < cells.index(check) < dial_at, check
-    # Whatever decides, the variables are cleared before it runs and the daemon hears the end.
-    assert cells.index("Set(CC_DECISION=)") < hop_at and cells.index("Set(CC_NUMBER=)") < hop_at
-    assert decide.index("Set(CC_DECISION=)") < agi_at
+        assert allow_at < cells.index(check) < dial_at, check
+    for shape in (cv.BALANCE_SHAPE, cv.REFUSE_SHAPE):
+        assert f'${{REGEX("{shape}" ${{CC_DECIDED}})}}' in cells, shape
+    # Whatever decides, the answer is cleared before it runs and the daemon hears the end.
+    assert cells.index("Set(CC_ANSWER=)") < hop_at and cells.index("Set(CC_NUMBER=)") < hop_at
+    assert decide.index("Set(CC_ANSWER=)") < agi_at
     assert "AGI(${CC_AGI_URL}/call-end," in conf
 
 

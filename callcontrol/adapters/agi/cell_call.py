@@ -1,9 +1,11 @@
 """The FastAGI conversation for a call from a cell handset: PIN prompts, then the decision.
 
-It only asks, decides through the Authoriser and sets channel variables; the dialplan bridges.
-Anything unexpected ends with no allow set, so the dialplan refuses the call (fail closed).
-The balance enquiry ([site] balance_code after the PIN) is the one other answer: the figures as
-whole numbers, then the decision "balance", which the dialplan says and never dials.
+It only asks, decides through the Authoriser and sets one channel variable, the whole answer
+(channel_vars.ANSWER); the dialplan bridges. Anything unexpected ends with no allow set, so the
+dialplan refuses the call (fail closed). The balance enquiry ([site] balance_code after the
+PIN) is the one other answer: the decision "balance" with the figures as whole numbers, which
+the dialplan says and never dials. An allowed call costs four AGI round trips: ANSWER, GET
+DATA (the PIN), SET VARIABLE (the answer), CHANNEL STATUS (still there to take it?).
 
 The conversation runs on the Local channel that the handset's channel dials ([cc-decide] in
 dialplan/cells.conf), so the call it is about is named in the arguments, not by the AGI
@@ -177,7 +179,10 @@ class CellCallHandler:
             await _refuse_quietly(channel)
 
     async def _confirm(self, channel: AgiChannel, attempt: CallAttempt) -> None:
-        """Is the Local channel still there to hand the allow over? If not, it came too late."""
+        """Is the Local channel still there to hand the allow over? If not, it came too late.
+
+        Its own round trip: the answer's SET VARIABLE cannot tell, since res_agi runs SET
+        VARIABLE on a channel already hung up (200 result=1) and refuses CHANNEL STATUS (511)."""
         try:
             await channel.command("CHANNEL STATUS")
             return
@@ -221,26 +226,29 @@ class CellCallHandler:
 
     @staticmethod
     async def _apply(channel: AgiChannel, decision: Decision, plan: CallPlan | None) -> None:
-        await channel.set_variable(cv.REASON, decision.reason.value)
+        """The whole answer in one SET VARIABLE (channel_vars.ANSWER): the dialplan bridges
+        only an allow of exactly its shape, with a number and a time limit."""
+        reason = decision.reason.value
         if decision.allowed and decision.number and plan is not None:
-            # The number and the limit first: the dialplan bridges only once DECISION says
-            # allow, and only with a time limit.
-            await channel.set_variable(cv.NUMBER, decision.number)
-            await channel.set_variable(cv.LIMIT_MS, str(plan.limit.seconds * 1000))
-            await channel.set_variable(cv.RECORD, "no" if decision.privileged else "yes")
-            await channel.set_variable(cv.DECISION, cv.ALLOW)
+            record = "no" if decision.privileged else "yes"
+            limit_ms = str(plan.limit.seconds * 1000)
+            said = cv.answer(cv.ALLOW, reason, decision.number, limit_ms, record)
         else:
-            await channel.set_variable(cv.DECISION, cv.REFUSE)
+            said = cv.answer(cv.REFUSE, reason)
+        await channel.set_variable(cv.ANSWER, said)
 
     @staticmethod
     async def _say_balance(channel: AgiChannel, figures: BalanceFigures) -> None:
-        """The figures for [cc-balance], whole numbers only, then the decision that says them."""
-        await channel.set_variable(cv.REASON, Reason.BALANCE_ENQUIRY.value)
-        await channel.set_variable(cv.BALANCE_NEGATIVE, "1" if figures.negative else "0")
-        await channel.set_variable(cv.BALANCE_POUNDS, str(figures.pounds))
-        await channel.set_variable(cv.BALANCE_PENCE, str(figures.pence))
-        await channel.set_variable(cv.MINUTES_LEFT, str(figures.minutes_left))
-        await channel.set_variable(cv.DECISION, cv.BALANCE)
+        """The figures for [cc-balance], whole numbers only, in the one answer that says them."""
+        said = cv.answer(
+            cv.BALANCE,
+            Reason.BALANCE_ENQUIRY.value,
+            "1" if figures.negative else "0",
+            str(figures.pounds),
+            str(figures.pence),
+            str(figures.minutes_left),
+        )
+        await channel.set_variable(cv.ANSWER, said)
 
     async def _record_quietly(
         self,
@@ -256,9 +264,10 @@ class CellCallHandler:
 
 
 async def _refuse_quietly(channel: AgiChannel) -> None:
-    """Say refuse, if the channel still listens; the dialplan refuses without it anyway."""
+    """Say refuse, if the channel still listens; the dialplan refuses without it anyway. It
+    replaces any answer set before (one variable: the last answer set is the one read)."""
     try:
-        await channel.set_variable(cv.DECISION, cv.REFUSE)
+        await channel.set_variable(cv.ANSWER, cv.answer(cv.REFUSE, Reason.INTERNAL_ERROR.value))
     except (AgiError, OSError):
         pass
 

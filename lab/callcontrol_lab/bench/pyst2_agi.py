@@ -44,6 +44,7 @@ from callcontrol.adapters.agi.protocol import AgiChannel, AgiError, AgiHangup, A
 from callcontrol.adapters.db.call_store import SqlCallStore
 from callcontrol.adapters.db.globals_store import SqlGlobals
 from callcontrol.config import ConfigError, Settings, load_settings
+from callcontrol.domain.model import Reason
 from callcontrol.wiring import build_authoriser
 
 _IMPORTED = time.perf_counter()
@@ -126,7 +127,7 @@ async def decide(channel: Pyst2Channel, settings: Settings) -> None:
 def _refuse(agi: AGI) -> None:
     """Fail closed when the handler could not even be built: no allow is ever set."""
     try:
-        agi.set_variable(cv.DECISION, cv.REFUSE)
+        agi.set_variable(cv.ANSWER, cv.answer(cv.REFUSE, Reason.INTERNAL_ERROR.value))
     except (AGIException, OSError):
         pass
 

@@ -30,8 +30,9 @@ every call allowed, settled and charged exactly once, no money still reserved, e
 equal to its ledger.
 
 The baseline is the same FastAgiServer with a route that answers at once (one ``SET VARIABLE
-CC_DECISION allow``), played by the same client: what the protocol, the server and the client
-cost by themselves.
+CC_ANSWER`` with an allow of the daemon's shape), played by the same client: what the protocol,
+the server and the client cost by themselves. Each conversation's AGI commands are counted
+(``agi_commands_per_request``): on a real Asterisk each is a round trip to the channel's thread.
 
 The package, one job a module: ``errors`` (BenchmarkError, BrokenBenchmark), ``provision``
 (the data, and scratch databases), ``client`` (Asterisk, scripted), ``server`` (the routes and

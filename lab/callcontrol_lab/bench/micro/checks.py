@@ -21,27 +21,33 @@ from callcontrol_lab.bench.micro.client import Exchange, PhaseResult
 from callcontrol_lab.bench.micro.errors import BrokenBenchmark
 from callcontrol_lab.bench.micro.provision import Inmate
 
-# As the dialplan checks them before it bridges (dialplan/cells.conf).
+# As the dialplan checks an allow's fields before it bridges (dialplan/cells.conf), after its
+# whole shape (channel_vars.read_answer).
 _DIAL_NUMBER = re.compile(r"[+]?[0-9]{3,20}")
 _DIGITS = re.compile(r"[0-9]+")
 
 
 def verdict(exchange: Exchange, *, baseline: bool) -> str:
-    """ "allow" when the dialplan would bridge this call (for the baseline: CC_DECISION allow);
-    else what went wrong: "refuse:REASON" or "error:..."."""
-    _latency, variables, error = exchange
+    """ "allow" when the dialplan would bridge this call (for the baseline: an allow of the
+    answer's shape); else what went wrong: "refuse:REASON" or "error:..."."""
+    _latency, variables, error, _commands = exchange
     if error:
         return f"error:{error}"
-    decision = variables.get(cv.DECISION, "")
-    if decision != cv.ALLOW:  # no reason: the handler failed (internal error, see its log)
-        return f"refuse:{variables.get(cv.REASON) or 'no reason given'}"
+    said = variables.get(cv.ANSWER)
+    if said is None:  # no answer: the handler failed before it could say (see its log)
+        return "refuse:no answer"
+    fields = cv.read_answer(said)
+    if fields is None:
+        return f"error:an answer the dialplan would refuse for its shape {said[:80]!r}"
+    if fields[cv.DECISION] != cv.ALLOW:
+        return f"refuse:{fields[cv.REASON]}"
     if baseline:
         return "allow"
-    number, limit = variables.get(cv.NUMBER, ""), variables.get(cv.LIMIT_MS, "")
+    number, limit = fields[cv.NUMBER], fields[cv.LIMIT_MS]
     if not _DIAL_NUMBER.fullmatch(number):
-        return f"error:allowed without a dialable CC_NUMBER {number!r}"
+        return f"error:allowed without a dialable number {number!r}"
     if not _DIGITS.fullmatch(limit) or int(limit) < 1000:
-        return f"error:allowed without a usable CC_LIMIT_MS {limit!r}"
+        return f"error:allowed without a usable limit {limit!r}"
     return "allow"
 
 

@@ -22,8 +22,9 @@ CLIENT_TIMEOUT_S = 30.0  # one AGI conversation, as the client sees it
 
 # One AGI request: (script, args, channel, uniqueid, context, extension, PIN to answer).
 Request = tuple[str, tuple[str, ...], str, str, str, str, str]
-# One conversation: (latency in seconds, the variables set, error text or "").
-Exchange = tuple[float, dict[str, str], str]
+# One conversation: (latency in seconds, the variables set, error text or "", the AGI commands
+# the server sent: each one a round trip that, on a real Asterisk, waits for the channel).
+Exchange = tuple[float, dict[str, str], str, int]
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ async def converse(
 ) -> Exchange:
     """One AGI request from connect to the server's close; never raises."""
     variables: dict[str, str] = {}
+    commands = 0
     started = time.perf_counter()
     writer: asyncio.StreamWriter | None = None
     try:
@@ -102,13 +104,15 @@ async def converse(
                 line = await reader.readline()
                 if not line.endswith(b"\n"):  # EOF: the server closed, the AGI is over
                     break
+                commands += 1
                 writer.write(reply_to(line.decode().rstrip("\r\n"), request[6], variables))
                 await writer.drain()
-        return time.perf_counter() - started, variables, ""
+        return time.perf_counter() - started, variables, "", commands
     except TimeoutError:
-        return time.perf_counter() - started, variables, f"no close within {timeout_s:g}s"
+        took = time.perf_counter() - started
+        return took, variables, f"no close within {timeout_s:g}s", commands
     except (OSError, ValueError) as e:  # ValueError: undecodable or overlong lines
-        return time.perf_counter() - started, variables, f"{type(e).__name__}: {e}"
+        return time.perf_counter() - started, variables, f"{type(e).__name__}: {e}", commands
     finally:
         if writer is not None:
             writer.close()

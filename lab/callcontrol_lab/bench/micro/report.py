@@ -68,6 +68,13 @@ def format_table(report: dict[str, Any]) -> str:
         "and pings not counted), conns = new connections in all)",
         "",
     ]
+    trips = [(name, r.get("agi_commands_per_request")) for name, _c, _r, r in measured]
+    if all(n is not None for _name, n in trips):  # reports before it was counted lack it
+        rows += [
+            "AGI commands per request (each a round trip to the channel on a real Asterisk): "
+            + "; ".join(f"{name} {n:.1f}" for name, n in trips),
+            "",
+        ]
     goal = report["goal_decisions_per_s"]
     rows.append(
         f"goal, {goal:.0f} decisions/s: {'met' if report['goal_met'] else 'NOT met'} "

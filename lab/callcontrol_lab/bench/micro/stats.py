@@ -105,12 +105,14 @@ class Stats:
     what they cost meanwhile (``Span``s added up; the client's CPU from the client)."""
 
     latencies_s: list[float] = field(default_factory=list)
+    agi_commands: int = 0  # sent by the server, over every request
     wall_s: float = 0.0
     client_cpu_s: float = 0.0
     cost: Span = field(default_factory=Span)
 
     def add(self, phase: PhaseResult, span: Span | None = None) -> None:
         self.latencies_s += [e[0] for e in phase.exchanges]
+        self.agi_commands += sum(e[3] for e in phase.exchanges)
         self.wall_s += phase.wall_s
         self.client_cpu_s += phase.client_cpu_s
         if span is not None:
@@ -151,6 +153,7 @@ class Stats:
             "db_connections_opened": c.db_connects,
             "db_checkouts_per_request": round(c.db_checkouts / n, 2) if n else 0.0,
             "db_statements_per_request": round(c.db_statements / n, 2) if n else 0.0,
+            "agi_commands_per_request": round(self.agi_commands / n, 2) if n else 0.0,
         }
 
 
@@ -169,5 +172,6 @@ def _decisions(stats: Stats, outcomes: Counter[str]) -> dict[str, Any]:
         "db_connections_opened": r["db_connections_opened"],
         "db_checkouts_per_request": r["db_checkouts_per_request"],
         "db_statements_per_request": r["db_statements_per_request"],
+        "agi_commands_per_request": r["agi_commands_per_request"],
         "outcomes": dict(outcomes),
     }
