@@ -161,3 +161,26 @@ async def test_run_polls_and_keeps_going_after_failures() -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled()
+
+
+class BrokenNotifications:
+    async def listen(self, wake: Callable[[], None]) -> None:
+        raise ValueError("cannot listen: a bad option")
+
+
+async def test_listening_that_dies_is_said_and_polling_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A listener that dies instead of listening (it once did, on an engine option that a
+    NullPool refuses) leaves the cache polling alone: that is logged, not silent."""
+    reader = FakeReader()
+    cache = CachedGlobals(reader, BrokenNotifications(), poll_s=0.01)
+    task = asyncio.create_task(cache.run())
+    try:
+        await eventually(lambda: "stopped listening for changes" in caplog.text)
+        assert "ValueError: cannot listen: a bad option" in caplog.text
+        reader.change(500)
+        await eventually(lambda: cache.version == 2)  # polled
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

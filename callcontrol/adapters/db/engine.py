@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 
 from callcontrol import private_files
 from callcontrol.adapters.db.pool_ping import ping_when_idle
@@ -149,9 +150,10 @@ def make_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
             pool_recycle=1800,
             connect_args={"timeout": PG_CONNECT_TIMEOUT_S},
         )
-    if "poolclass" in kwargs:  # e.g. NullPool, which has no size
+    if "poolclass" in kwargs:  # e.g. NullPool, which has no size and no order
         options.pop("pool_size", None)
         options.pop("max_overflow", None)
+        options.pop("pool_use_lifo", None)
     options.update(kwargs)
     try:
         engine = create_async_engine(u, **options)
@@ -159,7 +161,8 @@ def make_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
         raise ConfigError(f"[database] url {redact(u)}: {e}") from None
     if u.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
-    elif not options.get("pool_pre_ping"):
+    elif not options.get("pool_pre_ping") and options.get("poolclass") is not NullPool:
+        # (a NullPool's connections are new at every checkout: nothing to check)
         ping_when_idle(engine)
     return engine
 

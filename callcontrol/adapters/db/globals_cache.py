@@ -257,6 +257,7 @@ class CachedGlobals:
             listening = asyncio.create_task(
                 self.notifications.listen(self._wake.set), name="globals-listen"
             )
+            listening.add_done_callback(_said_if_failed)
         failing, said_stale = _Repeats(), False
         try:
             while True:
@@ -290,6 +291,16 @@ class CachedGlobals:
             if listening is not None:
                 listening.cancel()
                 await asyncio.gather(listening, return_exceptions=True)
+
+
+def _said_if_failed(task: asyncio.Task[None]) -> None:
+    """Listening ends only when cancelled; if it died instead, the cache polls alone: say so."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error(
+            "globals cache: stopped listening for changes (%s); polling every %g s only",
+            _why(task.exception()),  # type: ignore[arg-type]  # not None: checked above
+            POLL_S,
+        )
 
 
 def globals_source(engine: AsyncEngine) -> CachedGlobals:
