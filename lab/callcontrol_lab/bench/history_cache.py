@@ -31,6 +31,7 @@ from sqlalchemy.pool import NullPool
 
 from callcontrol.adapters.db.engine import head_revision, normalise_url, upgrade
 from callcontrol_lab.bench.history import (
+    FILLED_TABLES,
     GENERATOR_VERSION,
     HistorySpec,
     build_history,
@@ -147,7 +148,15 @@ async def history_template(
         if dump.exists():
             progress(f"history: restoring {dump}")
             await asyncio.to_thread(_restore, target, dump)
-            how = f"restored from {dump}"
+            # A dump carries no planner statistics and no visibility map: without this the
+            # restored history is read with the plans of empty tables (seq scans of millions
+            # of rows), which no running prison has. The generator ends the same way.
+            progress("history: restored; VACUUM ANALYZE of its tables")
+            await _admin(
+                target.render_as_string(hide_password=False),
+                *(f"VACUUM ANALYZE {t}" for t in FILLED_TABLES),
+            )
+            how = f"restored from {dump} (then VACUUM ANALYZE)"
             details["tables"] = await table_counts(target.render_as_string(hide_password=False))
         else:
             progress(
