@@ -362,3 +362,25 @@ def test_a_watched_process_reports_its_cpu_seconds_between_first_and_last_sample
         pass
     watch.sample(time.time())
     assert watch.cpu_s is not None and 0.25 <= watch.cpu_s <= 2.0
+
+
+@pytest.mark.parametrize("kind", [Kind.APPROVED, Kind.PRIVILEGED])
+def test_a_call_the_handset_hung_up_before_its_talk_is_no_call(kind: Kind) -> None:
+    """Under overload a slow setup eats the talk (the handset keeps its own timers): a call
+    whose called party saw under half the planned talk fails, in the daemon's way and in the
+    static way alike, however right its records are."""
+    talking = dataclasses.replace(planned(kind), talk_ms=40_000)
+    assert check.judge(talking, sip(kind, talk_s=40.0), db(kind, talk=40)).problems == []
+    assert check.judge_sip_only(talking, sip(kind, talk_s=40.0)).outcome == "connected"
+    short = check.judge(talking, sip(kind, talk_s=0.3), db(kind, talk=0))
+    assert any("talked 0.3 s of the 40 s planned" in p for p in short.problems), short.problems
+    static = check.judge_sip_only(talking, sip(kind, talk_s=0.3))
+    assert static.outcome == "failed" and "talked 0.3 s" in static.problems[0]
+    # half the planned talk is still a call (the handset's own margin, a slow acceptance)
+    assert check.judge_sip_only(talking, sip(kind, talk_s=20.5)).outcome == "connected"
+
+
+def test_the_plan_gives_bridged_calls_their_talk() -> None:
+    p = plan.plan_load([Kind.APPROVED, Kind.UNAPPROVED], cells=4, rate=1, timing=TIMING)
+    talks = {c.kind: c.talk_ms for c in p.calls}
+    assert talks == {Kind.APPROVED: 10_000, Kind.UNAPPROVED: 0}

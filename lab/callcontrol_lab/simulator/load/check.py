@@ -22,6 +22,10 @@ from callcontrol_lab.simulator.load.plan import PlannedCall
 from callcontrol_lab.simulator.verdict import keyed_at
 
 TALK_TOLERANCE_S = 2.0  # the daemon's talk time against the called party's own
+# A connected call must have been talked: the called party saw at least this share of the talk
+# its handset planned. Less, and the handset hung up before the call was through (its script
+# keeps its own timers, so a slow setup eats the talk): no service, in any way of deciding.
+SHORT_TALK_SHARE = 0.5
 # A recording's length against the talk time (whole seconds, rounded): at most this much
 # shorter (the rounding, and MixMonitor starts at the bridge, just after the acceptance), and
 # this much longer plus RECORDING_PADDING of the talk.
@@ -262,6 +266,8 @@ def judge(planned: PlannedCall, sip: SipFacts, db: DbFacts) -> Verdict:
                 f"talk time {db.talk_seconds} s in the records, {observed:.1f} s seen by the "
                 "called party"
             )
+        if (short := talk_cut_short(planned, sip)) is not None:
+            problems.append(short)
     else:
         if db.accepted:
             problems.append("bridged, but its kind should never be")
@@ -297,6 +303,17 @@ def judge(planned: PlannedCall, sip: SipFacts, db: DbFacts) -> Verdict:
     return Verdict(planned, sip, db, outcome, problems)
 
 
+def talk_cut_short(planned: PlannedCall, sip: SipFacts) -> str | None:
+    """Why a connected call was no call (the handset hung up before the talk), or None."""
+    observed, wanted = sip.observed_talk_s, planned.talk_ms / 1000
+    if observed is None or wanted <= 0 or observed >= wanted * SHORT_TALK_SHARE:
+        return None
+    return (
+        f"talked {observed:.1f} s of the {wanted:g} s planned: the handset hung up before the "
+        "call was through (setup too slow)"
+    )
+
+
 def judge_sip_only(planned: PlannedCall, sip: SipFacts) -> Verdict:
     """A call with no daemon to ask (the benchmark's static dialplan bridges every call): it
     is connected when the called party answered, keyed its digit and talked; else failed."""
@@ -308,6 +325,8 @@ def judge_sip_only(planned: PlannedCall, sip: SipFacts) -> Verdict:
         problems.append("the called party never got an INVITE")
     elif sip.observed_talk_s is None:
         problems.append("the called party saw no talk")
+    elif (short := talk_cut_short(planned, sip)) is not None:
+        problems.append(short)
     outcome = "failed" if problems else "connected"
     return Verdict(planned, sip, DbFacts(), outcome, problems)
 

@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from callcontrol_lab.simulator.load.mix import Kind
+from callcontrol_lab.simulator.load.mix import EXPECTED, Kind
 from callcontrol_lab.simulator.logs import HandsetCall, keyed, keying_ms
 
 MAIN, SHORT, WRONG = "main", "short", "wrong_pin"
@@ -98,6 +98,7 @@ class PlannedCall:
     start_s: float  # when SIPp should start it, from the start of the run
     pins: tuple[str, ...]
     hold_ms: int
+    talk_ms: int = 0  # the talk planned after the acceptance (Timing.hold_s), 0 if none
 
     def handset_call(self, password: str, timing: Timing) -> HandsetCall:
         return HandsetCall(
@@ -261,6 +262,7 @@ def plan_load(
                 start_s=t,
                 pins=pins,
                 hold_ms=timing.handset_hold_ms(kind),
+                talk_ms=round(timing.hold_s * 1000) if EXPECTED[kind].bridged else 0,
             )
         )
     return LoadPlan(calls=calls, cells=all_cells, rate=rate, timing=timing, needed=need)
