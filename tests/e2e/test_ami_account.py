@@ -35,21 +35,20 @@ pytestmark = pytest.mark.e2e
 async def daemon_account(e2e: E2E, secret: str | None = None) -> AsyncIterator[AmiSession]:
     """An AMI session as the daemon's user, with its secret (the file the lab rendered)."""
     settings = load_settings(e2e.config)
-    ami = AmiSession(
-        "127.0.0.1", PORTS["ami"], settings.ami.username, secret or settings.ami_secret()
-    )
-    await ami.start()
-    try:
-        await ami.wait_connected(10)
+    async with _logged_in(settings.ami.username, secret or settings.ami_secret()) as ami:
         yield ami
-    finally:
-        await ami.stop()
 
 
 @asynccontextmanager
 async def lab_watcher(e2e: E2E) -> AsyncIterator[AmiSession]:
     """An AMI session as the lab's watcher (read call, no eventfilter): every call event."""
-    ami = AmiSession("127.0.0.1", PORTS["ami"], OBSERVER_USER, e2e.lab.observer_secret)
+    async with _logged_in(OBSERVER_USER, e2e.lab.observer_secret) as ami:
+        yield ami
+
+
+@asynccontextmanager
+async def _logged_in(username: str, secret: str) -> AsyncIterator[AmiSession]:
+    ami = AmiSession("127.0.0.1", PORTS["ami"], username, secret)
     await ami.start()
     try:
         await ami.wait_connected(10)

@@ -25,14 +25,6 @@ def newchannel(uid: str, name: str, state: str = "Ring") -> dict[str, str]:
 
 
 @pytest.fixture
-async def ami() -> AsyncIterator[ScriptedAmi]:
-    server = ScriptedAmi()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def tracked(ami: ScriptedAmi) -> AsyncIterator[tuple[AmiSession, ChannelTracker]]:
     session = AmiSession(
         "127.0.0.1", ami.port, ami.username, ami.secret, reconnect_s=0.05, action_timeout=1.0

@@ -24,14 +24,6 @@ MakeSession = Callable[..., Awaitable[AmiSession]]
 
 
 @pytest.fixture
-async def ami() -> AsyncIterator[ScriptedAmi]:
-    server = ScriptedAmi()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def make_session(ami: ScriptedAmi) -> AsyncIterator[MakeSession]:
     sessions: list[AmiSession] = []
 

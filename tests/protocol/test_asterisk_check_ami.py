@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from callcontrol.adapters.asterisk.expected import Observed
 from callcontrol.adapters.asterisk.observe import observe_ami
 
 from .ami_peer import ScriptedAmi, channel_row
-
-
-@pytest.fixture
-async def ami() -> AsyncIterator[ScriptedAmi]:
-    server = ScriptedAmi()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def check(ami: ScriptedAmi) -> Observed:
